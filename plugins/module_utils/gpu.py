@@ -1,0 +1,517 @@
+# Copyright: (c) 2026, gpufleet.mig contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The NVML seam: the only file of the collection that imports pynvml (package nvidia-ml-py).
+
+A thin layer over the real pynvml API. Reads return JSON-able dicts, writes return what NVML reports
+afterwards, and every NVML failure becomes ``NvmlCallError`` carrying the call name, NVML's return code
+and NVML's own text. Everything except ``NvmlSession`` expects to run inside ``with NvmlSession():``;
+sessions nest (NVML is initialised once by the outermost one).
+
+Driver differences handled here (mig-hardware.md sections 8 and 12):
+
+* ``nvmlDeviceGetGpuInstanceProfileInfoV`` (with the profile ``name``) exists from R510; older drivers get
+  the v1 call, and names are computed from the numbers anyway (profiles.py);
+* ``nvmlDeviceGetGpuInstancePossiblePlacements_v2`` exists from R470; older drivers get the v1 C symbol;
+* GPU instance profile indices a driver does not know answer INVALID_ARGUMENT, profiles a GPU lacks
+  NOT_SUPPORTED: both are skipped, as go-nvlib does. Drivers before ~R550 list no profile at all while
+  MIG mode is off (the catalog is then empty, and the planner says so);
+* strings come back as ``str`` from current pynvml; ``bytes`` are decoded too.
+"""
+
+from __future__ import annotations
+
+import traceback
+from ctypes import byref, c_uint
+
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
+    build_catalog,
+    mig_profile_name,
+    memory_size_gb,
+    GPU_INSTANCE_PROFILE_SHAPES,
+)
+
+try:
+    import pynvml
+
+    HAS_PYNVML = True
+    PYNVML_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - depends on the target host
+    pynvml = None
+    HAS_PYNVML = False
+    PYNVML_IMPORT_ERROR = traceback.format_exc()
+
+# NVML return codes (nvml.h; mig-hardware.md section 9). Numbers, so they exist without pynvml.
+NVML_SUCCESS = 0
+NVML_ERROR_INVALID_ARGUMENT = 2
+NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_NOT_FOUND = 6
+NVML_ERROR_INSUFFICIENT_SIZE = 7
+NVML_ERROR_FUNCTION_NOT_FOUND = 13
+NVML_ERROR_RESET_REQUIRED = 16
+NVML_ERROR_IN_USE = 19
+NVML_ERROR_INSUFFICIENT_RESOURCES = 23
+
+_NO_INSTANCE_ID = 0xFFFFFFFF  # NVML_GPU_INSTANCE_ID_ANY / "not a MIG process"
+_MIB = 1024 * 1024
+_MIG_ENABLE = 1
+_MIG_DISABLE = 0
+_SKIPPED_PROFILE_CODES = (NVML_ERROR_NOT_SUPPORTED, NVML_ERROR_INVALID_ARGUMENT)
+
+_session_depth = [0]  # module-level counter of nested NvmlSession blocks
+
+
+def _text(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def _error_text(error):
+    try:
+        return str(error)
+    except Exception:  # pylint: disable=broad-except  # str() of an NVMLError may itself call into NVML
+        return "NVML error %s" % getattr(error, "value", "?")
+
+
+def _nvml_error(call, error, gpu_index=None, detail=None):
+    return NvmlCallError(call, getattr(error, "value", None), _error_text(error), gpu_index=gpu_index, detail=detail)
+
+
+def _call(function, *args, **context):
+    """Run a pynvml function; NVMLError -> NvmlCallError(call=function name, code, text)."""
+    try:
+        return function(*args)
+    except pynvml.NVMLError as error:
+        raise _nvml_error(function.__name__, error, context.get("gpu_index"), context.get("detail"))
+
+
+def _require_pynvml():
+    if not HAS_PYNVML:
+        raise MigError(
+            "the Python package nvidia-ml-py (module pynvml) is not installed on this host; install it for "
+            "the interpreter Ansible uses here"
+        )
+
+
+class NvmlSession(object):
+    """``with NvmlSession():`` initialises NVML (nvmlInit) and shuts it down (nvmlShutdown) at the end."""
+
+    def __enter__(self):
+        _require_pynvml()
+        if _session_depth[0] == 0:
+            _call(pynvml.nvmlInit)
+        _session_depth[0] += 1
+        return self
+
+    def __exit__(self, exc_type, exc_value, tb):
+        _session_depth[0] -= 1
+        if _session_depth[0] == 0:
+            try:
+                pynvml.nvmlShutdown()
+            except pynvml.NVMLError as error:
+                if exc_type is None:
+                    raise _nvml_error("nvmlShutdown", error)
+        return False
+
+
+def gpu_handle(index):
+    """NVML device handle of the GPU at ``index``."""
+    return _call(pynvml.nvmlDeviceGetHandleByIndex, index, gpu_index=index)
+
+
+def _mode_word(mode):
+    return "enabled" if mode == _MIG_ENABLE else "disabled"
+
+
+def _cuda_version(value):
+    """NVML's CUDA driver version int (12040) -> "12.4"."""
+    return "%d.%d" % (value // 1000, (value % 1000) // 10)
+
+
+def _mig_mode(handle, index):
+    """(current, pending) ints, or None when the GPU (or driver) has no MIG."""
+    try:
+        current, pending = pynvml.nvmlDeviceGetMigMode(handle)
+    except pynvml.NVMLError as error:
+        if error.value in (NVML_ERROR_NOT_SUPPORTED, NVML_ERROR_FUNCTION_NOT_FOUND):
+            return None
+        raise _nvml_error("nvmlDeviceGetMigMode", error, index)
+    return current, pending
+
+
+class _ProfileInfoReader(object):
+    """GetGpuInstanceProfileInfo with the V (v2) struct, falling back to v1 on drivers before R510."""
+
+    def __init__(self, index):
+        self.version = 2
+        self.gpu_index = index
+
+    def read(self, handle, profile_index):
+        try:
+            return pynvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, profile_index, self.version)
+        except pynvml.NVMLError as error:
+            if error.value == NVML_ERROR_FUNCTION_NOT_FOUND and self.version == 2:
+                self.version = 1
+                return self.read(handle, profile_index)
+            if error.value in _SKIPPED_PROFILE_CODES:
+                return None
+            raise _nvml_error("nvmlDeviceGetGpuInstanceProfileInfo", error, self.gpu_index,
+                              "profile index %d" % profile_index)
+
+
+def _possible_placements(handle, profile_id, index):
+    """[(start, size)] for a GPU instance profile id; NULL array first to learn the count."""
+    count = c_uint(0)
+    try:
+        pynvml.nvmlDeviceGetGpuInstancePossiblePlacements(handle, profile_id, None, byref(count))
+        function = pynvml.nvmlDeviceGetGpuInstancePossiblePlacements
+    except pynvml.NVMLError as error:
+        if error.value != NVML_ERROR_FUNCTION_NOT_FOUND:
+            raise _nvml_error("nvmlDeviceGetGpuInstancePossiblePlacements", error, index, "profile %d" % profile_id)
+        function = _possible_placements_v1
+        _call(function, handle, profile_id, None, byref(count), gpu_index=index, detail="profile %d" % profile_id)
+    placements = (pynvml.c_nvmlGpuInstancePlacement_t * max(count.value, 1))()
+    _call(function, handle, profile_id, placements, byref(count), gpu_index=index, detail="profile %d" % profile_id)
+    return [(placements[i].start, placements[i].size) for i in range(count.value)]
+
+
+def _possible_placements_v1(handle, profile_id, placements, count):
+    """The pre-R470 C symbol, which pynvml does not wrap (its wrapper always calls ``_v2``)."""
+    # pylint: disable-next=protected-access
+    function = pynvml._nvmlGetFunctionPointer("nvmlDeviceGetGpuInstancePossiblePlacements")
+    pynvml._nvmlCheckReturn(function(handle, profile_id, placements, count))  # pylint: disable=protected-access
+
+
+_possible_placements_v1.__name__ = "nvmlDeviceGetGpuInstancePossiblePlacements"
+
+
+def read_catalog(handle_or_index):
+    """GpuCatalog of one GPU, read from NVML now (the product never hard-codes profile tables)."""
+    index = handle_or_index if isinstance(handle_or_index, int) else None
+    handle = gpu_handle(handle_or_index) if index is not None else handle_or_index
+    name = _text(_call(pynvml.nvmlDeviceGetName, handle, gpu_index=index))
+    total_bytes = _call(pynvml.nvmlDeviceGetMemoryInfo, handle, gpu_index=index).total
+    reader = _ProfileInfoReader(index)
+    records = []
+    seen = set()
+    for profile_index in range(pynvml.NVML_GPU_INSTANCE_PROFILE_COUNT):
+        info = reader.read(handle, profile_index)
+        if info is None or info.id in seen:
+            continue
+        seen.add(info.id)
+        reported = _text(getattr(info, "name", b"")) or None
+        if reported and reported.upper().startswith("MIG "):
+            reported = reported[4:]
+        records.append({
+            "index": profile_index,
+            "profile_id": info.id,
+            "slice_count": info.sliceCount,
+            "instance_count": info.instanceCount,
+            "memory_mib": info.memorySizeMB,
+            "multiprocessors": info.multiprocessorCount,
+            "copy_engines": info.copyEngineCount,
+            "decoders": info.decoderCount,
+            "encoders": info.encoderCount,
+            "jpegs": info.jpegCount,
+            "ofas": info.ofaCount,
+            "placements": _possible_placements(handle, info.id, index),
+            "reported_name": reported,
+        })
+    return build_catalog(name, total_bytes, records)
+
+
+def _compute_profile_info(gpu_instance, ci_profile_index, gpu_index):
+    """Compute-instance profile info (V struct, v1 before R510), or None if the GI lacks that profile."""
+    shared = pynvml.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED
+    for version in (2, 1):
+        try:
+            return pynvml.nvmlGpuInstanceGetComputeInstanceProfileInfo(gpu_instance, ci_profile_index, shared, version)
+        except pynvml.NVMLError as error:
+            if error.value == NVML_ERROR_FUNCTION_NOT_FOUND and version == 2:
+                continue
+            if error.value in _SKIPPED_PROFILE_CODES:
+                return None
+            raise _nvml_error("nvmlGpuInstanceGetComputeInstanceProfileInfo", error, gpu_index,
+                              "compute profile index %d" % ci_profile_index)
+    return None
+
+
+def _mig_devices(handle, index, max_count):
+    """{(gi id, ci id): {mig_device_index, mig_uuid, handle}} for the MIG devices NVML exposes."""
+    devices = {}
+    for mig_index in range(max_count):
+        try:
+            mig = pynvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, mig_index)
+        except pynvml.NVMLError as error:
+            if error.value in (NVML_ERROR_NOT_FOUND, NVML_ERROR_INVALID_ARGUMENT):
+                continue
+            raise _nvml_error("nvmlDeviceGetMigDeviceHandleByIndex", error, index, "MIG device %d" % mig_index)
+        key = (_call(pynvml.nvmlDeviceGetGpuInstanceId, mig, gpu_index=index),
+               _call(pynvml.nvmlDeviceGetComputeInstanceId, mig, gpu_index=index))
+        devices[key] = {"mig_device_index": mig_index,
+                        "mig_uuid": _text(_call(pynvml.nvmlDeviceGetUUID, mig, gpu_index=index)),
+                        "handle": mig}
+    return devices
+
+
+def _placement(struct):
+    return {"start": struct.start, "size": struct.size}
+
+
+def _compute_instance_name(gi_profile, compute_slices, total_bytes):
+    known = gi_profile.compute_profile_by_slices(compute_slices)
+    if known is not None:
+        return known.name
+    gpu_slices, attributes, negative = GPU_INSTANCE_PROFILE_SHAPES.get(
+        gi_profile.index, (gi_profile.slice_count, (), ()))
+    return mig_profile_name(gpu_slices, compute_slices, memory_size_gb(gi_profile.memory_mib, total_bytes),
+                            attributes, negative)
+
+
+def _compute_instances(gpu_instance, gi_id, gi_profile, total_bytes, mig_devices, index):
+    computes = []
+    seen = set()
+    for ci_profile_index in range(pynvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
+        info = _compute_profile_info(gpu_instance, ci_profile_index, index)
+        if info is None or info.id in seen:
+            continue
+        seen.add(info.id)
+        handles = (pynvml.c_nvmlComputeInstance_t * max(info.instanceCount, 1))()
+        count = c_uint(0)
+        _call(pynvml.nvmlGpuInstanceGetComputeInstances, gpu_instance, info.id, handles, byref(count),
+              gpu_index=index, detail="GPU instance %d" % gi_id)
+        name = _compute_instance_name(gi_profile, info.sliceCount, total_bytes)
+        for position in range(count.value):
+            ci = _call(pynvml.nvmlComputeInstanceGetInfo, handles[position], gpu_index=index)
+            device = mig_devices.get((gi_id, ci.id), {})
+            computes.append({
+                "id": ci.id,
+                "profile_id": ci.profileId,
+                "profile_name": name,
+                "placement": _placement(ci.placement),
+                "mig_uuid": device.get("mig_uuid"),
+                "mig_device_index": device.get("mig_device_index"),
+            })
+    return sorted(computes, key=lambda ci: ci["id"])
+
+
+def _gpu_instances(handle, index, catalog, mig_devices):
+    instances = []
+    for profile in catalog.profiles:
+        handles = (pynvml.c_nvmlGpuInstance_t * max(profile.instance_count, 1))()
+        count = c_uint(0)
+        _call(pynvml.nvmlDeviceGetGpuInstances, handle, profile.profile_id, handles, byref(count),
+              gpu_index=index, detail="profile %d" % profile.profile_id)
+        for position in range(count.value):
+            info = _call(pynvml.nvmlGpuInstanceGetInfo, handles[position], gpu_index=index)
+            instances.append({
+                "id": info.id,
+                "profile_id": info.profileId,
+                "profile_name": profile.name,
+                "placement": _placement(info.placement),
+                "memory_mib": profile.memory_mib,
+                "compute_instances": _compute_instances(handles[position], info.id, profile,
+                                                        catalog.memory_total_bytes, mig_devices, index),
+            })
+    return sorted(instances, key=lambda gi: gi["id"])
+
+
+def _versioned_processes(kind, handle, index, required):
+    """Running processes of one kind through the newest versioned call the driver exports.
+
+    The unversioned pynvml wrappers turn FUNCTION_NOT_FOUND into a non-NVML exception, so call the
+    versions directly: _v3 (R510+), then _v2 (same struct).
+    """
+    last_error = None
+    for suffix in ("_v3", "_v2"):
+        function = getattr(pynvml, "nvmlDevice%sRunningProcesses%s" % (kind, suffix))
+        try:
+            return list(function(handle))
+        except pynvml.NVMLError as error:
+            if error.value != NVML_ERROR_FUNCTION_NOT_FOUND and not (
+                    not required and error.value == NVML_ERROR_NOT_SUPPORTED):
+                raise _nvml_error(function.__name__, error, index)
+            last_error = (function.__name__, error)
+    if required:
+        raise _nvml_error(last_error[0], last_error[1], index)
+    return []
+
+
+def _running_processes(handle, index):
+    """Compute processes, plus graphics processes where the driver reports them."""
+    return (_versioned_processes("GetCompute", handle, index, True)
+            + _versioned_processes("GetGraphics", handle, index, False))
+
+
+def _instance_id(value):
+    return None if value is None or value == _NO_INSTANCE_ID else value
+
+
+def _processes(handle, index, mig_devices):
+    """Processes on the GPU and its MIG devices, one record per (pid, GPU instance, compute instance)."""
+    found = {}
+    sources = [(handle, None, None)]
+    for (gi_id, ci_id), device in sorted(mig_devices.items()):
+        sources.append((device["handle"], gi_id, ci_id))
+    for source, gi_id, ci_id in sources:
+        for process in _running_processes(source, index):
+            gpu_instance = _instance_id(getattr(process, "gpuInstanceId", None))
+            compute_instance = _instance_id(getattr(process, "computeInstanceId", None))
+            if gpu_instance is None and gi_id is not None:
+                gpu_instance, compute_instance = gi_id, ci_id
+            used = getattr(process, "usedGpuMemory", None)
+            found[(process.pid, gpu_instance, compute_instance)] = {
+                "pid": process.pid,
+                "used_memory_mib": None if used is None else used // _MIB,
+                "gpu_instance_id": gpu_instance,
+                "compute_instance_id": compute_instance,
+            }
+    # A parent-handle record without instance ids duplicates the same pid's record from its MIG device.
+    placed = set(key[0] for key in found if key[1] is not None)
+    records = [record for key, record in sorted(found.items(), key=lambda item: str(item[0]))
+               if key[1] is not None or key[0] not in placed]
+    for record in records:
+        try:
+            record["name"] = _text(pynvml.nvmlSystemGetProcessName(record["pid"]))
+        except pynvml.NVMLError:
+            pass  # the name is a courtesy for reports; a process may exit between the two calls
+    return sorted(records, key=lambda record: (record["pid"], str(record["gpu_instance_id"])))
+
+
+def _gpu_facts(index):
+    handle = gpu_handle(index)
+    pci = _call(pynvml.nvmlDeviceGetPciInfo, handle, gpu_index=index)
+    memory = _call(pynvml.nvmlDeviceGetMemoryInfo, handle, gpu_index=index)
+    mode = _mig_mode(handle, index)
+    facts = {
+        "index": index,
+        "uuid": _text(_call(pynvml.nvmlDeviceGetUUID, handle, gpu_index=index)),
+        "name": _text(_call(pynvml.nvmlDeviceGetName, handle, gpu_index=index)),
+        "pci_bus_id": _text(pci.busId),
+        "pci_device_id": "0x%08X" % pci.pciDeviceId,
+        "pci_subsystem_id": "0x%08X" % pci.pciSubSystemId,
+        "memory_total_mib": memory.total // _MIB,
+        "mig_capable": mode is not None,
+        "mig_mode": None if mode is None else {"current": _mode_word(mode[0]), "pending": _mode_word(mode[1])},
+        "max_mig_devices": 0,
+        "gpu_instances": [],
+        "processes": [],
+    }
+    mig_devices = {}
+    if mode is not None and mode[0] == _MIG_ENABLE:
+        facts["max_mig_devices"] = _call(pynvml.nvmlDeviceGetMaxMigDeviceCount, handle, gpu_index=index)
+        mig_devices = _mig_devices(handle, index, facts["max_mig_devices"])
+        facts["gpu_instances"] = _gpu_instances(handle, index, read_catalog(handle), mig_devices)
+    facts["processes"] = _processes(handle, index, mig_devices)
+    return facts
+
+
+def read_node_facts():
+    """Driver, CUDA and NVML versions and every GPU: identity, MIG mode, GPU/compute instances, processes.
+
+    MIG devices carry their UUID and nvidia-smi device index; ``profile_name`` fields use go-nvlib names
+    (``3g.20gb``, ``1c.3g.20gb``), so ``planner.devices_from_instances`` works on them directly.
+    """
+    return {
+        "driver_version": _text(_call(pynvml.nvmlSystemGetDriverVersion)),
+        "cuda_driver_version": _cuda_version(_call(pynvml.nvmlSystemGetCudaDriverVersion)),
+        "nvml_version": _text(_call(pynvml.nvmlSystemGetNVMLVersion)),
+        "gpus": [_gpu_facts(index) for index in range(_call(pynvml.nvmlDeviceGetCount))],
+    }
+
+
+def _status_text(status):
+    if status == NVML_SUCCESS:
+        return "Success"
+    return _error_text(pynvml.NVMLError(status))
+
+
+def set_mig_mode(index, enabled):
+    """Request MIG mode on/off for one GPU.
+
+    NVML sets the *pending* mode at once; ``activation_status`` is NVML's own verdict on activating it
+    (0 = done; IN_USE = clients hold the GPU; RESET_REQUIRED = a reset or reboot must follow). Like
+    mig-parted, callers should decide from ``current`` vs ``pending``, which are read back afterwards.
+    """
+    handle = gpu_handle(index)
+    mode = _MIG_ENABLE if enabled else _MIG_DISABLE
+    status = _call(pynvml.nvmlDeviceSetMigMode, handle, mode, gpu_index=index,
+                   detail="enable" if enabled else "disable")
+    current, pending = _call(pynvml.nvmlDeviceGetMigMode, handle, gpu_index=index)
+    return {"activation_status": status, "activation_status_text": _status_text(status),
+            "current": _mode_word(current), "pending": _mode_word(pending)}
+
+
+def _placement_pair(placement):
+    if isinstance(placement, dict):
+        return int(placement["start"]), int(placement["size"])
+    start, size = placement
+    return int(start), int(size)
+
+
+def create_gpu_instance(index, profile_id, placement=None):
+    """Create a GPU instance of ``profile_id`` (the nvidia-smi id), at ``placement`` (start, size) if given.
+
+    Returns ``{id, profile_id, placement}`` as NVML reports the new instance. Explicit placement needs
+    R460+ (FUNCTION_NOT_FOUND before).
+    """
+    handle = gpu_handle(index)
+    if placement is None:
+        instance = _call(pynvml.nvmlDeviceCreateGpuInstance, handle, profile_id, gpu_index=index,
+                         detail="profile %d" % profile_id)
+    else:
+        start, size = _placement_pair(placement)
+        where = pynvml.c_nvmlGpuInstancePlacement_t(start, size)
+        instance = _call(pynvml.nvmlDeviceCreateGpuInstanceWithPlacement, handle, profile_id, byref(where),
+                         gpu_index=index, detail="profile %d at %d:%d" % (profile_id, start, size))
+    info = _call(pynvml.nvmlGpuInstanceGetInfo, instance, gpu_index=index)
+    return {"id": info.id, "profile_id": info.profileId, "placement": _placement(info.placement)}
+
+
+def _gpu_instance_by_id(handle, index, gi_id):
+    return _call(pynvml.nvmlDeviceGetGpuInstanceById, handle, gi_id, gpu_index=index,
+                 detail="GPU instance %d" % gi_id)
+
+
+def create_compute_instance(index, gi_id, ci_profile_index, placement=None):
+    """Create a compute instance in GPU instance ``gi_id``.
+
+    ``ci_profile_index`` is the NVML_COMPUTE_INSTANCE_PROFILE_* index (the planner's ``profile_index``);
+    the profile id NVML wants is read from the GPU instance first, as mig-parted does.
+    """
+    handle = gpu_handle(index)
+    instance = _gpu_instance_by_id(handle, index, gi_id)
+    info = _compute_profile_info(instance, ci_profile_index, index)
+    if info is None:
+        raise NvmlCallError("nvmlGpuInstanceGetComputeInstanceProfileInfo", NVML_ERROR_NOT_SUPPORTED,
+                            "Not Supported", gpu_index=index,
+                            detail="compute profile index %d in GPU instance %d" % (ci_profile_index, gi_id))
+    detail = "compute profile %d in GPU instance %d" % (info.id, gi_id)
+    if placement is None:
+        compute = _call(pynvml.nvmlGpuInstanceCreateComputeInstance, instance, info.id, gpu_index=index, detail=detail)
+    else:
+        start, size = _placement_pair(placement)
+        where = pynvml.c_nvmlComputeInstancePlacement_t(start, size)
+        compute = _call(pynvml.nvmlGpuInstanceCreateComputeInstanceWithPlacement, instance, info.id, byref(where),
+                        gpu_index=index, detail="%s at %d:%d" % (detail, start, size))
+    ci = _call(pynvml.nvmlComputeInstanceGetInfo, compute, gpu_index=index)
+    return {"id": ci.id, "profile_id": ci.profileId, "placement": _placement(ci.placement)}
+
+
+def destroy_compute_instance(index, gi_id, ci_id):
+    """Destroy one compute instance (NVML answers IN_USE while a process runs on it)."""
+    handle = gpu_handle(index)
+    instance = _gpu_instance_by_id(handle, index, gi_id)
+    compute = _call(pynvml.nvmlGpuInstanceGetComputeInstanceById, instance, ci_id, gpu_index=index,
+                    detail="compute instance %d in GPU instance %d" % (ci_id, gi_id))
+    _call(pynvml.nvmlComputeInstanceDestroy, compute, gpu_index=index,
+          detail="compute instance %d in GPU instance %d" % (ci_id, gi_id))
+
+
+def destroy_gpu_instance(index, gi_id):
+    """Destroy one GPU instance (NVML answers IN_USE while it still has compute instances or processes)."""
+    handle = gpu_handle(index)
+    instance = _gpu_instance_by_id(handle, index, gi_id)
+    _call(pynvml.nvmlGpuInstanceDestroy, instance, gpu_index=index, detail="GPU instance %d" % gi_id)

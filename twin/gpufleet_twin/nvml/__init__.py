@@ -1,0 +1,251 @@
+"""Simulated NVML for the fleet twin.
+
+The product imports the real ``pynvml``; the simulator replaces the C library beneath it
+(``pynvml.nvmlLib``) with ``FakeNvmlLibrary``, backed by one JSON state file per node.
+
+In-process (tests)::
+
+    with simulated(state_path):
+        pynvml.nvmlInit()
+
+In a subprocess (Ansible modules, nvidia-smi): run it with ``node_env(state_path)``; the
+``shim/pynvml.py`` first on PYTHONPATH loads the real pynvml and installs the fake library.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .core import MIG_ENABLE, Node
+from .errors import NvmlCallError
+from .hardware import known_models
+from .library import FakeNvmlLibrary, resolve_call_symbols
+from .spec import (
+    NodeSpecError,
+    add_fault_to_state,
+    add_process_to_state,
+    build_node_state,
+    hold_gpu_in_state,
+)
+from .state import create_state_file, locked_state, read_state
+
+__all__ = [
+    "FakeNvmlLibrary",
+    "NodeSpecError",
+    "NvmlCallError",
+    "STATE_ENV_VAR",
+    "add_process",
+    "clear_faults",
+    "create_node_state",
+    "hold_gpu",
+    "inject_fault",
+    "install",
+    "known_models",
+    "node_env",
+    "node_env_parts",
+    "node_status",
+    "reboot",
+    "release_gpu",
+    "remove_process",
+    "reset_gpu",
+    "resolve_call_symbols",
+    "simulated",
+    "uninstall",
+]
+
+STATE_ENV_VAR = "GPUFLEET_SIM_STATE"
+PYTHON_ENV_VAR = "GPUFLEET_SIM_PYTHON"
+PACKAGE_DIR = Path(__file__).resolve().parent
+SHIM_DIR = PACKAGE_DIR / "shim"
+BIN_DIR = PACKAGE_DIR / "bin"
+TWIN_ROOT = PACKAGE_DIR.parent.parent  # the directory holding the gpufleet_twin package
+
+_previous_libraries: list[Any] = []
+
+
+# ------------------------------------------------------------------- activation
+def install(state_path: str | Path) -> FakeNvmlLibrary:
+    """Point the imported pynvml at a fake libnvidia-ml for the node at ``state_path``."""
+    import pynvml
+
+    library = FakeNvmlLibrary(state_path)
+    _previous_libraries.append(pynvml.nvmlLib)
+    pynvml.nvmlLib = library
+    pynvml._nvmlGetFunctionPointer_cache.clear()
+    return library
+
+
+def uninstall() -> None:
+    """Undo the latest ``install``."""
+    import pynvml
+
+    pynvml.nvmlLib = _previous_libraries.pop() if _previous_libraries else None
+    pynvml._nvmlGetFunctionPointer_cache.clear()
+
+
+@contextmanager
+def simulated(state_path: str | Path) -> Iterator[FakeNvmlLibrary]:
+    library = install(state_path)
+    try:
+        yield library
+    finally:
+        uninstall()
+
+
+def node_env_parts(state_path: str | Path) -> tuple[dict[str, str], list[str], list[str]]:
+    """(fixed variables, PYTHONPATH prefix, PATH prefix) of a process running on the node.
+
+    PATH gets the nvidia-smi stand-in first, then the directory of this interpreter, so that
+    ``python`` and console scripts resolve to the environment that has pynvml and the twin.
+    """
+    fixed = {
+        STATE_ENV_VAR: str(Path(state_path).resolve()),
+        PYTHON_ENV_VAR: sys.executable,
+    }
+    return fixed, [str(SHIM_DIR), str(TWIN_ROOT)], [str(BIN_DIR), str(Path(sys.executable).parent)]
+
+
+def node_env(state_path: str | Path) -> dict[str, str]:
+    """Environment entries that make a process run "on" the node (merge into os.environ)."""
+    fixed, python_path, path = node_env_parts(state_path)
+    if os.environ.get("PYTHONPATH"):
+        python_path.append(os.environ["PYTHONPATH"])
+    if os.environ.get("PATH"):
+        path.append(os.environ["PATH"])
+    return {**fixed, "PYTHONPATH": os.pathsep.join(python_path), "PATH": os.pathsep.join(path)}
+
+
+# ------------------------------------------------------------------ node state
+def create_node_state(path: str | Path, node_spec: dict[str, Any]) -> dict[str, Any]:
+    """Write a fresh state file for ``node_spec`` (see ``spec.py``); returns node_status."""
+    create_state_file(path, build_node_state(node_spec))
+    return node_status(path)
+
+
+def inject_fault(
+    path: str | Path, call: str, error: str | int, times: int | None = 1, gpu: int | None = None
+) -> dict[str, Any]:
+    """Make ``call`` (pynvml name or C symbol) fail with ``error`` ``times`` times (None: always)."""
+    with locked_state(path) as state:
+        return dict(add_fault_to_state(state, call, error, times, gpu))
+
+
+def clear_faults(path: str | Path) -> None:
+    with locked_state(path) as state:
+        state["faults"] = []
+
+
+def add_process(
+    path: str | Path,
+    gpu: int,
+    pid: int,
+    name: str,
+    used_memory_mib: int = 0,
+    gi: int | None = None,
+    ci: int | None = None,
+) -> dict[str, Any]:
+    with locked_state(path) as state:
+        return dict(add_process_to_state(state, gpu, pid, name, used_memory_mib, gi, ci))
+
+
+def remove_process(path: str | Path, pid: int) -> None:
+    with locked_state(path) as state:
+        remaining = [p for p in state["processes"] if p["pid"] != pid]
+        if len(remaining) == len(state["processes"]):
+            raise NodeSpecError(f"no process {pid} on this node")
+        state["processes"] = remaining
+
+
+def hold_gpu(path: str | Path, gpu: int, client_name: str) -> None:
+    """Mark a non-compute client (nvidia-persistenced, dcgm, ...) holding the GPU open."""
+    with locked_state(path) as state:
+        hold_gpu_in_state(state, gpu, client_name)
+
+
+def release_gpu(path: str | Path, gpu: int, client_name: str | None = None) -> None:
+    with locked_state(path) as state:
+        state["clients"] = [
+            c for c in state["clients"] if not (c["gpu"] == gpu and (client_name is None or c["name"] == client_name))
+        ]
+
+
+def reboot(path: str | Path) -> None:
+    with locked_state(path) as state:
+        Node(state).reboot()
+
+
+def reset_gpu(path: str | Path, gpu: int) -> None:
+    """What ``nvidia-smi -r -i <gpu>`` does; raises NvmlCallError (IN_USE, NOT_SUPPORTED)."""
+    with locked_state(path) as state:
+        Node(state).reset_gpu(gpu)
+
+
+def node_status(path: str | Path) -> dict[str, Any]:
+    """A JSON-able picture of the node, as the simulator sees it."""
+    return describe_node(read_state(path))
+
+
+def describe_node(state: dict[str, Any]) -> dict[str, Any]:
+    node = Node(state)
+    driver = node.driver
+    status: dict[str, Any] = {
+        "node": state["node"],
+        "driver_version": state["driver_version"],
+        "cuda_version": driver.cuda_version if driver else None,
+        "nvml_version": driver.nvml_version if driver else None,
+        "driver_loaded": node.driver_usable and state.get("nvml_library", True),
+        "passthrough_vm": state.get("passthrough_vm", False),
+        "boot_count": state.get("boot_count", 0),
+        "gpus": [],
+        "processes": [dict(p) for p in state["processes"]],
+        "clients": [dict(c) for c in state["clients"]],
+        "faults": [dict(f) for f in state["faults"]],
+    }
+    for index, gpu in enumerate(state["gpus"]):
+        entry: dict[str, Any] = {
+            "index": index,
+            "uuid": gpu["uuid"],
+            "model": gpu["model"],
+            "pci_bus_id": gpu["pci_bus_id"],
+            "mig": {
+                "current": "enabled" if gpu["mig_current"] == MIG_ENABLE else "disabled",
+                "pending": "enabled" if gpu["mig_pending"] == MIG_ENABLE else "disabled",
+            },
+        }
+        if driver is not None:
+            model = node.model(index)
+            entry.update(name=model.nvml_name, memory_total_mib=model.memory_total_mib)
+            entry["mig"]["supported"] = model.mig is not None
+            if model.mig is None:
+                status["gpus"].append(entry)
+                continue
+            entry["gpu_instances"] = [_describe_gi(node, index, gi) for gi in node.gpu_instances(index)]
+        status["gpus"].append(entry)
+    return status
+
+
+def _describe_gi(node: Node, index: int, gi: dict[str, Any]) -> dict[str, Any]:
+    profile = node.gi_profile_of(index, gi)
+    return {
+        "id": gi["id"],
+        "profile_id": profile.id,
+        "profile_name": profile.name,
+        "placement": {"start": gi["placement"][0], "size": gi["placement"][1]},
+        "memory_mib": profile.memory_mib,
+        "compute_instances": [
+            {
+                "id": ci["id"],
+                "profile_id": ci["profile_id"],
+                "profile_name": node.ci_profile_of(index, gi["id"], ci).name,
+                "placement": {"start": ci["placement"][0], "size": ci["placement"][1]},
+                "mig_uuid": node.mig_uuid(index, gi["id"], ci["id"]),
+                "mig_device_index": node.mig_device_index(index, gi["id"], ci["id"]),
+            }
+            for ci in node.compute_instances(index, gi["id"])
+        ],
+    }

@@ -1,0 +1,617 @@
+"""The nvidia-smi stand-in: the subset of nvidia-smi the product and its operators use.
+
+Answers from the node state named by GPUFLEET_SIM_STATE through the same semantic core as
+the fake libnvidia-ml (``core.Node``); injected faults on the NVML call behind an action
+(for example ``nvmlDeviceCreateGpuInstance`` behind ``mig -cgi``) apply here too.
+
+Supported: ``-L``, ``--query-gpu=... --format=csv[,noheader][,nounits]``, ``-r/--gpu-reset``,
+``-mig 0|1``, ``mig -lgip | -lgi | -lci | -cgi <list> [-C] | -dci [-gi ..] [-ci ..] | -dgi [-gi ..]``,
+``--version``, each with ``-i``; no argument prints a short summary table.  Messages follow the
+captures quoted in shared/reference/mig-hardware.md 7 and the MIG User Guide; exit codes follow
+nvidia-smi's (the NVML code for codes up to 21, 255 otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from . import errors
+from .core import MIG_ENABLE, Node
+from .errors import NvmlCallError, error_string
+from .hardware import GpuInstanceProfile, default_ci_profile
+from .state import locked_state
+
+NO_DRIVER_MESSAGE = (
+    "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
+    "Make sure that the latest NVIDIA driver is installed and running."
+)
+NO_LIBRARY_MESSAGE = (
+    "NVIDIA-SMI couldn't find libnvidia-ml.so library in your system. Please make sure that "
+    "the NVIDIA Display Driver is properly installed and present in your system.\n"
+    "Please also try adding directory that contains libnvidia-ml.so to your system PATH."
+)
+BUSY_FOR_MODE = (
+    "{bus} is currently being used by one or more other processes (e.g. CUDA application or a "
+    "monitoring application such as another instance of nvidia-smi). Please first kill all "
+    "processes using the device and retry the command or reboot the system to make MIG mode effective."
+)
+BUSY_FOR_RESET = (
+    "{count} {devices} currently being used by one or more other processes (e.g., Fabric Manager, "
+    "CUDA application, graphics application such as an X server, or a monitoring application such "
+    "as another instance of nvidia-smi). Please first kill all processes using this device and all "
+    "compute applications running in the system."
+)
+INVALID_ARGUMENTS = "Invalid combination of input arguments. Please run 'nvidia-smi -h' for help."
+
+EXIT_INVALID = errors.ERROR_CODES["INVALID_ARGUMENT"]
+EXIT_NOT_FOUND = errors.ERROR_CODES["NOT_FOUND"]
+EXIT_OTHER = 255
+
+
+def exit_code_for(code: int) -> int:
+    return code if 0 < code <= 21 else EXIT_OTHER
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Output:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def __call__(self, line: str = "") -> None:
+        self.out.write(line + "\n")
+
+
+# ------------------------------------------------------------------ argument parsing
+def _split_args(argv: list[str]) -> dict[str, Any]:
+    """nvidia-smi's flags, in the forms nvidia-smi accepts (``-i 0``, ``--id=0``)."""
+    parsed: dict[str, Any] = {"mig_subcommand": False}
+    args = list(argv)
+    if args and args[0] == "mig":
+        parsed["mig_subcommand"] = True
+        args = args[1:]
+    position = 0
+
+    def value_of(flag: str) -> str:
+        nonlocal position
+        if "=" in args[position]:
+            return args[position].split("=", 1)[1]
+        position += 1
+        if position >= len(args):
+            raise UsageError(f"{flag} needs a value")
+        return args[position]
+
+    while position < len(args):
+        arg = args[position]
+        name = arg.split("=", 1)[0]
+        if name in ("-i", "--id"):
+            parsed["targets"] = value_of(name)
+        elif name in ("-L", "--list-gpus"):
+            parsed["list"] = True
+        elif name in ("--version",):
+            parsed["version"] = True
+        elif name in ("-r", "--gpu-reset"):
+            parsed["reset"] = True
+        elif name in ("-mig", "--multi-instance-gpu"):
+            parsed["mig_mode"] = value_of(name)
+        elif name.startswith("--query-gpu"):
+            parsed["query"] = value_of("--query-gpu")
+        elif name.startswith("--format"):
+            parsed["format"] = value_of("--format")
+        elif parsed["mig_subcommand"] and name in ("-lgip", "--list-gpu-instance-profiles"):
+            parsed["action"] = "lgip"
+        elif parsed["mig_subcommand"] and name in ("-lgi", "--list-gpu-instances"):
+            parsed["action"] = "lgi"
+        elif parsed["mig_subcommand"] and name in ("-lci", "--list-compute-instances"):
+            parsed["action"] = "lci"
+        elif parsed["mig_subcommand"] and name in ("-cgi", "--create-gpu-instance"):
+            parsed["action"] = "cgi"
+            parsed["profiles"] = value_of(name)
+        elif parsed["mig_subcommand"] and name in ("-C", "--default-compute-instance"):
+            parsed["default_ci"] = True
+        elif parsed["mig_subcommand"] and name in ("-dci", "--destroy-compute-instance"):
+            parsed["action"] = "dci"
+        elif parsed["mig_subcommand"] and name in ("-dgi", "--destroy-gpu-instance"):
+            parsed["action"] = "dgi"
+        elif parsed["mig_subcommand"] and name in ("-gi", "--gpu-instance-id"):
+            parsed["gi_ids"] = value_of(name)
+        elif parsed["mig_subcommand"] and name in ("-ci", "--compute-instance-id"):
+            parsed["ci_ids"] = value_of(name)
+        else:
+            raise UsageError(f"unknown option {arg}")
+        position += 1
+    return parsed
+
+
+def _id_list(text: str | None) -> set[int] | None:
+    if text is None:
+        return None
+    try:
+        return {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise UsageError(f"not a list of ids: {text}") from None
+
+
+def _select_gpus(node: Node, targets: str | None) -> list[int]:
+    if targets is None:
+        return list(range(len(node.gpus)))
+    chosen = []
+    for token in (part.strip() for part in targets.split(",")):
+        for index, gpu in enumerate(node.gpus):
+            if token in (str(index), gpu["uuid"], gpu["pci_bus_id"], gpu["pci_bus_id"][4:]):
+                chosen.append(index)
+                break
+        else:
+            raise LookupError(token)
+    return chosen
+
+
+# ------------------------------------------------------------------------ commands
+def _version(node: Node, say: _Output) -> int:
+    driver = node.installed_driver()
+    cuda = driver.cuda_version
+    nvml_short = ".".join(driver.version.split(".")[:2])
+    say(f"NVIDIA-SMI version  : {driver.version}")
+    say(f"NVML version        : {nvml_short}")
+    say(f"DRIVER version      : {driver.version}")
+    say(f"CUDA Version        : {cuda // 1000}.{(cuda % 1000) // 10}")
+    return 0
+
+
+def _list_gpus(node: Node, gpus: list[int], say: _Output) -> int:
+    for index in gpus:
+        say(f"GPU {index}: {node.gpu_name(index)} (UUID: {node.gpu(index)['uuid']})")
+        for mig_index, (gi, ci) in enumerate(node.mig_devices(index)):
+            profile = node.mig_profile_name(index, gi["id"], ci["id"])
+            uuid = node.mig_uuid(index, gi["id"], ci["id"])
+            say(f"  MIG {profile:<11} Device {mig_index:>2}: (UUID: {uuid})")
+    return 0
+
+
+def _mig_mode_text(node: Node, index: int, pending: bool) -> str:
+    if node.model(index).mig is None:
+        return "[N/A]"
+    mode = node.gpu(index)["mig_pending" if pending else "mig_current"]
+    return "Enabled" if mode == MIG_ENABLE else "Disabled"
+
+
+_QUERY_FIELDS: dict[str, tuple[str, Callable[[Node, int], str]]] = {
+    "index": ("", lambda node, i: str(i)),
+    "count": ("", lambda node, i: str(len(node.gpus))),
+    "name": ("", lambda node, i: node.gpu_name(i)),
+    "gpu_name": ("", lambda node, i: node.gpu_name(i)),
+    "uuid": ("", lambda node, i: node.gpu(i)["uuid"]),
+    "gpu_uuid": ("", lambda node, i: node.gpu(i)["uuid"]),
+    "pci.bus_id": ("", lambda node, i: node.gpu(i)["pci_bus_id"]),
+    "gpu_bus_id": ("", lambda node, i: node.gpu(i)["pci_bus_id"]),
+    "driver_version": ("", lambda node, i: node.installed_driver().version),
+    "compute_cap": ("", lambda node, i: "%d.%d" % node.model(i).compute_capability),
+    "mig.mode.current": ("", lambda node, i: _mig_mode_text(node, i, pending=False)),
+    "mig.mode.pending": ("", lambda node, i: _mig_mode_text(node, i, pending=True)),
+    "memory.total": ("MiB", lambda node, i: str(node.memory_mib(i)[0])),
+    "memory.used": ("MiB", lambda node, i: str(node.memory_mib(i)[1])),
+    "memory.free": ("MiB", lambda node, i: str(node.memory_mib(i)[0] - node.memory_mib(i)[1])),
+}
+
+
+def _query(node: Node, gpus: list[int], fields_text: str, format_text: str | None, say: _Output) -> int:
+    fields = [field.strip() for field in fields_text.split(",") if field.strip()]
+    for field in fields:
+        if field not in _QUERY_FIELDS:
+            say(f'Field "{field}" is not a valid field to query.')
+            return EXIT_INVALID
+    options = {option.strip() for option in (format_text or "").split(",")}
+    if "csv" not in options:
+        say("Use --format=csv with --query-gpu.")
+        return EXIT_INVALID
+    with_units = "nounits" not in options
+    if "noheader" not in options:
+        say(", ".join(f"{f} [{_QUERY_FIELDS[f][0]}]" if _QUERY_FIELDS[f][0] else f for f in fields))
+    for index in gpus:
+        values = []
+        for field in fields:
+            unit, read = _QUERY_FIELDS[field]
+            value = read(node, index)
+            values.append(f"{value} {unit}" if unit and with_units and value != "[N/A]" else value)
+        say(", ".join(values))
+    return 0
+
+
+def _reset(node: Node, gpus: list[int], say: _Output) -> int:
+    busy: list[str] = []
+    code = 0
+    for index in gpus:
+        bus = node.gpu(index)["pci_bus_id"]
+        try:
+            node.reset_gpu(index)
+        except NvmlCallError as failure:
+            if failure.code == errors.ERROR_CODES["IN_USE"]:
+                busy.append(bus)
+                continue
+            say(f"Resetting GPU {bus} is not supported.")
+            code = exit_code_for(failure.code)
+            continue
+        say(f"GPU {bus} was successfully reset.")
+    if busy:
+        say("The following GPUs could not be reset:")
+        for bus in busy:
+            say(f"  GPU {bus}: {error_string(errors.ERROR_CODES['IN_USE'])}")
+        say()
+        devices = "device is" if len(busy) == 1 else "devices are"
+        say(BUSY_FOR_RESET.format(count=len(busy), devices=devices))
+        code = EXIT_OTHER
+    return code
+
+
+def _set_mig_mode(node: Node, gpus: list[int], mode_text: str, say: _Output) -> int:
+    if mode_text not in ("0", "1"):
+        say(INVALID_ARGUMENTS)
+        return EXIT_INVALID
+    mode = int(mode_text)
+    word = "enable" if mode == MIG_ENABLE else "disable"
+    code = 0
+    for index in gpus:
+        bus = node.gpu(index)["pci_bus_id"]
+        try:
+            forced = node.take_fault("nvmlDeviceSetMigMode", index)
+            if forced is not None:
+                raise NvmlCallError(forced)
+            status = node.set_mig_mode(index, mode)
+        except NvmlCallError as failure:
+            say(f"Unable to {word} MIG Mode for GPU {bus}: {error_string(failure.code)}")
+            say("Treating as warning and moving on.")
+            code = exit_code_for(failure.code)
+            continue
+        if status == errors.SUCCESS:
+            say(f"{word.capitalize()}d MIG Mode for GPU {bus}")
+        elif status == errors.ERROR_CODES["IN_USE"]:
+            say(f"Warning: MIG mode is in pending {word} state for GPU {bus}:{error_string(status)}")
+            say(BUSY_FOR_MODE.format(bus=bus))
+        else:
+            # The User Guide's passthrough capture prints "Not Supported" for this case.
+            say(f"Warning: MIG mode is in pending {word} state for GPU {bus}:Not Supported")
+            say(f"Reboot the system or try nvidia-smi --gpu-reset to make MIG mode effective on GPU {bus}")
+    say("All done.")
+    return code
+
+
+def _mig_gpus(node: Node, gpus: list[int], explicit: bool) -> list[int]:
+    if explicit:
+        return gpus
+    return [index for index in gpus if node.mig_enabled(index)]
+
+
+def _table(say: _Output, width: int, title: str, header: list[str], rows: list[list[str]]) -> None:
+    rule = "+" + "-" * width + "+"
+    say(rule)
+    say("|" + f" {title}".ljust(width) + "|")
+    for line in header:
+        say("|" + line.ljust(width) + "|")
+    say("|" + "=" * width + "|")
+    for row in rows:
+        for line in row:
+            say("|" + line.ljust(width) + "|")
+        say(rule)
+
+
+def _list_gi_profiles(node: Node, gpus: list[int], say: _Output) -> int:
+    rows = []
+    for index in gpus:
+        capability = node.mig_capability(index)
+        for profile in capability.gi_profiles:
+            free = node.gi_remaining_capacity(index, profile.id)
+            rows.append(
+                [
+                    f" {index:>3}  MIG {profile.name:<13}{profile.id:>3}    {free:>2}/{profile.instance_count:<2}"
+                    f"      {profile.memory_mib / 1024:>6.2f}     No   {profile.multiprocessors:>5} "
+                    f"{profile.decoders:>5} {profile.encoders:>5}",
+                    " " * 59 + f"{profile.copy_engines:>3} {profile.jpegs:>5} {profile.ofas:>5}",
+                ]
+            )
+    _table(
+        say,
+        77,
+        "GPU instance profiles:",
+        [
+            " GPU   Name             ID    Instances   Memory     P2P    SM    DEC   ENC",
+            "                              Free/Total   GiB              CE    JPEG  OFA",
+        ],
+        rows,
+    )
+    return 0
+
+
+def _ordered_gpu_instances(node: Node, index: int) -> list[dict[str, Any]]:
+    # nvidia-smi lists GIs profile by profile (in -lgip order), ids ascending (hw 4.2 listings).
+    order = {profile.id: rank for rank, profile in enumerate(node.mig_capability(index).gi_profiles)}
+    return sorted(node.gpu_instances(index), key=lambda gi: (order[gi["profile_id"]], gi["id"]))
+
+
+def _list_gpu_instances(node: Node, gpus: list[int], say: _Output) -> int:
+    rows = []
+    for index in gpus:
+        for gi in _ordered_gpu_instances(node, index):
+            profile = node.gi_profile_of(index, gi)
+            placement = "{}:{}".format(*gi["placement"])
+            rows.append(
+                [f" {index:>3}  MIG {profile.name:<15}{profile.id:>3}       {gi['id']:>3}         {placement:<5}"]
+            )
+    if not rows:
+        say("No GPU instances found.")
+        return 0
+    _table(
+        say,
+        55,
+        "GPU instances:",
+        [
+            " GPU   Name             Profile  Instance   Placement",
+            "                          ID       ID       Start:Size",
+        ],
+        rows,
+    )
+    return 0
+
+
+def _list_compute_instances(node: Node, gpus: list[int], gi_ids: set[int] | None, say: _Output) -> int:
+    rows = []
+    for index in gpus:
+        for gi in node.gpu_instances(index):
+            if gi_ids is not None and gi["id"] not in gi_ids:
+                continue
+            for ci in node.compute_instances(index, gi["id"]):
+                profile = node.ci_profile_of(index, gi["id"], ci)
+                placement = "{}:{}".format(*ci["placement"])
+                rows.append(
+                    [
+                        f" {index:>3}  {gi['id']:>4}       MIG {profile.name:<14}{profile.id:>4}"
+                        f"      {ci['id']:>4}       {placement:<5}"
+                    ]
+                )
+    if not rows:
+        say("No compute instances found.")
+        return 0
+    _table(
+        say,
+        75,
+        "Compute instances:",
+        [
+            " GPU     GPU       Name             Profile   Instance   Placement",
+            "       Instance                       ID        ID       Start:Size",
+            "         ID",
+        ],
+        rows,
+    )
+    return 0
+
+
+def _resolve_profile(node: Node, index: int, token: str) -> tuple[GpuInstanceProfile | None, int | None]:
+    text, _, start = token.partition(":")
+    text = text.strip()
+    capability = node.mig_capability(index)
+    profile = capability.profile_by_id(int(text)) if text.isdigit() else capability.profile_by_name(text)
+    return profile, (int(start) if start.strip().isdigit() else None)
+
+
+def _create_gpu_instances(node: Node, gpus: list[int], profiles_text: str, with_ci: bool, say: _Output) -> int:
+    tokens = [token.strip() for token in profiles_text.split(",") if token.strip()]
+    for index in gpus:
+        for token in tokens:
+            requested = token.partition(":")[0].strip()
+            try:
+                profile, start = _resolve_profile(node, index, token)
+                if profile is None:
+                    raise NvmlCallError(errors.ERROR_CODES["INVALID_ARGUMENT"])
+                symbol = "nvmlDeviceCreateGpuInstance" if start is None else "nvmlDeviceCreateGpuInstanceWithPlacement"
+                forced = node.take_fault(symbol, index)
+                if forced is not None:
+                    raise NvmlCallError(forced)
+                placement = None
+                if start is not None:
+                    placement = (start, profile.placement_size)
+                gi = node.create_gpu_instance(index, profile.id, placement)
+            except NvmlCallError as failure:
+                reason = error_string(failure.code)
+                say(f"Unable to create a GPU instance on GPU {index} using profile {requested}: {reason}")
+                say(f"Failed to create GPU instances: {reason}")
+                return exit_code_for(failure.code)
+            say(
+                f"Successfully created GPU instance ID {gi['id']} on GPU {index} "
+                f"using profile MIG {profile.name} (ID {profile.id})"
+            )
+            if with_ci:
+                ci_profile = default_ci_profile(profile)
+                try:
+                    forced = node.take_fault("nvmlGpuInstanceCreateComputeInstance", index)
+                    if forced is not None:
+                        raise NvmlCallError(forced)
+                    ci = node.create_compute_instance(index, gi["id"], ci_profile.index)
+                except NvmlCallError as failure:
+                    reason = error_string(failure.code)
+                    say(
+                        f"Unable to create a compute instance on GPU {index} GPU instance ID {gi['id']} "
+                        f"using profile {ci_profile.index}: {reason}"
+                    )
+                    say(f"Failed to create compute instances: {reason}")
+                    return exit_code_for(failure.code)
+                say(
+                    f"Successfully created compute instance ID {ci['id']} on GPU {index} GPU instance ID "
+                    f"{gi['id']} using profile MIG {ci_profile.name} (ID {ci_profile.index})"
+                )
+    return 0
+
+
+def _destroy_compute_instances(
+    node: Node, gpus: list[int], gi_ids: set[int] | None, ci_ids: set[int] | None, say: _Output
+) -> int:
+    failure_code = None
+    destroyed_any = False
+    for index in gpus:
+        for gi in node.gpu_instances(index):
+            if gi_ids is not None and gi["id"] not in gi_ids:
+                continue
+            for ci in node.compute_instances(index, gi["id"]):
+                if ci_ids is not None and ci["id"] not in ci_ids:
+                    continue
+                destroyed_any = True
+                try:
+                    forced = node.take_fault("nvmlComputeInstanceDestroy", index)
+                    if forced is not None:
+                        raise NvmlCallError(forced)
+                    node.destroy_compute_instance(index, gi["id"], ci["id"])
+                except NvmlCallError as failure:
+                    failure_code = failure.code
+                    say(
+                        f"Unable to destroy compute instance ID {ci['id']} from GPU {index} GPU instance ID "
+                        f"{gi['id']}: {error_string(failure.code)}"
+                    )
+                    continue
+                say(
+                    f"Successfully destroyed compute instance ID {ci['id']} from GPU {index} GPU instance ID {gi['id']}"
+                )
+    if not destroyed_any:
+        say("No compute instances found.")
+        return EXIT_NOT_FOUND
+    if failure_code is not None:
+        say(f"Failed to destroy compute instances: {error_string(failure_code)}")
+        return exit_code_for(failure_code)
+    return 0
+
+
+def _destroy_gpu_instances(node: Node, gpus: list[int], gi_ids: set[int] | None, say: _Output) -> int:
+    failure_code = None
+    destroyed_any = False
+    for index in gpus:
+        for gi in node.gpu_instances(index):
+            if gi_ids is not None and gi["id"] not in gi_ids:
+                continue
+            destroyed_any = True
+            try:
+                forced = node.take_fault("nvmlGpuInstanceDestroy", index)
+                if forced is not None:
+                    raise NvmlCallError(forced)
+                node.destroy_gpu_instance(index, gi["id"])
+            except NvmlCallError as failure:
+                failure_code = failure.code
+                say(f"Unable to destroy GPU instance ID {gi['id']} from GPU {index}: {error_string(failure.code)}")
+                continue
+            say(f"Successfully destroyed GPU instance ID {gi['id']} from GPU {index}")
+    if not destroyed_any:
+        say("No GPU instances found.")
+        return EXIT_NOT_FOUND
+    if failure_code is not None:
+        say(f"Failed to destroy GPU instances: {error_string(failure_code)}")
+        return exit_code_for(failure_code)
+    return 0
+
+
+def _summary(node: Node, gpus: list[int], say: _Output) -> int:
+    """A short version of nvidia-smi's default table."""
+    driver = node.installed_driver()
+    cuda = f"{driver.cuda_version // 1000}.{(driver.cuda_version % 1000) // 10}"
+    say(f"NVIDIA-SMI {driver.version}    Driver Version: {driver.version}    CUDA Version: {cuda}")
+    for index in gpus:
+        total, used = node.memory_mib(index)
+        say(
+            f"GPU {index}  {node.gpu_name(index):<24} {node.gpu(index)['pci_bus_id']}  "
+            f"{used}MiB / {total}MiB  MIG: {_mig_mode_text(node, index, pending=False)}"
+        )
+        for mig_index, (gi, ci) in enumerate(node.mig_devices(index)):
+            gi_total, gi_used = node.memory_mib(index, gi["id"])
+            say(f"  GI {gi['id']:>2} CI {ci['id']} MIG device {mig_index}: {gi_used}MiB / {gi_total}MiB")
+    processes = [p for p in node.state["processes"] if p["gpu"] in gpus]
+    if not processes:
+        say("No running processes found")
+    for process in processes:
+        gi = "N/A" if process.get("gi") is None else process["gi"]
+        ci = "N/A" if process.get("ci") is None else process["ci"]
+        say(
+            f"Process {process['pid']} {process['name']} GPU {process['gpu']} GI {gi} CI {ci} "
+            f"{process['used_memory_mib']}MiB"
+        )
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+def run(argv: list[str], state_path: str | None, out: TextIO) -> int:
+    say = _Output(out)
+    if not state_path:
+        say(NO_DRIVER_MESSAGE)
+        return errors.ERROR_CODES["DRIVER_NOT_LOADED"]
+    try:
+        parsed = _split_args(argv)
+    except UsageError:
+        say(INVALID_ARGUMENTS)
+        return EXIT_INVALID
+    with locked_state(state_path) as state:
+        node = Node(state)
+        if not state.get("nvml_library", True):
+            say(NO_LIBRARY_MESSAGE)
+            return errors.ERROR_CODES["LIBRARY_NOT_FOUND"]
+        if not node.driver_usable:
+            say(NO_DRIVER_MESSAGE)
+            return errors.ERROR_CODES["DRIVER_NOT_LOADED"]
+        try:
+            gpus = _select_gpus(node, parsed.get("targets"))
+        except LookupError:
+            say("No devices were found")
+            return EXIT_NOT_FOUND
+        return _dispatch(node, parsed, gpus, say)
+
+
+def _dispatch(node: Node, parsed: dict[str, Any], gpus: list[int], say: _Output) -> int:
+    explicit = "targets" in parsed
+    try:
+        if parsed["mig_subcommand"]:
+            action = parsed.get("action")
+            if action is None:
+                say(INVALID_ARGUMENTS)
+                return EXIT_INVALID
+            mig_gpus = _mig_gpus(node, gpus, explicit)
+            if not mig_gpus or (action in ("lgip", "lgi") and not any(node.mig_enabled(i) for i in mig_gpus)):
+                say("No MIG-enabled devices found.")
+                return EXIT_NOT_FOUND
+            enabled = [index for index in mig_gpus if node.mig_enabled(index)]
+            if action == "lgip":
+                return _list_gi_profiles(node, enabled, say)
+            if action == "lgi":
+                return _list_gpu_instances(node, enabled, say)
+            if action == "lci":
+                return _list_compute_instances(node, mig_gpus, _id_list(parsed.get("gi_ids")), say)
+            if action == "cgi":
+                return _create_gpu_instances(node, mig_gpus, parsed["profiles"], parsed.get("default_ci", False), say)
+            if action == "dci":
+                return _destroy_compute_instances(
+                    node, mig_gpus, _id_list(parsed.get("gi_ids")), _id_list(parsed.get("ci_ids")), say
+                )
+            return _destroy_gpu_instances(node, mig_gpus, _id_list(parsed.get("gi_ids")), say)
+        if parsed.get("version"):
+            return _version(node, say)
+        if parsed.get("list"):
+            return _list_gpus(node, gpus, say)
+        if "query" in parsed:
+            return _query(node, gpus, parsed["query"], parsed.get("format"), say)
+        if parsed.get("reset"):
+            return _reset(node, gpus, say)
+        if "mig_mode" in parsed:
+            return _set_mig_mode(node, gpus, parsed["mig_mode"], say)
+        return _summary(node, gpus, say)
+    except UsageError:
+        say(INVALID_ARGUMENTS)
+        return EXIT_INVALID
+    except NvmlCallError as failure:
+        # e.g. MIG listing on a GPU whose driver/model has no MIG.
+        say(f"Failed: {error_string(failure.code)}")
+        return exit_code_for(failure.code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(sys.argv[1:] if argv is None else argv, os.environ.get("GPUFLEET_SIM_STATE"), sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

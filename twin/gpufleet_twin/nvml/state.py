@@ -1,0 +1,88 @@
+"""The per-node state file: one JSON document, changed only under an exclusive lock.
+
+Every Ansible module run is a new process, so the lock is a ``flock`` on a sibling
+``.lock`` file (it survives the atomic rename of the state file itself), and every write
+goes to a temporary file in the same directory that then replaces the state file.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def _lock_path(state_path: Path) -> Path:
+    return state_path.with_name(state_path.name + ".lock")
+
+
+@contextmanager
+def _flock(state_path: Path, mode: int) -> Iterator[None]:
+    with open(_lock_path(state_path), "a+", encoding="utf-8") as lock_file:
+        fcntl.flock(lock_file.fileno(), mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+
+def _read(state_path: Path) -> dict[str, Any]:
+    try:
+        text = state_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no simulated node state at {state_path}") from None
+    state = json.loads(text)
+    if state.get("schema") != SCHEMA_VERSION:
+        raise ValueError(f"{state_path}: unsupported state schema {state.get('schema')!r}")
+    return state
+
+
+def write_state_atomically(state_path: Path | str, state: dict[str, Any]) -> None:
+    state_path = Path(state_path)
+    fd, tmp_name = tempfile.mkstemp(prefix=state_path.name + ".", suffix=".tmp", dir=state_path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+            json.dump(state, tmp, indent=1, sort_keys=True)
+            tmp.write("\n")
+        os.replace(tmp_name, state_path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def locked_state(state_path: Path | str) -> Iterator[dict[str, Any]]:
+    """Yield the node state for reading and changing; written back only if it changed.
+
+    An exception inside the block leaves the file untouched, so a failing operation
+    never half-applies.
+    """
+    state_path = Path(state_path)
+    with _flock(state_path, fcntl.LOCK_EX):
+        state = _read(state_path)
+        original = copy.deepcopy(state)
+        yield state
+        if state != original:
+            write_state_atomically(state_path, state)
+
+
+def read_state(state_path: Path | str) -> dict[str, Any]:
+    """A consistent snapshot of the node state (shared lock)."""
+    state_path = Path(state_path)
+    with _flock(state_path, fcntl.LOCK_SH):
+        return _read(state_path)
+
+
+def create_state_file(state_path: Path | str, state: dict[str, Any]) -> None:
+    state_path = Path(state_path)
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    with _flock(state_path, fcntl.LOCK_EX):
+        write_state_atomically(state_path, state)
