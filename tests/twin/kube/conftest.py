@@ -1,4 +1,5 @@
 """Fixtures for the emulated Kubernetes API server: a bare Cluster, a running server, clients, binaries."""
+
 from __future__ import annotations
 
 import os
@@ -8,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from gpufleet_twin.kube import ApiServer, Cluster
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
-
-from gpufleet_twin.kube import ApiServer, Cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TOOLS_DIR = REPO_ROOT / ".tools" / "bin"
@@ -62,13 +62,10 @@ class CommandLine:
     env: dict[str, str]
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(self.executable), *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        result = subprocess.run([str(self.executable), *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise AssertionError(
-                f"{self.executable.name} {' '.join(args)} exited {result.returncode}\n"
-                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+                f"{self.executable.name} {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
             )
         return result
 

@@ -5,6 +5,7 @@ are absent. No special flags are needed: the server answers the OpenAPI v3 queri
 and helm leave field validation to it (so no ``--validate=false`` / ``--disable-openapi-validation``),
 and it implements server-side apply (so helm 4 runs with its default ``--server-side=true``).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from gpufleet_twin.kube import ApiServer
 
 CommandLine = Callable[..., subprocess.CompletedProcess[str]]  # the kubectl/helm fixtures from conftest
@@ -25,7 +25,9 @@ CHART = Path(__file__).resolve().parent / "data" / "chart"
 
 
 def _gpu_nodes(api: ApiServer) -> None:
-    api.cluster.add_node("gpu-0", labels={"nvidia.com/gpu.present": "true"}, taints=[{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}])
+    api.cluster.add_node(
+        "gpu-0", labels={"nvidia.com/gpu.present": "true"}, taints=[{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
+    )
     api.cluster.add_node("cpu-0")
 
 
@@ -55,16 +57,44 @@ def test_kubectl_cordon_and_uncordon(apiserver: ApiServer, kubectl: CommandLine)
 def test_kubectl_drain_waits_for_the_disruption_budget(apiserver: ApiServer, kubectl: CommandLine) -> None:
     cluster = apiserver.cluster
     _gpu_nodes(apiserver)
-    cluster.create("daemonsets", {
-        "metadata": {"name": "plugin"},
-        "spec": {"selector": {"matchLabels": {"app": "plugin"}}, "template": {"metadata": {"labels": {"app": "plugin"}}, "spec": {
-            "nodeSelector": {"nvidia.com/gpu.present": "true"}, "tolerations": [{"operator": "Exists"}], "containers": [{"name": "p", "image": "p"}]}}},
-    }, "kube-system")
-    rs = cluster.create("replicasets", {"metadata": {"name": "train"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "train"}}, "template": {}}}, "default")
+    cluster.create(
+        "daemonsets",
+        {
+            "metadata": {"name": "plugin"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "plugin"}},
+                "template": {
+                    "metadata": {"labels": {"app": "plugin"}},
+                    "spec": {
+                        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+                        "tolerations": [{"operator": "Exists"}],
+                        "containers": [{"name": "p", "image": "p"}],
+                    },
+                },
+            },
+        },
+        "kube-system",
+    )
+    rs = cluster.create(
+        "replicasets",
+        {"metadata": {"name": "train"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "train"}}, "template": {}}},
+        "default",
+    )
     owner = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "train", "uid": rs["metadata"]["uid"], "controller": True}]
     for name, node in (("train-0", "gpu-0"), ("train-1", "cpu-0")):
-        cluster.create("pods", {"metadata": {"name": name, "labels": {"app": "train"}, "ownerReferences": owner}, "spec": {"nodeName": node, "containers": [{"name": "c", "image": "c"}]}}, "default")
-    cluster.create("poddisruptionbudgets", {"metadata": {"name": "train"}, "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "train"}}}}, "default")
+        cluster.create(
+            "pods",
+            {
+                "metadata": {"name": name, "labels": {"app": "train"}, "ownerReferences": owner},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "c"}]},
+            },
+            "default",
+        )
+    cluster.create(
+        "poddisruptionbudgets",
+        {"metadata": {"name": "train"}, "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "train"}}}},
+        "default",
+    )
 
     # kubectl retries a 429 every 5 s; relax the budget after its first refusal.
     relax = threading.Timer(1.0, lambda: cluster.patch("pdb", "train", {"spec": {"minAvailable": 1}}, "merge", "default"))
@@ -82,7 +112,9 @@ def test_kubectl_drain_waits_for_the_disruption_budget(apiserver: ApiServer, kub
 
 def test_kubectl_logs(apiserver: ApiServer, kubectl: CommandLine) -> None:
     apiserver.cluster.add_node("gpu-0")
-    apiserver.cluster.create("pods", {"metadata": {"name": "plugin"}, "spec": {"nodeName": "gpu-0", "containers": [{"name": "p", "image": "p"}]}}, "default")
+    apiserver.cluster.create(
+        "pods", {"metadata": {"name": "plugin"}, "spec": {"nodeName": "gpu-0", "containers": [{"name": "p", "image": "p"}]}}, "default"
+    )
     apiserver.cluster.set_pod_log("default", "plugin", "Starting\nRegistered device plugin for 'nvidia.com/mig-1g.5gb'\n")
     assert kubectl("logs", "plugin", "--tail=1").stdout == "Registered device plugin for 'nvidia.com/mig-1g.5gb'\n"
 
@@ -91,7 +123,9 @@ def test_kubectl_logs(apiserver: ApiServer, kubectl: CommandLine) -> None:
 def test_kubectl_apply(apiserver: ApiServer, kubectl: CommandLine, tmp_path: Path, server_side: bool) -> None:
     manifest = tmp_path / "cm.yaml"
     flags = ["--server-side"] if server_side else []
-    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mig-parted-config\n  namespace: default\ndata:\n  a: '1'\n  b: '2'\n")
+    manifest.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mig-parted-config\n  namespace: default\ndata:\n  a: '1'\n  b: '2'\n"
+    )
     kubectl("apply", *flags, "-f", str(manifest))
     manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mig-parted-config\n  namespace: default\ndata:\n  a: '3'\n")
     result = kubectl("apply", *flags, "-f", str(manifest))
@@ -109,10 +143,25 @@ def test_helm_release_lifecycle(apiserver: ApiServer, helm: CommandLine, tmp_pat
     _gpu_nodes(apiserver)
     values = tmp_path / "values.yaml"
     values.write_text("migStrategy: mixed\n")
-    helm("upgrade", "--install", "nvdp", str(CHART), "--namespace", "nvidia-device-plugin", "--create-namespace", "-f", str(values), "--wait", "--timeout", "30s")
+    helm(
+        "upgrade",
+        "--install",
+        "nvdp",
+        str(CHART),
+        "--namespace",
+        "nvidia-device-plugin",
+        "--create-namespace",
+        "-f",
+        str(values),
+        "--wait",
+        "--timeout",
+        "30s",
+    )
 
     releases = json.loads(helm("list", "--namespace", "nvidia-device-plugin", "-o", "json").stdout)
-    assert [(r["name"], r["status"], r["chart"], r["revision"]) for r in releases] == [("nvdp", "deployed", "tiny-device-plugin-0.1.0", "1")]
+    assert [(r["name"], r["status"], r["chart"], r["revision"]) for r in releases] == [
+        ("nvdp", "deployed", "tiny-device-plugin-0.1.0", "1")
+    ]
     assert json.loads(helm("get", "values", "nvdp", "--namespace", "nvidia-device-plugin", "-o", "json").stdout) == {"migStrategy": "mixed"}
     pods = cluster.list("pods", "nvidia-device-plugin")
     assert [p["spec"]["nodeName"] for p in pods] == ["gpu-0"]
@@ -121,7 +170,9 @@ def test_helm_release_lifecycle(apiserver: ApiServer, helm: CommandLine, tmp_pat
 
     values.write_text("migStrategy: single\n")
     helm("upgrade", "nvdp", str(CHART), "--namespace", "nvidia-device-plugin", "-f", str(values), "--wait", "--timeout", "30s")
-    assert json.loads(helm("get", "values", "nvdp", "--namespace", "nvidia-device-plugin", "-o", "json").stdout) == {"migStrategy": "single"}
+    assert json.loads(helm("get", "values", "nvdp", "--namespace", "nvidia-device-plugin", "-o", "json").stdout) == {
+        "migStrategy": "single"
+    }
     assert "migStrategy: single" in cluster.get("configmaps", "nvdp-configs", "nvidia-device-plugin")["data"]["config.yaml"]
     rolled = cluster.list("pods", "nvidia-device-plugin")
     assert [p["spec"]["containers"][0]["env"][0]["value"] for p in rolled] == ["single"]
@@ -131,6 +182,32 @@ def test_helm_release_lifecycle(apiserver: ApiServer, helm: CommandLine, tmp_pat
 
     helm("uninstall", "nvdp", "--namespace", "nvidia-device-plugin")
     assert json.loads(helm("list", "--all-namespaces", "-o", "json").stdout) == []
-    leftovers = [(kind, len(cluster.list(kind, "nvidia-device-plugin"))) for kind in ("daemonsets", "pods", "configmaps", "serviceaccounts", "secrets")]
+    leftovers = [
+        (kind, len(cluster.list(kind, "nvidia-device-plugin")))
+        for kind in ("daemonsets", "pods", "configmaps", "serviceaccounts", "secrets")
+    ]
     assert all(count == 0 for _, count in leftovers), leftovers
     assert not cluster.exists("clusterroles", "nvdp-role")
+
+
+def test_kubectl_imperative_creates_arrive_as_protobuf(apiserver: ApiServer, kubectl: CommandLine) -> None:
+    kubectl("create", "deployment", "web", "--image=nginx:1.27", "--replicas=0")
+    kubectl("create", "pdb", "web", "--selector=app=web", "--min-available=0")
+    assert apiserver.cluster.get("deployments", "web", "default")["spec"]["replicas"] == 0
+    assert apiserver.cluster.get("poddisruptionbudgets", "web", "default")["spec"]["minAvailable"] == 0
+    protobuf_posts = [r.url.path for r in apiserver.handler if r.method.value == "POST" and r.body.startswith(b"k8s\x00")]
+    assert protobuf_posts == ["/apis/apps/v1/namespaces/default/deployments", "/apis/policy/v1/namespaces/default/poddisruptionbudgets"]
+
+
+def test_kubectl_rollout_status_of_a_daemonset(apiserver: ApiServer, kubectl: CommandLine, tmp_path: Path) -> None:
+    _gpu_nodes(apiserver)
+    manifest = tmp_path / "ds.yaml"
+    manifest.write_text(
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: gfd\n  namespace: default\nspec:\n"
+        "  selector:\n    matchLabels: {app: gfd}\n  template:\n    metadata:\n      labels: {app: gfd}\n"
+        "    spec:\n      nodeSelector: {nvidia.com/gpu.present: 'true'}\n      tolerations: [{operator: Exists}]\n"
+        "      containers: [{name: gfd, image: gfd}]\n"
+    )
+    kubectl("apply", "-f", str(manifest))
+    result = kubectl("rollout", "status", "daemonset/gfd", "--timeout=20s")
+    assert 'daemon set "gfd" successfully rolled out' in result.stdout

@@ -1,10 +1,10 @@
 """The store's API-server semantics, through the in-process API node agents will use."""
+
 from __future__ import annotations
 
 import time
 
 import pytest
-
 from gpufleet_twin.kube import ApiError, Cluster
 
 
@@ -64,7 +64,10 @@ def test_update_is_optimistic_and_noop_writes_nothing(cluster: Cluster) -> None:
 
 
 def test_generation_follows_spec_only(cluster: Cluster) -> None:
-    spec = {"selector": {"matchLabels": {"app": "x"}}, "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "1"}]}}}
+    spec = {
+        "selector": {"matchLabels": {"app": "x"}},
+        "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "1"}]}},
+    }
     created = cluster.create("deployments", {"metadata": {"name": "d"}, "spec": spec}, "default")
     assert created["metadata"]["generation"] == 1
     labelled = cluster.patch("deployments", "d", {"metadata": {"labels": {"l": "1"}}}, "merge", "default")
@@ -76,7 +79,9 @@ def test_generation_follows_spec_only(cluster: Cluster) -> None:
 
 
 def test_status_is_separate_from_the_main_resource(cluster: Cluster) -> None:
-    pod = cluster.create("pods", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}, "status": {"phase": "Running"}}, "default")
+    pod = cluster.create(
+        "pods", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}, "status": {"phase": "Running"}}, "default"
+    )
     assert pod["status"]["phase"] == "Pending", "status is reset on create"
     ignored = cluster.patch("pods", "p", {"status": {"phase": "Failed"}}, "merge", "default")
     assert ignored["status"]["phase"] == "Pending", "the main resource ignores status"
@@ -136,8 +141,12 @@ def test_namespace_deletion_removes_its_contents(cluster: Cluster) -> None:
 
 
 def test_list_filters_and_sorts(cluster: Cluster) -> None:
-    for name, node, phase in (("b", "gpu-1", "Running"), ("a", "gpu-0", "Running"), ("c", "gpu-0", "Succeeded")):
-        cluster.create("pods", {"metadata": {"name": name, "labels": {"app": "x" if name != "c" else "y"}}, "spec": {"nodeName": node, "containers": []}}, "default")
+    for name, node in (("b", "gpu-1"), ("a", "gpu-0"), ("c", "gpu-0")):
+        cluster.create(
+            "pods",
+            {"metadata": {"name": name, "labels": {"app": "x" if name != "c" else "y"}}, "spec": {"nodeName": node, "containers": []}},
+            "default",
+        )
     assert [p["metadata"]["name"] for p in cluster.list("pods", "default")] == ["a", "b", "c"]
     assert [p["metadata"]["name"] for p in cluster.pods_on_node("gpu-0")] == ["a", "c"]
     assert [p["metadata"]["name"] for p in cluster.list("pods", label_selector="app in (x)", field_selector="spec.nodeName=gpu-0")] == ["a"]
@@ -192,6 +201,15 @@ def test_snapshot_round_trip_keeps_identity(cluster: Cluster) -> None:
     assert restored.create("configmaps", _configmap("b"), "default")["metadata"]["resourceVersion"] == str(cluster.revision + 1)
 
 
+def test_snapshot_keeps_what_each_manager_applied(cluster: Cluster) -> None:
+    applied = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "1", "y": "2"}}
+    cluster.patch("configmaps", "a", applied, "apply", "default", field_manager="helm")
+    restored = Cluster()
+    restored.restore(cluster.snapshot())
+    result = restored.patch("configmaps", "a", dict(applied, data={"x": "1"}), "apply", "default", field_manager="helm")
+    assert result["data"] == {"x": "1"}
+
+
 def test_pod_logs(cluster: Cluster) -> None:
     cluster.create("pods", {"metadata": {"name": "p"}, "spec": {"containers": []}}, "default")
     cluster.set_pod_log("default", "p", "one\ntwo\n")
@@ -212,3 +230,13 @@ def test_graceful_pod_termination_when_asked() -> None:
     while cluster.exists("pods", "p", "default") and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not cluster.exists("pods", "p", "default")
+
+
+def test_extended_resources_leave_core_resources_alone(cluster: Cluster) -> None:
+    cluster.add_node("gpu-0", capacity={"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/gpu": "8"})
+    node = cluster.set_extended_resources("gpu-0", {"nvidia.com/mig-1g.5gb": 56})
+    assert node["status"]["capacity"] == {"cpu": "64", "memory": "512Gi", "pods": "110", "nvidia.com/mig-1g.5gb": "56"}
+    assert node["status"]["allocatable"] == node["status"]["capacity"]
+    stopped = cluster.set_extended_resources("gpu-0", {"nvidia.com/mig-1g.5gb": 56}, {"nvidia.com/mig-1g.5gb": 0})
+    assert stopped["status"]["allocatable"]["nvidia.com/mig-1g.5gb"] == "0"
+    assert stopped["status"]["capacity"]["nvidia.com/mig-1g.5gb"] == "56"

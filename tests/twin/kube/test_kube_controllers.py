@@ -1,18 +1,22 @@
 """DaemonSet placement, PodDisruptionBudget status and the Eviction subresource, through the in-process API."""
+
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-
 from gpufleet_twin.kube import ApiError, Cluster
 from gpufleet_twin.kube.workloads import PDB_VIOLATION_MESSAGE, daemon_pod_fits_node, scaled_value, toleration_tolerates
 
 GPU_AFFINITY = {
-    "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": "feature.node.kubernetes.io/pci-10de.present", "operator": "In", "values": ["true"]}]},
-        {"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]},
-    ]}}
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "feature.node.kubernetes.io/pci-10de.present", "operator": "In", "values": ["true"]}]},
+                {"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]},
+            ]
+        }
+    }
 }
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 
@@ -46,7 +50,11 @@ def gpu_cluster(cluster: Cluster) -> Cluster:
 def test_daemonset_follows_affinity_and_taints(gpu_cluster: Cluster) -> None:
     gpu_cluster.create("daemonsets", _daemonset("untolerating", affinity=GPU_AFFINITY), "gpu")
     assert _pods_by_node(gpu_cluster) == {"gpu-1": "Running"}, "the tainted GPU node needs a toleration"
-    gpu_cluster.create("daemonsets", _daemonset("plugin", affinity=GPU_AFFINITY, tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]), "gpu")
+    gpu_cluster.create(
+        "daemonsets",
+        _daemonset("plugin", affinity=GPU_AFFINITY, tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]),
+        "gpu",
+    )
     plugin_pods = gpu_cluster.list("pods", "gpu", label_selector="app=plugin")
     assert sorted(p["spec"]["nodeName"] for p in plugin_pods) == ["gpu-0", "gpu-1"]
     pod = plugin_pods[0]
@@ -57,7 +65,9 @@ def test_daemonset_follows_affinity_and_taints(gpu_cluster: Cluster) -> None:
 
 
 def test_daemonset_reacts_to_node_labels_and_cordon(gpu_cluster: Cluster) -> None:
-    gpu_cluster.create("daemonsets", _daemonset("gfd", nodeSelector={"nvidia.com/gpu.present": "true"}, tolerations=[{"operator": "Exists"}]), "gpu")
+    gpu_cluster.create(
+        "daemonsets", _daemonset("gfd", nodeSelector={"nvidia.com/gpu.present": "true"}, tolerations=[{"operator": "Exists"}]), "gpu"
+    )
     assert set(_pods_by_node(gpu_cluster)) == {"gpu-0", "gpu-1"}
     gpu_cluster.set_node_labels("cpu-0", {"nvidia.com/gpu.present": "true"})
     gpu_cluster.set_node_labels("gpu-1", {"nvidia.com/gpu.present": None})
@@ -67,7 +77,9 @@ def test_daemonset_reacts_to_node_labels_and_cordon(gpu_cluster: Cluster) -> Non
 
 
 def test_deleting_a_daemonset_pod_recreates_it_and_deleting_the_daemonset_removes_all(gpu_cluster: Cluster) -> None:
-    gpu_cluster.create("daemonsets", _daemonset("plugin", nodeSelector={"nvidia.com/gpu.present": "true"}, tolerations=[{"operator": "Exists"}]), "gpu")
+    gpu_cluster.create(
+        "daemonsets", _daemonset("plugin", nodeSelector={"nvidia.com/gpu.present": "true"}, tolerations=[{"operator": "Exists"}]), "gpu"
+    )
     old = {p["metadata"]["name"] for p in gpu_cluster.list("pods", "gpu")}
     gpu_cluster.delete("pods", sorted(old)[0], "gpu")
     new = {p["metadata"]["name"] for p in gpu_cluster.list("pods", "gpu")}
@@ -77,9 +89,17 @@ def test_deleting_a_daemonset_pod_recreates_it_and_deleting_the_daemonset_remove
 
 
 def test_template_change_rolls_pods(gpu_cluster: Cluster) -> None:
-    gpu_cluster.create("daemonsets", _daemonset("plugin", nodeSelector={"nvidia.com/gpu.present": "true"}, tolerations=[{"operator": "Exists"}]), "gpu")
+    gpu_cluster.create(
+        "daemonsets", _daemonset("plugin", nodeSelector={"nvidia.com/gpu.present": "true"}, tolerations=[{"operator": "Exists"}]), "gpu"
+    )
     before = {p["metadata"]["name"] for p in gpu_cluster.list("pods", "gpu")}
-    gpu_cluster.patch("daemonsets", "plugin", {"spec": {"template": {"spec": {"containers": [{"name": "plugin", "image": "plugin:2"}]}}}}, "strategic", "gpu")
+    gpu_cluster.patch(
+        "daemonsets",
+        "plugin",
+        {"spec": {"template": {"spec": {"containers": [{"name": "plugin", "image": "plugin:2"}]}}}},
+        "strategic",
+        "gpu",
+    )
     pods = gpu_cluster.list("pods", "gpu")
     assert {p["spec"]["containers"][0]["image"] for p in pods} == {"plugin:2"}
     assert not before & {p["metadata"]["name"] for p in pods}
@@ -91,7 +111,13 @@ def test_on_delete_strategy_keeps_old_pods(gpu_cluster: Cluster) -> None:
     ds = _daemonset("plugin", nodeSelector={"nvidia.com/gpu.present": "true"}, tolerations=[{"operator": "Exists"}])
     ds["spec"]["updateStrategy"] = {"type": "OnDelete"}
     gpu_cluster.create("daemonsets", ds, "gpu")
-    gpu_cluster.patch("daemonsets", "plugin", {"spec": {"template": {"spec": {"containers": [{"name": "plugin", "image": "plugin:2"}]}}}}, "strategic", "gpu")
+    gpu_cluster.patch(
+        "daemonsets",
+        "plugin",
+        {"spec": {"template": {"spec": {"containers": [{"name": "plugin", "image": "plugin:2"}]}}}},
+        "strategic",
+        "gpu",
+    )
     assert {p["spec"]["containers"][0]["image"] for p in gpu_cluster.list("pods", "gpu")} == {"plugin:1"}
     assert gpu_cluster.get("daemonsets", "plugin", "gpu")["status"]["updatedNumberScheduled"] == 0
 
@@ -102,21 +128,43 @@ def test_on_delete_strategy_keeps_old_pods(gpu_cluster: Cluster) -> None:
 def _replicaset_with_pods(cluster: Cluster, replicas: int, nodes: list[str], *, deployment: dict[str, Any] | None = None) -> None:
     owner = []
     if deployment is not None:
-        owner = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"], "uid": deployment["metadata"]["uid"], "controller": True}]
-    rs = cluster.create("replicasets", {
-        "metadata": {"name": "web-rs", "ownerReferences": owner},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c"}]}}},
-    }, "default")
+        owner = [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": deployment["metadata"]["name"],
+                "uid": deployment["metadata"]["uid"],
+                "controller": True,
+            }
+        ]
+    rs = cluster.create(
+        "replicasets",
+        {
+            "metadata": {"name": "web-rs", "ownerReferences": owner},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c"}]}},
+            },
+        },
+        "default",
+    )
     reference = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-rs", "uid": rs["metadata"]["uid"], "controller": True}
     for index, node in enumerate(nodes):
-        cluster.create("pods", {
-            "metadata": {"name": f"web-{index}", "labels": {"app": "web"}, "ownerReferences": [reference]},
-            "spec": {"nodeName": node, "containers": [{"name": "c"}]},
-        }, "default")
+        cluster.create(
+            "pods",
+            {
+                "metadata": {"name": f"web-{index}", "labels": {"app": "web"}, "ownerReferences": [reference]},
+                "spec": {"nodeName": node, "containers": [{"name": "c"}]},
+            },
+            "default",
+        )
 
 
 def _budget(cluster: Cluster, **spec: Any) -> dict[str, Any]:
-    cluster.create("poddisruptionbudgets", {"metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": {"app": "web"}}, **spec}}, "default")
+    cluster.create(
+        "poddisruptionbudgets", {"metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": {"app": "web"}}, **spec}}, "default"
+    )
     return cluster.get("poddisruptionbudgets", "web", "default")["status"]
 
 
@@ -136,7 +184,11 @@ def test_budget_with_integer_min_available(gpu_cluster: Cluster) -> None:
 
 
 def test_budget_percentages_use_the_controller_scale(gpu_cluster: Cluster) -> None:
-    deployment = gpu_cluster.create("deployments", {"metadata": {"name": "web"}, "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}}, "template": {}}}, "default")
+    deployment = gpu_cluster.create(
+        "deployments",
+        {"metadata": {"name": "web"}, "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}}, "template": {}}},
+        "default",
+    )
     _replicaset_with_pods(gpu_cluster, 4, ["gpu-0", "gpu-1"], deployment=deployment)
     assert _counts(_budget(gpu_cluster, minAvailable="50%")) == (4, 2, 2, 0)
     gpu_cluster.patch("pdb", "web", {"spec": {"minAvailable": None, "maxUnavailable": "25%"}}, "merge", "default")
@@ -145,7 +197,11 @@ def test_budget_percentages_use_the_controller_scale(gpu_cluster: Cluster) -> No
 
 def test_budget_over_daemonset_pods_fails_safe(gpu_cluster: Cluster) -> None:
     gpu_cluster.create("daemonsets", _daemonset("web", tolerations=[{"operator": "Exists"}]), "default")
-    gpu_cluster.create("poddisruptionbudgets", {"metadata": {"name": "web"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}}, "default")
+    gpu_cluster.create(
+        "poddisruptionbudgets",
+        {"metadata": {"name": "web"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}},
+        "default",
+    )
     status = gpu_cluster.get("pdb", "web", "default")["status"]
     assert status["disruptionsAllowed"] == 0 and status["conditions"][0]["reason"] == "SyncFailed"
     assert "found no controllers for pod" in status["conditions"][0]["message"]
@@ -162,7 +218,9 @@ def test_eviction_blocked_then_allowed(gpu_cluster: Cluster) -> None:
     with pytest.raises(ApiError) as blocked:
         gpu_cluster.evict("default", "web-0")
     assert (blocked.value.code, blocked.value.reason, blocked.value.message) == (429, "TooManyRequests", PDB_VIOLATION_MESSAGE)
-    assert blocked.value.details["causes"] == [{"reason": "DisruptionBudget", "message": "The disruption budget web needs 2 healthy pods and has 2 currently"}]
+    assert blocked.value.details["causes"] == [
+        {"reason": "DisruptionBudget", "message": "The disruption budget web needs 2 healthy pods and has 2 currently"}
+    ]
     assert gpu_cluster.exists("pods", "web-0", "default")
 
     gpu_cluster.patch("pdb", "web", {"spec": {"minAvailable": 1}}, "merge", "default")
@@ -195,7 +253,11 @@ def test_eviction_dry_run_and_overlapping_budgets(gpu_cluster: Cluster) -> None:
     gpu_cluster.evict("default", "web-0", dry_run=True)
     assert gpu_cluster.exists("pods", "web-0", "default")
     assert gpu_cluster.get("pdb", "web", "default")["status"]["disruptionsAllowed"] == 1
-    gpu_cluster.create("poddisruptionbudgets", {"metadata": {"name": "second"}, "spec": {"minAvailable": 0, "selector": {"matchLabels": {"app": "web"}}}}, "default")
+    gpu_cluster.create(
+        "poddisruptionbudgets",
+        {"metadata": {"name": "second"}, "spec": {"minAvailable": 0, "selector": {"matchLabels": {"app": "web"}}}},
+        "default",
+    )
     with pytest.raises(ApiError) as overlapping:
         gpu_cluster.evict("default", "web-0")
     assert overlapping.value.code == 500 and "more than one PodDisruptionBudget" in overlapping.value.message
@@ -218,7 +280,9 @@ def test_evicted_pod_counts_as_disrupted_while_terminating() -> None:
 # ---------------------------------------------------------------- pure rules
 
 
-@pytest.mark.parametrize(("value", "total", "round_up", "expected"), [(2, 10, True, 2), ("50%", 3, True, 2), ("50%", 3, False, 1), ("0%", 5, True, 0)])
+@pytest.mark.parametrize(
+    ("value", "total", "round_up", "expected"), [(2, 10, True, 2), ("50%", 3, True, 2), ("50%", 3, False, 1), ("0%", 5, True, 0)]
+)
 def test_scaled_value(value: int | str, total: int, round_up: bool, expected: int) -> None:
     assert scaled_value(value, total, round_up) == expected
 

@@ -1,9 +1,12 @@
 """The emulated API over HTTPS, driven by the official kubernetes Python client (never monkeypatched)."""
+
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -11,14 +14,17 @@ from typing import Any
 
 import kmock
 import pytest
+from gpufleet_twin.kube import ApiServer
 from kubernetes import client, watch
 
-from gpufleet_twin.kube import ApiServer
-
 DATA_DIR = Path(__file__).resolve().parent / "data"
+# k8s\0 + runtime.Unknown{typeMeta{apiVersion: autoscaling/v1, kind: Scale}, raw: ""}: a kind the decoder lacks
+SCALE_ENVELOPE = b"k8s\x00\n\x17\n\x0eautoscaling/v1\x12\x05Scale\x12\x00"
 
 
-def _raw(api: ApiServer, method: str, path: str, body: bytes | None = None, content_type: str = "application/json", token: str | None = "default") -> tuple[int, Any]:
+def _raw(
+    api: ApiServer, method: str, path: str, body: bytes | None = None, content_type: str = "application/json", token: str | None = "default"
+) -> tuple[int, Any]:
     headers = {"Content-Type": content_type}
     if token is not None:
         headers["Authorization"] = f"Bearer {api.token if token == 'default' else token}"
@@ -53,7 +59,9 @@ def test_openapi_v3_advertises_server_side_field_validation(apiserver: ApiServer
     document = _raw(apiserver, "GET", url)[1]
     patch = document["paths"]["/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}"]["patch"]
     assert patch["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "DaemonSet"}
-    assert {"name": "fieldValidation", "in": "query"}.items() <= next(p for p in patch["parameters"] if p["name"] == "fieldValidation").items()
+    assert {"name": "fieldValidation", "in": "query"}.items() <= next(
+        p for p in patch["parameters"] if p["name"] == "fieldValidation"
+    ).items()
 
 
 def test_authentication_is_required(apiserver: ApiServer) -> None:
@@ -76,12 +84,15 @@ def test_node_patch_types(core_v1: client.CoreV1Api) -> None:
     assert strategic.metadata.labels == {"a": "1", "b": "2"} and strategic.spec.unschedulable
     json_patched = core_v1.patch_node("gpu-0", [{"op": "replace", "path": "/metadata/labels/a", "value": "3"}])
     assert json_patched.metadata.labels["a"] == "3"
-    merged = core_v1.patch_node("gpu-0", {"metadata": {"labels": {"b": None}}, "spec": {"taints": None}}, _content_type="application/merge-patch+json")
+    merged = core_v1.patch_node(
+        "gpu-0", {"metadata": {"labels": {"b": None}}, "spec": {"taints": None}}, _content_type="application/merge-patch+json"
+    )
     assert merged.metadata.labels == {"a": "3"} and merged.spec.taints is None
     applied = core_v1.patch_node(
         "gpu-0",
         {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-0", "labels": {"nvidia.com/mig.config": "all-1g.5gb"}}},
-        field_manager="gpufleet", _content_type="application/apply-patch+yaml",
+        field_manager="gpufleet",
+        _content_type="application/apply-patch+yaml",
     )
     assert applied.metadata.labels == {"a": "3", "nvidia.com/mig.config": "all-1g.5gb"}
     assert int(applied.metadata.resource_version) > int(strategic.metadata.resource_version)
@@ -99,7 +110,11 @@ def test_node_status_subresource(core_v1: client.CoreV1Api) -> None:
 
 
 def test_selectors_and_list_shape(apiserver: ApiServer, core_v1: client.CoreV1Api) -> None:
-    for name, labels in (("gpu-0", {"nvidia.com/gpu.present": "true", "nvidia.com/mig.config.state": "success"}), ("gpu-1", {"nvidia.com/gpu.present": "true"}), ("cpu-0", {})):
+    for name, labels in (
+        ("gpu-0", {"nvidia.com/gpu.present": "true", "nvidia.com/mig.config.state": "success"}),
+        ("gpu-1", {"nvidia.com/gpu.present": "true"}),
+        ("cpu-0", {}),
+    ):
         apiserver.cluster.add_node(name, labels=labels)
     names = lambda **kw: sorted(n.metadata.name for n in core_v1.list_node(**kw).items)  # noqa: E731
     assert names(label_selector="nvidia.com/gpu.present=true") == ["gpu-0", "gpu-1"]
@@ -119,8 +134,13 @@ def test_errors_are_status_objects(core_v1: client.CoreV1Api) -> None:
         core_v1.read_namespaced_pod("nope", "default")
     assert missing.value.status == 404
     assert json.loads(missing.value.body) == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": 'pods "nope" not found', "reason": "NotFound", "code": 404,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'pods "nope" not found',
+        "reason": "NotFound",
+        "code": 404,
         "details": {"name": "nope", "kind": "pods"},
     }
     core_v1.create_namespaced_config_map("default", {"metadata": {"name": "c"}})
@@ -151,7 +171,9 @@ def test_watch_follows_a_selection(apiserver: ApiServer, core_v1: client.CoreV1A
     timer.start()
     seen = []
     stream = watch.Watch()
-    for event in stream.stream(core_v1.list_node, label_selector="pool=gpu", resource_version=listed.metadata.resource_version, timeout_seconds=5):
+    for event in stream.stream(
+        core_v1.list_node, label_selector="pool=gpu", resource_version=listed.metadata.resource_version, timeout_seconds=5
+    ):
         seen.append((event["type"], event["object"].metadata.name))
         if len(seen) == 3:
             stream.stop()
@@ -163,13 +185,25 @@ def test_eviction_and_logs_through_the_client(apiserver: ApiServer, core_v1: cli
     cluster = apiserver.cluster
     cluster.add_node("gpu-0")
     for name in ("w-0", "w-1"):
-        cluster.create("pods", {"metadata": {"name": name, "labels": {"app": "w"}}, "spec": {"nodeName": "gpu-0", "containers": [{"name": "c"}]}}, "default")
-    cluster.create("poddisruptionbudgets", {"metadata": {"name": "w"}, "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "w"}}}}, "default")
+        cluster.create(
+            "pods",
+            {"metadata": {"name": name, "labels": {"app": "w"}}, "spec": {"nodeName": "gpu-0", "containers": [{"name": "c"}]}},
+            "default",
+        )
+    cluster.create(
+        "poddisruptionbudgets",
+        {"metadata": {"name": "w"}, "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "w"}}}},
+        "default",
+    )
     eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "w-0", "namespace": "default"}}
     with pytest.raises(client.ApiException) as blocked:
         core_v1.create_namespaced_pod_eviction("w-0", "default", eviction)
     body = json.loads(blocked.value.body)
-    assert (blocked.value.status, body["reason"], body["message"]) == (429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.")
+    assert (blocked.value.status, body["reason"], body["message"]) == (
+        429,
+        "TooManyRequests",
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+    )
     cluster.patch("pdb", "w", {"spec": {"minAvailable": 1}}, "merge", "default")
     core_v1.create_namespaced_pod_eviction("w-0", "default", eviction)
     assert [p.metadata.name for p in core_v1.list_namespaced_pod("default").items] == ["w-1"]
@@ -183,13 +217,23 @@ def test_protobuf_bodies_are_decoded(apiserver: ApiServer) -> None:
     status, created = _raw(apiserver, "POST", "/api/v1/namespaces/default/secrets", body, "application/vnd.kubernetes.protobuf")
     assert status == 201 and created["type"] == "helm.sh/release.v1"
     assert apiserver.cluster.get("secrets", "sh.helm.release.v1.tiny.v1", "default")["metadata"]["labels"]["owner"] == "helm"
-    status, refused = _raw(apiserver, "POST", "/apis/apps/v1/namespaces/default/daemonsets", b"k8s\x00\n\x14\n\x07apps/v1\x12\tDaemonSet\x12\x00", "application/vnd.kubernetes.protobuf")
-    assert status == 415 and "apps/v1/DaemonSet" in refused["message"]
+    status, refused = _raw(
+        apiserver, "PUT", "/apis/apps/v1/namespaces/default/deployments/web/scale", SCALE_ENVELOPE, "application/vnd.kubernetes.protobuf"
+    )
+    assert status == 404, "the scale subresource is not served"
+    status, refused = _raw(
+        apiserver, "POST", "/api/v1/namespaces/default/configmaps", SCALE_ENVELOPE, "application/vnd.kubernetes.protobuf"
+    )
+    assert status == 415 and "autoscaling/v1/Scale" in refused["message"]
 
 
 def test_faults_can_be_injected_in_front_of_the_emulation(apiserver: ApiServer, core_v1: client.CoreV1Api) -> None:
     apiserver.cluster.create("pods", {"metadata": {"name": "p"}, "spec": {"containers": []}}, "default")
-    apiserver.handler["post", kmock.subresource("eviction")][:1] << 503 << {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 503}
+    (
+        apiserver.handler["post", kmock.subresource("eviction")][:1]
+        << 503
+        << {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 503}
+    )
     eviction = {"metadata": {"name": "p", "namespace": "default"}}
     with pytest.raises(client.ApiException) as injected:
         core_v1.create_namespaced_pod_eviction("p", "default", eviction)
@@ -197,3 +241,16 @@ def test_faults_can_be_injected_in_front_of_the_emulation(apiserver: ApiServer, 
     core_v1.create_namespaced_pod_eviction("p", "default", eviction)
     assert not apiserver.cluster.exists("pods", "p", "default")
     assert len(list(apiserver.handler["post", kmock.subresource("eviction")])) == 2
+
+
+def test_abandoned_watches_are_dropped(apiserver: ApiServer) -> None:
+    connection = http.client.HTTPSConnection("127.0.0.1", apiserver.port, context=ssl.create_default_context(cafile=str(apiserver.ca_path)))
+    connection.request("GET", "/api/v1/namespaces?watch=1", headers={"Authorization": f"Bearer {apiserver.token}"})
+    response = connection.getresponse()
+    assert (response.status, response.getheader("Content-Type")) == (200, "application/json")
+    assert len(apiserver.cluster._subscribers) == 1
+    connection.close()
+    deadline = time.monotonic() + 5
+    while apiserver.cluster._subscribers and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server notices the closed connection on its own
+    assert apiserver.cluster._subscribers == {}

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from gpufleet_twin.kube.patches import PatchError, apply_patch, json_patch, merge_patch, strategic_merge_patch
 
 POD = {
@@ -26,11 +25,14 @@ def test_merge_patch_is_rfc7386() -> None:
 
 
 def test_strategic_merge_merges_keyed_lists() -> None:
-    patched = strategic_merge_patch(POD, {
-        "spec": {"containers": [{"name": "plugin", "env": [{"name": "MIG_STRATEGY", "value": "mixed"}]}]},
-        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
-        "metadata": {"finalizers": ["y"]},
-    })
+    patched = strategic_merge_patch(
+        POD,
+        {
+            "spec": {"containers": [{"name": "plugin", "env": [{"name": "MIG_STRATEGY", "value": "mixed"}]}]},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+            "metadata": {"finalizers": ["y"]},
+        },
+    )
     plugin, sidecar = patched["spec"]["containers"]
     assert plugin == {"name": "plugin", "image": "v1", "env": [{"name": "MIG_STRATEGY", "value": "mixed"}]}
     assert sidecar == {"name": "sidecar", "image": "s1"}
@@ -55,15 +57,18 @@ def test_strategic_merge_replaces_lists_without_merge_key() -> None:
 
 
 def test_json_patch_operations() -> None:
-    patched = json_patch(POD, [
-        {"op": "add", "path": "/metadata/labels/nvidia.com~1mig.config", "value": "all-1g.5gb"},
-        {"op": "replace", "path": "/spec/containers/0/image", "value": "v2"},
-        {"op": "remove", "path": "/spec/containers/1"},
-        {"op": "copy", "from": "/metadata/labels/a", "path": "/metadata/labels/copied"},
-        {"op": "move", "from": "/metadata/labels/b", "path": "/metadata/labels/moved"},
-        {"op": "add", "path": "/spec/tolerations/-", "value": {"key": "t"}},
-        {"op": "test", "path": "/metadata/name", "value": "p"},
-    ])
+    patched = json_patch(
+        POD,
+        [
+            {"op": "add", "path": "/metadata/labels/nvidia.com~1mig.config", "value": "all-1g.5gb"},
+            {"op": "replace", "path": "/spec/containers/0/image", "value": "v2"},
+            {"op": "remove", "path": "/spec/containers/1"},
+            {"op": "copy", "from": "/metadata/labels/a", "path": "/metadata/labels/copied"},
+            {"op": "move", "from": "/metadata/labels/b", "path": "/metadata/labels/moved"},
+            {"op": "add", "path": "/spec/tolerations/-", "value": {"key": "t"}},
+            {"op": "test", "path": "/metadata/name", "value": "p"},
+        ],
+    )
     assert patched["metadata"]["labels"] == {"a": "1", "nvidia.com/mig.config": "all-1g.5gb", "copied": "1", "moved": "2"}
     assert [c["image"] for c in patched["spec"]["containers"]] == ["v2"]
     assert patched["spec"]["tolerations"][-1] == {"key": "t"}

@@ -1,4 +1,5 @@
 """Protobuf bodies: real ones captured from helm 4.1.4 and 3.17.3, and hand-built ones for the other shapes."""
+
 from __future__ import annotations
 
 import base64
@@ -7,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from gpufleet_twin.kube.protobuf import MAGIC, ProtobufError, UnsupportedProtobuf, decode_object
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -69,8 +69,13 @@ def test_real_helm_delete_options(helm: str) -> None:
 def test_configmap_with_binary_data_and_owner() -> None:
     owner = _bytes_field(1, "DaemonSet") + _bytes_field(3, "dp") + _bytes_field(4, "uid-1") + _bytes_field(5, "apps/v1") + _int_field(6, 1)
     meta = (
-        _bytes_field(1, "cfg") + _bytes_field(3, "gpu") + _bytes_field(8, b"")  # zero creationTimestamp, as Go sends it
-        + _map_entry(11, "app", "plugin") + _map_entry(12, "note", "x") + _bytes_field(13, owner) + _bytes_field(14, "keep")
+        _bytes_field(1, "cfg")
+        + _bytes_field(3, "gpu")
+        + _bytes_field(8, b"")  # zero creationTimestamp, as Go sends it
+        + _map_entry(11, "app", "plugin")
+        + _map_entry(12, "note", "x")
+        + _bytes_field(13, owner)
+        + _bytes_field(14, "keep")
     )
     raw = _bytes_field(1, meta) + _map_entry(2, "config.yaml", "version: v1\n") + _map_entry(3, "blob", b"\x00\xff") + _int_field(4, 1)
     assert decode_object(_envelope("v1", "ConfigMap", raw)) == {
@@ -111,9 +116,39 @@ def test_negative_int64_and_timestamps() -> None:
     assert secret["metadata"]["deletionGracePeriodSeconds"] == -1
 
 
+def test_real_kubectl_create_deployment_keeps_pointer_zeros() -> None:
+    deployment = decode_object((DATA_DIR / "kubectl-create-deployment.pb").read_bytes())
+    assert (deployment["apiVersion"], deployment["kind"], deployment["metadata"]["name"]) == ("apps/v1", "Deployment", "web")
+    assert deployment["spec"]["replicas"] == 0, "kubectl create deployment --replicas=0 must not become the default 1"
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert (container["name"], container["image"], container["ports"][0]["containerPort"]) == ("nginx", "nginx:1.27", 8080)
+    assert deployment["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+
+
+def test_real_kubectl_create_pdb_int_or_string() -> None:
+    pdb = decode_object((DATA_DIR / "kubectl-create-pdb.pb").read_bytes())
+    assert pdb["spec"] == {"minAvailable": 0, "selector": {"matchLabels": {"app": "web"}}}
+
+
+def test_special_json_forms() -> None:
+    quantity = _bytes_field(1, "8")
+    resources = _bytes_field(1, _bytes_field(1, "nvidia.com/mig-1g.5gb") + _bytes_field(2, quantity))  # limits map entry
+    container = _bytes_field(1, "plugin") + _bytes_field(8, resources)
+    percent = _int_field(1, 1) + _bytes_field(3, "25%")
+    strategy = _bytes_field(1, "RollingUpdate") + _bytes_field(2, _bytes_field(1, percent))
+    pod_spec = _bytes_field(2, container)
+    template = _bytes_field(2, pod_spec)
+    spec = _bytes_field(2, template) + _bytes_field(3, strategy)
+    daemonset = decode_object(_envelope("apps/v1", "DaemonSet", _bytes_field(2, spec)))
+    assert daemonset["spec"]["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%"}}
+    assert daemonset["spec"]["template"]["spec"]["containers"] == [
+        {"name": "plugin", "resources": {"limits": {"nvidia.com/mig-1g.5gb": "8"}}}
+    ]
+
+
 def test_unsupported_kind_is_named() -> None:
-    with pytest.raises(UnsupportedProtobuf, match="apps/v1/DaemonSet"):
-        decode_object(_envelope("apps/v1", "DaemonSet", b""))
+    with pytest.raises(UnsupportedProtobuf, match="autoscaling/v1/Scale"):
+        decode_object(_envelope("autoscaling/v1", "Scale", b""))
 
 
 @pytest.mark.parametrize("body", [b"{}", MAGIC + b"\x0a\xff", MAGIC + b"\x0b"])

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from gpufleet_twin.kube.selectors import (
     SelectorError,
     fields_match,
@@ -68,10 +67,16 @@ def test_node_selector_terms_are_ored_and_expressions_anded() -> None:
         ]
     }
     assert node_selector_matches(nfd_or_manual, node)
-    both = {"nodeSelectorTerms": [{"matchExpressions": [
-        {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]},
-        {"key": "zone", "operator": "NotIn", "values": ["a"]},
-    ]}]}
+    both = {
+        "nodeSelectorTerms": [
+            {
+                "matchExpressions": [
+                    {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]},
+                    {"key": "zone", "operator": "NotIn", "values": ["a"]},
+                ]
+            }
+        ]
+    }
     assert not node_selector_matches(both, node)
     by_name = {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["gpu-0"]}]}]}
     assert node_selector_matches(by_name, node)

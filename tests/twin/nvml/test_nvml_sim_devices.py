@@ -42,8 +42,9 @@ def test_handle_by_uuid_accepts_gpu_and_both_mig_forms_from_r470(a100_r550, nvml
     parent = nvml.nvmlDeviceGetHandleByUUID(SEED_GPU_UUID)
     assert not nvml.nvmlDeviceIsMigDeviceHandle(parent)
     assert nvml.nvmlDeviceGetIndex(parent) == 0
-    with pytest.raises(pynvml.NVMLError_NotFound):
-        nvml.nvmlDeviceGetHandleByUUID("GPU-00000000-0000-0000-0000-000000000000")
+    for unknown in ("GPU-00000000-0000-0000-0000-000000000000", "MIG-00000000-0000-5000-8000-000000000000", "foo"):
+        with pytest.raises(pynvml.NVMLError_NotFound):
+            nvml.nvmlDeviceGetHandleByUUID(unknown)
 
 
 def test_r450_has_no_mig_uuid_lookup(a100_seed_node, nvml_on):
@@ -75,10 +76,15 @@ def test_mig_device_attributes_and_memory(a100_r550, nvml_on):
     assert nvml.nvmlDeviceGetMemoryInfo(mig, version=pynvml.nvmlMemory_v2).total == 19968 * 1024 * 1024
     parent = nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig)
     assert nvml.nvmlDeviceGetUUID(parent) == SEED_GPU_UUID
+    # As an H200 on 580.159.04 answers for a GPU handle:
     with pytest.raises(pynvml.NVMLError_NotSupported):
         nvml.nvmlDeviceGetAttributes(gpu)
-    with pytest.raises(pynvml.NVMLError_NotSupported):
+    with pytest.raises(pynvml.NVMLError_InvalidArgument):
         nvml.nvmlDeviceGetGpuInstanceId(gpu)
+    with pytest.raises(pynvml.NVMLError_InvalidArgument):
+        nvml.nvmlDeviceGetComputeInstanceId(gpu)
+    with pytest.raises(pynvml.NVMLError_InvalidArgument):
+        nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(gpu)
 
 
 def test_mig_device_indices_follow_gi_then_ci_order_with_not_found_beyond(a100_r550, nvml_on):
@@ -95,10 +101,9 @@ def test_mig_device_indices_follow_gi_then_ci_order_with_not_found_beyond(a100_r
         for m in (nvml.nvmlDeviceGetMigDeviceHandleByIndex(gpu, i) for i in range(4))
     ]
     assert ids == [(2, 0), (2, 1), (2, 2), (3, 0)]
-    with pytest.raises(pynvml.NVMLError_NotFound):
-        nvml.nvmlDeviceGetMigDeviceHandleByIndex(gpu, 4)
-    with pytest.raises(pynvml.NVMLError_InvalidArgument):
-        nvml.nvmlDeviceGetMigDeviceHandleByIndex(gpu, 7)
+    for empty_index in (4, 7):
+        with pytest.raises(pynvml.NVMLError_NotFound):
+            nvml.nvmlDeviceGetMigDeviceHandleByIndex(gpu, empty_index)
 
 
 def test_max_mig_device_count_is_zero_with_mig_off_and_four_on_a30(make_node, nvml_on):

@@ -8,10 +8,14 @@ import pytest
 from gpufleet_twin import nvml as sim
 
 
-def test_error_strings_for_codes_pynvml_does_not_know(make_node, nvml_on):
+def test_error_strings_are_the_drivers(make_node, nvml_on):
+    """As nvmlErrorString answered on 580.159.04; 19 and 23 are missing from pynvml's own table."""
     nvml_on(make_node([{"model": "A100-SXM4-40GB"}]))
     assert pynvml.nvmlErrorString(pynvml.NVML_ERROR_IN_USE) == "In use by another client"
     assert pynvml.nvmlErrorString(pynvml.NVML_ERROR_INSUFFICIENT_RESOURCES) == "Insufficient Resources"
+    assert pynvml.nvmlErrorString(pynvml.NVML_ERROR_RESET_REQUIRED) == "GPU requires reset"
+    assert pynvml.nvmlErrorString(pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH) == "Argument version mismatch"
+    assert pynvml.nvmlErrorString(pynvml.NVML_ERROR_UNKNOWN) == "Unknown Error"
 
 
 def test_no_driver_and_unloaded_driver_fail_init(make_node, nvml_on):

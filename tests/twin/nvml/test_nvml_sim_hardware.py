@@ -281,3 +281,49 @@ def test_compute_instance_profile_names_and_enum_limits(make_node, nvml_on):
         nvml.nvmlGpuInstanceGetComputeInstanceProfileInfo(gi, pynvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT, shared)
     with pytest.raises(pynvml.NVMLError_InvalidArgument):
         nvml.nvmlGpuInstanceGetComputeInstanceProfileInfo(gi, 0, 1)
+
+
+def test_h200_on_580_answers_like_the_probed_device(make_node, nvml_on):
+    """Values an H200 on 580.159.04 returned to a read-only NVML probe (MIG disabled)."""
+    nvml = nvml_on(make_node([{"model": "H200-141GB"}], driver_version="580.159.04"))
+    gpu = nvml.nvmlDeviceGetHandleByIndex(0)
+    memory = {row[1]: row[11] for row in _profiles(nvml, gpu, version=2)}
+    assert memory == {19: 16384, 14: 33280, 9: 71424, 5: 71424, 0: 143360, 20: 16384, 15: 33280}
+    v1 = nvml.nvmlDeviceGetMemoryInfo(gpu)
+    v2 = nvml.nvmlDeviceGetMemoryInfo(gpu, version=pynvml.nvmlMemory_v2)
+    assert (v1.total, v1.used, v1.free) == (150754820096, 644939776, 150109880320)
+    assert (v2.total, v2.reserved, v2.used, v2.free) == (150754820096, 644939776, 0, 150109880320)
+    assert nvml.nvmlDeviceGetPciInfo(gpu).pciSubSystemId == 0x18BF10DE
+    info = nvml.nvmlDeviceGetGpuInstanceProfileInfo(gpu, pynvml.NVML_GPU_INSTANCE_PROFILE_1_SLICE)
+    assert (info.version, info.name) == (0, "MIG 1g.18gb")
+    with pytest.raises(pynvml.NVMLError_InvalidArgument):
+        nvml.nvmlDeviceGetGpuInstanceProfileInfo(gpu, pynvml.NVML_GPU_INSTANCE_PROFILE_3_SLICE_GFX)
+    with pytest.raises(pynvml.NVMLError_NotSupported):
+        nvml.nvmlDeviceGetGpuInstanceProfileInfo(gpu, pynvml.NVML_GPU_INSTANCE_PROFILE_2_SLICE_ALL_ME)
+
+
+def test_profile_ids_the_gpu_lacks_versus_ids_out_of_range(make_node, nvml_on):
+    """580.159.04: an A30 id on an H200 is NOT_FOUND / NOT_SUPPORTED / no instances; 42 is invalid."""
+    nvml = nvml_on(make_node([{"model": "H200-141GB", "mig_mode": "enabled"}], driver_version="580.159.04"))
+    gpu = nvml.nvmlDeviceGetHandleByIndex(0)
+    count = pynvml.c_uint()
+    with pytest.raises(pynvml.NVMLError_NotFound):
+        nvml.nvmlDeviceGetGpuInstanceProfileInfoById(gpu, 21)
+    with pytest.raises(pynvml.NVMLError_NotSupported):
+        nvml.nvmlDeviceGetGpuInstancePossiblePlacements(gpu, 21, None, pynvml.byref(count))
+    with pytest.raises(pynvml.NVMLError_NotSupported):
+        nvml.nvmlDeviceGetGpuInstanceRemainingCapacity(gpu, 21)
+    with pytest.raises(pynvml.NVMLError_NotSupported):
+        nvml.nvmlDeviceCreateGpuInstance(gpu, 21)
+    instances = (pynvml.c_nvmlGpuInstance_t * 4)()
+    nvml.nvmlDeviceGetGpuInstances(gpu, 21, instances, pynvml.byref(count))
+    assert count.value == 0
+    for call in (
+        nvml.nvmlDeviceGetGpuInstanceProfileInfoById,
+        nvml.nvmlDeviceGetGpuInstanceRemainingCapacity,
+        nvml.nvmlDeviceCreateGpuInstance,
+    ):
+        with pytest.raises(pynvml.NVMLError_InvalidArgument):
+            call(gpu, 42)
+    with pytest.raises(pynvml.NVMLError_InvalidArgument):
+        nvml.nvmlDeviceGetGpuInstances(gpu, 42, instances, pynvml.byref(count))

@@ -115,15 +115,46 @@ def test_destroy_is_refused_while_in_use(make_node, nvml_on):
     assert nvml.nvmlDeviceGetGpuInstanceRemainingCapacity(gpu, 14) == 3
 
 
-def test_mig_calls_need_mig_enabled(make_node, nvml_on):
-    nvml = nvml_on(make_node([{"model": "A100-SXM4-40GB"}]))
+def test_creating_needs_mig_enabled(make_node, nvml_on):
+    nvml = nvml_on(make_node([{"model": "A100-SXM4-40GB"}], driver_version="580.65.06"))
     gpu = nvml.nvmlDeviceGetHandleByIndex(0)
-    for call in (nvml.nvmlDeviceCreateGpuInstance, nvml.nvmlDeviceGetGpuInstanceRemainingCapacity):
-        with pytest.raises(pynvml.NVMLError_NotSupported):
-            call(gpu, 19)
+    with pytest.raises(pynvml.NVMLError_NotSupported):
+        nvml.nvmlDeviceCreateGpuInstance(gpu, 19)
     count = pynvml.c_uint()
     nvml.nvmlDeviceGetGpuInstancePossiblePlacements(gpu, 19, None, pynvml.byref(count))
     assert count.value == 7
+
+
+def test_gpu_instance_queries_with_mig_off_before_r550(make_node, nvml_on):
+    nvml = nvml_on(make_node([{"model": "A100-SXM4-40GB"}], driver_version="535.104.05"))
+    gpu = nvml.nvmlDeviceGetHandleByIndex(0)
+    with pytest.raises(pynvml.NVMLError_NotSupported):
+        nvml.nvmlDeviceGetGpuInstanceRemainingCapacity(gpu, 19)
+    with pytest.raises(pynvml.NVMLError_NotSupported):
+        nvml.nvmlDeviceGetGpuInstanceById(gpu, 1)
+
+
+def test_gpu_instance_queries_with_mig_off_from_r550(make_node, nvml_on):
+    """As an H200 on 580.159.04 answers with MIG disabled."""
+    nvml = nvml_on(make_node([{"model": "H200-141GB"}], driver_version="580.159.04"))
+    gpu = nvml.nvmlDeviceGetHandleByIndex(0)
+    assert [nvml.nvmlDeviceGetGpuInstanceRemainingCapacity(gpu, p) for p in (19, 20, 15, 14, 9, 5, 0)] == [
+        7,
+        1,
+        4,
+        3,
+        2,
+        1,
+        1,
+    ]
+    instances = (pynvml.c_nvmlGpuInstance_t * 7)()
+    count = pynvml.c_uint(5)
+    nvml.nvmlDeviceGetGpuInstances(gpu, 19, instances, pynvml.byref(count))
+    assert count.value == 0
+    with pytest.raises(pynvml.NVMLError_NotFound):
+        nvml.nvmlDeviceGetGpuInstanceById(gpu, 1)
+    with pytest.raises(pynvml.NVMLError_NotFound):
+        nvml.nvmlDeviceGetMigDeviceHandleByIndex(gpu, 0)
 
 
 @pytest.mark.parametrize("driver, listable", [("535.104.05", False), ("550.54.15", True)])

@@ -65,7 +65,7 @@ def test_query_gpu_csv_with_and_without_units(seed_node):
     code, out = run_smi(seed_node, "--query-gpu=memory.total,mig.mode.pending", "--format=csv,noheader,nounits")
     assert (code, out) == (0, "40537, Disabled\n")
     code, out = run_smi(seed_node, "--query-gpu=temperature.weird", "--format=csv")
-    assert (code, out) == (2, 'Field "temperature.weird" is not a valid field to query.\n')
+    assert (code, out) == (2, 'Field "temperature.weird" is not a valid field to query.\n\n')
 
 
 def test_query_on_a_gpu_without_mig_prints_na(make_node):
@@ -130,7 +130,81 @@ def test_list_gpu_instance_profiles_shows_free_counts(make_node):
 
 
 def test_mig_listing_with_mig_off(seed_node):
-    assert run_smi(seed_node, "mig", "-lgip") == (6, "No MIG-enabled devices found.\n")
+    for action in ("-lgip", "-lgipp", "-lgi", "-lci"):
+        assert run_smi(seed_node, "mig", action) == (0, "No MIG-enabled devices found.\n")
+
+
+# Captured from nvidia-smi 580.159.04 on an H200 with MIG disabled (read-only probe).
+H200_580_LGIP = """\
++-------------------------------------------------------------------------------+
+| GPU instance profiles:                                                        |
+| GPU   Name               ID    Instances   Memory     P2P    SM    DEC   ENC  |
+|                                Free/Total   GiB              CE    JPEG  OFA  |
+|===============================================================================|
+|   0  MIG 1g.18gb         19     7/7        16.00      No     16     1     0   |
+|                                                               1     1     0   |
++-------------------------------------------------------------------------------+
+|   0  MIG 1g.18gb+me      20     1/1        16.00      No     16     1     0   |
+|                                                               1     1     1   |
++-------------------------------------------------------------------------------+
+|   0  MIG 1g.35gb         15     4/4        32.50      No     26     1     0   |
+|                                                               1     1     0   |
++-------------------------------------------------------------------------------+
+|   0  MIG 2g.35gb         14     3/3        32.50      No     32     2     0   |
+|                                                               2     2     0   |
++-------------------------------------------------------------------------------+
+|   0  MIG 3g.71gb          9     2/2        69.75      No     60     3     0   |
+|                                                               3     3     0   |
++-------------------------------------------------------------------------------+
+|   0  MIG 4g.71gb          5     1/1        69.75      No     64     4     0   |
+|                                                               4     4     0   |
++-------------------------------------------------------------------------------+
+|   0  MIG 7g.141gb         0     1/1        140.00     No     132    7     0   |
+|                                                               8     7     1   |
++-------------------------------------------------------------------------------+
+"""
+H200_580_LGIPP = """\
+GPU  0 Profile ID 19 Placements: {0,1,2,3,4,5,6}:1
+GPU  0 Profile ID 20 Placements: {0,1,2,3,4,5,6}:1
+GPU  0 Profile ID 15 Placements: {0,2,4,6}:2
+GPU  0 Profile ID 14 Placements: {0,2,4}:2
+GPU  0 Profile ID  9 Placements: {0,4}:4
+GPU  0 Profile ID  5 Placement : {0}:4
+GPU  0 Profile ID  0 Placement : {0}:8
+"""
+
+
+def test_h200_on_580_matches_the_captured_listings(make_node):
+    path = make_node(
+        [{"model": "H200-141GB", "uuid": "GPU-19bcf0bb-def5-ad97-5081-496820ff8ff3", "pci_bus_id": "00000000:00:06.0"}],
+        driver_version="580.159.04",
+    )
+    assert run_smi(path, "mig", "-lgip") == (0, H200_580_LGIP)
+    assert run_smi(path, "mig", "-lgipp") == (0, H200_580_LGIPP)
+    assert run_smi(path, "mig", "-lgi") == (0, "No MIG-enabled devices found.\n")
+    assert run_smi(
+        path,
+        "--query-gpu=index,name,uuid,pci.bus_id,driver_version,mig.mode.current,mig.mode.pending," "memory.total",
+        "--format=csv",
+    ) == (
+        0,
+        (
+            "index, name, uuid, pci.bus_id, driver_version, mig.mode.current, mig.mode.pending, memory.total [MiB]\n"
+            "0, NVIDIA H200, GPU-19bcf0bb-def5-ad97-5081-496820ff8ff3, 00000000:00:06.0, 580.159.04, Disabled, "
+            "Disabled, 143771 MiB\n"
+        ),
+    )
+    assert run_smi(path, "--version") == (
+        0,
+        (
+            "NVIDIA-SMI version  : 580.159.04\nNVML version        : 580.159\n"
+            "DRIVER version      : 580.159.04\nCUDA Version        : 13.0\n"
+        ),
+    )
+    assert run_smi(path, "-i", "7", "-L") == (
+        2,
+        "ERROR: Option -i is not valid for this command. Please run 'nvidia-smi -h' for help.\n\n",
+    )
 
 
 def test_destroy_in_use_reports_and_keeps_going(make_node):
@@ -229,7 +303,7 @@ def test_version_and_bad_arguments(seed_node):
         ),
     )
     assert run_smi(seed_node, "--frobnicate")[0] == 2
-    assert run_smi(seed_node, "-i", "7", "-L") == (6, "No devices were found\n")
+    assert run_smi(seed_node, "-i", "7", "--query-gpu=name", "--format=csv") == (6, "No devices were found\n")
 
 
 def test_no_driver_node(make_node):

@@ -1,10 +1,12 @@
 """``python -m gpufleet_twin.kube serve --state-dir DIR [--port-file FILE] [--port N] [--persist]``.
 
-Serves the emulated API server in the foreground until SIGINT or SIGTERM. Once the port is bound it
-writes ``DIR/kubeconfig`` (server URL and bearer token), ``DIR/token``, and the port number to the port
-file (atomically, so a reader polling for it never sees half a number). On exit the port file is
-removed. With ``--persist`` the cluster is saved to ``DIR/cluster.json`` on exit and loaded on start,
-so a restarted server keeps its objects; the token (and so the kubeconfig) is reused across restarts.
+Serves the emulated API server (HTTPS on 127.0.0.1) in the foreground until SIGINT or SIGTERM. Once
+the port is bound it writes ``DIR/kubeconfig`` (server URL, CA, bearer token), ``DIR/token``,
+``DIR/ca.crt`` with the serving certificate and key, and the port number to the port file (default
+``DIR/apiserver.port``; written atomically, so a reader polling for it never sees half a number). On
+exit the port file is removed. Token and certificate are reused across restarts (pass ``--port`` to
+keep the URL too); with ``--persist`` the cluster itself is saved to ``DIR/cluster.json`` on exit and
+loaded on start.
 """
 from __future__ import annotations
 

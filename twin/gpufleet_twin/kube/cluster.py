@@ -59,6 +59,11 @@ _SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _PATH_SEGMENT_GROUPS = frozenset({"rbac.authorization.k8s.io"})
+_POD_TEMPLATE_OWNERS = frozenset({"daemonsets.apps", "deployments.apps", "replicasets.apps", "statefulsets.apps", "jobs.batch"})
+# Metadata only the server writes: an update cannot change it.
+_SERVER_OWNED_METADATA = (
+    "name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion",
+)
 
 
 def now_rfc3339() -> str:
@@ -85,6 +90,7 @@ class WatchEvent:
 
 
 ObjectKey = tuple[str, str, str]  # (qualified resource, namespace or "", name)
+Bucket = dict[tuple[str, str], dict[str, Any]]  # one resource's objects by (namespace or "", name)
 Subscriber = Callable[[WatchEvent], None]
 
 
@@ -115,7 +121,7 @@ class Cluster:
         self.registry = registry or ResourceRegistry()
         self.pod_termination_seconds = pod_termination_seconds
         self._lock = threading.RLock()
-        self._objects: dict[ObjectKey, dict[str, Any]] = {}
+        self._objects: dict[str, Bucket] = {}  # by qualified resource, so a list never scans other kinds
         self._revision = 0
         self._history: deque[WatchEvent] = deque(maxlen=WATCH_HISTORY)
         self._subscribers: dict[int, Subscriber] = {}
@@ -143,8 +149,18 @@ class Cluster:
     def _key(self, resource: ResourceType, namespace: str | None, name: str) -> ObjectKey:
         return (resource.qualified, (namespace or "") if resource.namespaced else "", name)
 
+    def _bucket(self, qualified: str) -> Bucket:
+        return self._objects.setdefault(qualified, {})
+
     def _lookup(self, resource: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
-        return self._objects.get(self._key(resource, namespace, name))
+        qualified, namespace_key, name = self._key(resource, namespace, name)
+        return self._bucket(qualified).get((namespace_key, name))
+
+    def _all_objects(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        """(qualified resource, live object) for everything stored; for controllers, under the lock."""
+        for qualified, bucket in list(self._objects.items()):
+            for obj in list(bucket.values()):
+                yield qualified, obj
 
     def _require(self, resource: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
         obj = self._lookup(resource, namespace, name)
@@ -163,8 +179,8 @@ class Cluster:
             return self._lookup(resource, namespace, name) is not None
 
     def _iter(self, resource: ResourceType, namespace: str | None) -> Iterable[dict[str, Any]]:
-        for (qualified, obj_namespace, _), obj in sorted(self._objects.items()):
-            if qualified == resource.qualified and (not namespace or not resource.namespaced or obj_namespace == namespace):
+        for (obj_namespace, _), obj in sorted(self._bucket(resource.qualified).items()):
+            if not namespace or not resource.namespaced or obj_namespace == namespace:
                 yield obj
 
     def list_with_revision(
@@ -201,10 +217,13 @@ class Cluster:
     # ------------------------------------------------------------------ watch
 
     def subscribe(self, callback: Subscriber) -> int:
-        """Call ``callback`` with every WatchEvent from now on, under the store lock.
+        """Call ``callback`` with every WatchEvent from now on, under the store lock; returns a handle
+        for ``unsubscribe``.
 
         The callback must not block and must not call back into the store; hand the event to a
-        queue or an event loop instead (the HTTP watch does ``loop.call_soon_threadsafe``).
+        queue or an event loop instead. An agent thread typically does
+        ``events = queue.SimpleQueue(); cluster.subscribe(events.put)`` and reacts to ``events.get()``;
+        the HTTP watch uses ``loop.call_soon_threadsafe``.
         """
         with self._lock:
             self._next_subscriber += 1
@@ -237,15 +256,16 @@ class Cluster:
     def _store(self, resource: ResourceType, obj: dict[str, Any], event_type: str) -> dict[str, Any]:
         self._revision += 1
         obj["metadata"]["resourceVersion"] = str(self._revision)
-        key = self._key(resource, obj["metadata"].get("namespace"), obj["metadata"]["name"])
-        previous = self._objects.get(key)
-        self._objects[key] = obj
+        qualified, namespace_key, name = self._key(resource, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        bucket = self._bucket(qualified)
+        previous = bucket.get((namespace_key, name))
+        bucket[(namespace_key, name)] = obj
         self._emit(event_type, resource, obj, previous)
         return copy.deepcopy(obj)
 
     def _purge(self, resource: ResourceType, obj: dict[str, Any], *, orphan: bool) -> dict[str, Any]:
         key = self._key(resource, obj["metadata"].get("namespace"), obj["metadata"]["name"])
-        del self._objects[key]
+        del self._bucket(key[0])[key[1:]]
         self._revision += 1
         obj["metadata"]["resourceVersion"] = str(self._revision)
         for applied_key in [k for k in self._applied if k[0] == key]:
@@ -295,7 +315,7 @@ class Cluster:
     def _check_namespace_open(self, resource: ResourceType, namespace: str | None, name: str) -> None:
         if not resource.namespaced:
             return
-        ns = self._objects.get(("namespaces", "", namespace or ""))
+        ns = self._bucket("namespaces").get(("", namespace or ""))
         if ns is None:
             raise errors.not_found("namespaces", "", namespace or "")
         if is_terminating(ns):
@@ -336,7 +356,10 @@ class Cluster:
                     "characters, '-', '_' or '.', and must start and end with an alphanumeric character",
                 )
             if not _LABEL_KEY_RE.match(key):
-                raise errors.invalid(resource.kind, name, "metadata.labels", f'Invalid value: "{key}": name part must consist of alphanumeric characters, \'-\', \'_\' or \'.\'')
+                raise errors.invalid(
+                    resource.kind, name, "metadata.labels",
+                    f'Invalid value: "{key}": name part must consist of alphanumeric characters, \'-\', \'_\' or \'.\'',
+                )
         for key, value in (meta.get("annotations") or {}).items():
             if not isinstance(value, str):
                 raise errors.bad_request(f"annotation {key!r} must be a string")
@@ -378,14 +401,24 @@ class Cluster:
         if not isinstance(spec, dict):
             return
         template_spec = (spec.get("template") or {}).get("spec")
-        if resource.qualified in ("daemonsets.apps", "deployments.apps", "replicasets.apps", "statefulsets.apps", "jobs.batch") and isinstance(template_spec, dict):
+        if resource.qualified in _POD_TEMPLATE_OWNERS and isinstance(template_spec, dict):
             self._default_pod_spec(template_spec)
         if resource.qualified == "daemonsets.apps":
-            spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+            strategy = spec.get("updateStrategy") or {}
+            if not strategy.get("type"):  # protobuf bodies carry an empty strategy object
+                strategy["type"] = "RollingUpdate"
+            if strategy["type"] == "RollingUpdate":
+                strategy.setdefault("rollingUpdate", {"maxUnavailable": 1, "maxSurge": 0})
+            spec["updateStrategy"] = strategy
             spec.setdefault("revisionHistoryLimit", 10)
         elif resource.qualified == "deployments.apps":
             spec.setdefault("replicas", 1)
-            spec.setdefault("strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+            strategy = spec.get("strategy") or {}
+            if not strategy.get("type"):
+                strategy["type"] = "RollingUpdate"
+            if strategy["type"] == "RollingUpdate":
+                strategy.setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
+            spec["strategy"] = strategy
             spec.setdefault("revisionHistoryLimit", 10)
             spec.setdefault("progressDeadlineSeconds", 600)
         elif resource.qualified in ("replicasets.apps", "statefulsets.apps"):
@@ -569,7 +602,7 @@ class Cluster:
         candidate["apiVersion"], candidate["kind"] = resource.api_version, resource.kind
         meta = candidate.setdefault("metadata", {})
         old_meta = existing["metadata"]
-        for system_field in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion"):
+        for system_field in _SERVER_OWNED_METADATA:
             if system_field in old_meta:
                 meta[system_field] = old_meta[system_field]
             else:
@@ -587,7 +620,7 @@ class Cluster:
         if dry_run:
             return candidate
         if is_terminating(candidate) and not meta.get("finalizers") and not self._graceful_pod(resource, candidate):
-            purged = self._purge(resource, self._objects[self._key(resource, meta.get("namespace"), meta["name"])], orphan=False)
+            purged = self._purge(resource, self._require(resource, meta.get("namespace"), meta["name"]), orphan=False)
             self._settle()
             return purged
         stored = self._store(resource, candidate, "MODIFIED")
@@ -616,9 +649,16 @@ class Cluster:
             meta = existing["metadata"]
             if preconditions:
                 if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
-                    raise errors.conflict(resource.plural, resource.group, name, f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {meta.get('uid')}")
+                    raise errors.conflict(
+                        resource.plural, resource.group, name,
+                        f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {meta.get('uid')}",
+                    )
                 if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != meta.get("resourceVersion"):
-                    raise errors.conflict(resource.plural, resource.group, name, f"Precondition failed: ResourceVersion in precondition: {preconditions['resourceVersion']}, ResourceVersion in object meta: {meta.get('resourceVersion')}")
+                    raise errors.conflict(
+                        resource.plural, resource.group, name,
+                        f"Precondition failed: ResourceVersion in precondition: {preconditions['resourceVersion']}, "
+                        f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
+                    )
             if dry_run:
                 return copy.deepcopy(existing), False
             orphan = propagation_policy == "Orphan"
@@ -659,12 +699,12 @@ class Cluster:
         return grace
 
     def _schedule_pod_removal(self, resource: ResourceType, pod: Mapping[str, Any], delay: float) -> None:
-        key = self._key(resource, pod["metadata"]["namespace"], pod["metadata"]["name"])
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         uid = pod["metadata"]["uid"]
 
         def finish() -> None:
             with self._lock:
-                current = self._objects.get(key)
+                current = self._lookup(resource, namespace, name)
                 if current is not None and current["metadata"].get("uid") == uid:
                     self._purge(resource, current, orphan=False)
                     self._settle()
@@ -674,11 +714,10 @@ class Cluster:
         timer.start()
 
     def _delete_namespace_contents(self, namespace: str) -> None:
-        for key in [k for k in self._objects if k[1] == namespace]:
-            obj = self._objects.get(key)
-            if obj is not None:
-                resource = next(r for r in self.registry if r.qualified == key[0])
-                self._purge(resource, obj, orphan=False)
+        for resource in self.registry:
+            if resource.namespaced:
+                for obj in list(self._iter(resource, namespace)):
+                    self._purge(resource, obj, orphan=False)
 
     def delete_collection(
         self,
@@ -754,7 +793,10 @@ class Cluster:
                 PDB_VIOLATION_MESSAGE,
                 [{
                     "reason": "DisruptionBudget",
-                    "message": f"The disruption budget {budget_name} needs {status.get('desiredHealthy', 0)} healthy pods and has {status.get('currentHealthy', 0)} currently",
+                    "message": (
+                        f"The disruption budget {budget_name} needs {status.get('desiredHealthy', 0)} healthy pods "
+                        f"and has {status.get('currentHealthy', 0)} currently"
+                    ),
                 }],
             )
         if dry_run:
@@ -876,6 +918,31 @@ class Cluster:
                     new_status[key] = copy.deepcopy(value)
             return self.replace("nodes", name, {"metadata": {}, "status": new_status}, subresource="status")
 
+    def set_extended_resources(
+        self,
+        name: str,
+        capacity: Mapping[str, int | str],
+        allocatable: Mapping[str, int | str] | None = None,
+        *,
+        prefix: str = "nvidia.com/",
+    ) -> dict[str, Any]:
+        """Advertise device-plugin resources the way kubelet does: every capacity/allocatable entry under
+        ``prefix`` is replaced by the given ones (allocatable defaults to capacity); cpu, memory and pods
+        stay. Kubelet zeroes allocatable at once when a plugin stops but keeps capacity for a grace period;
+        an agent reproduces that by passing different capacity and allocatable."""
+        with self._lock:
+            status = self.get("nodes", name).get("status") or {}
+
+            def merged(current: Mapping[str, str] | None, wanted: Mapping[str, int | str]) -> dict[str, str]:
+                kept = {k: v for k, v in (current or {}).items() if not k.startswith(prefix)}
+                kept.update({k: str(v) for k, v in wanted.items()})
+                return kept
+
+            return self.set_node_status(name, {
+                "capacity": merged(status.get("capacity"), capacity),
+                "allocatable": merged(status.get("allocatable"), capacity if allocatable is None else allocatable),
+            })
+
     def set_node_labels(self, name: str, labels: Mapping[str, str | None]) -> dict[str, Any]:
         """Set labels on a node; a None value removes the label."""
         return self.patch("nodes", name, {"metadata": {"labels": dict(labels)}}, "merge")
@@ -912,8 +979,9 @@ class Cluster:
         with self._lock:
             return {
                 "revision": self._revision,
-                "objects": [copy.deepcopy(obj) for obj in self._objects.values()],
+                "objects": [copy.deepcopy(obj) for _, obj in self._all_objects()],
                 "pod_logs": [[ns, name, text] for (ns, name), text in self._pod_logs.items()],
+                "applied": [[*key, manager, copy.deepcopy(config)] for (key, manager), config in self._applied.items()],
             }
 
     def restore(self, snapshot: Mapping[str, Any]) -> None:
@@ -927,7 +995,10 @@ class Cluster:
                 resource = self.registry.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
                 if resource is None:
                     continue
-                self._objects[self._key(resource, obj["metadata"].get("namespace"), obj["metadata"]["name"])] = copy.deepcopy(obj)
+                qualified, namespace_key, name = self._key(resource, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+                self._bucket(qualified)[(namespace_key, name)] = copy.deepcopy(obj)
             for namespace, name, text in snapshot.get("pod_logs", []):
                 self._pod_logs[(namespace, name)] = text
+            for qualified, namespace, name, manager, config in snapshot.get("applied", []):
+                self._applied[((qualified, namespace, name), manager)] = copy.deepcopy(config)
             self._revision = int(snapshot.get("revision", 0))

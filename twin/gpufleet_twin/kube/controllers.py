@@ -54,20 +54,21 @@ class GarbageCollector:
         removed, orphaned = cluster.take_removed_uids()
         if not removed and not orphaned:
             return
-        live_uids = {obj["metadata"].get("uid") for obj in cluster._objects.values()}
-        for key, obj in list(cluster._objects.items()):
+        live_uids = {obj["metadata"].get("uid") for _, obj in cluster._all_objects()}
+        for qualified, obj in list(cluster._all_objects()):
             references = obj["metadata"].get("ownerReferences") or []
             gone = [r for r in references if r.get("uid") in removed or r.get("uid") in orphaned]
             if not gone:
                 continue
-            resource = next(r for r in cluster.registry if r.qualified == key[0])
+            resource = next(r for r in cluster.registry if r.qualified == qualified)
+            name, namespace = obj["metadata"]["name"], obj["metadata"].get("namespace")
             remaining = [r for r in references if r.get("uid") in live_uids and r not in gone]
             cascade = any(r.get("uid") in removed for r in gone)
             try:
                 if cascade and not remaining:
-                    cluster.delete(resource, key[2], key[1] or None)
+                    cluster.delete(resource, name, namespace)
                 else:
-                    cluster.patch(resource, key[2], {"metadata": {"ownerReferences": remaining or None}}, "merge", key[1] or None)
+                    cluster.patch(resource, name, {"metadata": {"ownerReferences": remaining or None}}, "merge", namespace)
             except ApiError:
                 continue  # already gone through another cascade
 
@@ -76,13 +77,13 @@ class InstantKubelet:
     """Marks bound pods Running and Ready as soon as they land on an existing node."""
 
     def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+        pods = cluster.resource("pods")
         namespaces = _touches(dirty, "pods")
         if ("nodes", "") in dirty:
-            namespaces = {obj["metadata"].get("namespace", "") for key, obj in cluster._objects.items() if key[0] == "pods"}
+            namespaces = {pod["metadata"].get("namespace", "") for pod in cluster._iter(pods, None)}
         if not namespaces:
             return
-        pods = cluster.resource("pods")
-        nodes = {key[2] for key in cluster._objects if key[0] == "nodes"}
+        nodes = {node["metadata"]["name"] for node in cluster._iter(cluster.resource("nodes"), None)}
         for namespace in sorted(namespaces):
             for pod in list(cluster._iter(pods, namespace)):
                 node = pod.get("spec", {}).get("nodeName")
@@ -127,21 +128,19 @@ class DaemonSetController:
             namespaces = _touches(dirty, daemonsets.qualified) | _touches(dirty, "pods")
             if not namespaces:
                 return
-        for key, ds in list(cluster._objects.items()):
-            if key[0] != daemonsets.qualified or (namespaces is not None and key[1] not in namespaces):
-                continue
-            if is_terminating(ds):
+        for ds in list(cluster._iter(daemonsets, None)):
+            if (namespaces is not None and ds["metadata"]["namespace"] not in namespaces) or is_terminating(ds):
                 continue
             self._sync(cluster, ds)
 
     def _sync(self, cluster: Cluster, ds: dict[str, Any]) -> None:
         pods_resource = cluster.resource("pods")
-        namespace, name, uid = ds["metadata"]["namespace"], ds["metadata"]["name"], ds["metadata"]["uid"]
+        namespace, uid = ds["metadata"]["namespace"], ds["metadata"]["uid"]
         template = ds.get("spec", {}).get("template") or {}
         pod_spec = template.get("spec") or {}
         revision = template_hash(template)
         on_delete = (ds.get("spec", {}).get("updateStrategy") or {}).get("type") == "OnDelete"
-        nodes = [obj for key, obj in sorted(cluster._objects.items()) if key[0] == "nodes"]
+        nodes = list(cluster._iter(cluster.resource("nodes"), None))
         wanted = {node["metadata"]["name"] for node in nodes if daemon_pod_fits_node(pod_spec, node)}
         owned = [
             pod for pod in cluster._iter(pods_resource, namespace)
@@ -164,13 +163,11 @@ class DaemonSetController:
                 if pod not in keep:
                     cluster.delete(pods_resource, pod["metadata"]["name"], namespace)
 
-        for node_name in sorted(wanted):
-            still_there = [
-                p for p in cluster._iter(pods_resource, namespace)
-                if (controller_ref(p) or {}).get("uid") == uid and p.get("spec", {}).get("nodeName") == node_name
-            ]
-            if not still_there:
-                cluster.create(pods_resource, self._pod_for(ds, template, revision, node_name), namespace)
+        occupied = {
+            p.get("spec", {}).get("nodeName") for p in cluster._iter(pods_resource, namespace) if (controller_ref(p) or {}).get("uid") == uid
+        }  # a node whose old pod is still terminating gets its new pod once that one is gone
+        for node_name in sorted(wanted - occupied):
+            cluster.create(pods_resource, self._pod_for(ds, template, revision, node_name), namespace)
 
         self._update_status(cluster, ds, wanted, revision)
 

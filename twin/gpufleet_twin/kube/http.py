@@ -440,8 +440,12 @@ class KubeApiHandler(RawHandler):
         queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
 
         def enqueue(event: WatchEvent) -> None:
-            if event.resource == resource_type and not loop.is_closed():
+            if event.resource != resource_type:
+                return
+            try:
                 loop.call_soon_threadsafe(queue.put_nowait, event)
+            except RuntimeError:  # the server's loop is gone; a writer must never fail because of a stale watch
+                self.cluster.unsubscribe(handle)
 
         send_initial = _truthy(query.get("sendInitialEvents"))
         requested = query.get("resourceVersion") or ""
@@ -492,7 +496,7 @@ class KubeApiHandler(RawHandler):
             while (remaining := deadline - loop.time()) > 0:
                 try:
                     event = await asyncio.wait_for(queue.get(), timeout=min(remaining, 5.0))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if raw_request.transport is None or raw_request.transport.is_closing():
                         break
                     continue
@@ -502,8 +506,8 @@ class KubeApiHandler(RawHandler):
                 if chunk:
                     await response.write(chunk)
             await response.write_eof()
-        except (ConnectionError, asyncio.CancelledError):
-            pass  # the client went away
+        except ConnectionError:
+            pass  # the client went away; cancellation (also a client going away) propagates
         finally:
             self.cluster.unsubscribe(handle)
         return response

@@ -1,25 +1,43 @@
 """Decode Kubernetes protobuf request bodies into the JSON-shaped dicts the store keeps.
 
-client-go sends typed objects as ``application/vnd.kubernetes.protobuf`` when a client asks for it, and
-helm does (its release Secrets, in helm 3.17 and 4.1). Such a body is the 4-byte magic ``k8s\\0``
-followed by a ``runtime.Unknown`` message: ``typeMeta`` (apiVersion, kind) and ``raw``, the object's own
-message. Only the types clients are seen to send this way are described here; anything else raises
-``UnsupportedProtobuf`` so the server can answer 415 and name the type.
+client-go sends typed objects as ``application/vnd.kubernetes.protobuf`` when a client asks for it:
+helm does for its release Secrets and DeleteOptions (helm 3.17 and 4.1), kubectl does for its
+imperative ``create`` commands (``create deployment``, ``create pdb`` ...) and for evictions. Such a
+body is the 4-byte magic ``k8s\\0`` followed by a ``runtime.Unknown`` message: ``typeMeta``
+(apiVersion, kind) and ``raw``, the object's own message.
 
-Field numbers come from the ``generated.proto`` files of k8s.io/api (core/v1, policy/v1) and
-k8s.io/apimachinery (pkg/runtime, pkg/apis/meta/v1). Zero values are dropped the way the JSON
-encoding's ``omitempty`` drops them, except for fields that are pointers in Go (their presence on the
-wire means the client set them: ``gracePeriodSeconds: 0`` must survive).
+The field tables come from ``protobuf_schemas.json``, generated from the Kubernetes ``generated.proto``
+files by ``proto_schema.py``; they cover every kind the server serves, plus Eviction and DeleteOptions.
+A few apimachinery types have a JSON form of their own and are converted here: Time and MicroTime
+(RFC 3339), Quantity (a string), IntOrString (an int or a string), RawExtension and FieldsV1
+(embedded JSON). Bytes become base64, as in JSON.
+
+Zero values: go-to-protobuf writes non-pointer fields even when zero, so the wire cannot tell
+``replicas: 0`` from an unset ``replicas`` of a non-pointer field. Empty strings and zero timestamps
+are dropped (their JSON ``omitempty`` drops them and no pointer string carries meaning when empty);
+numbers and booleans are kept, because a pointer field set to 0 or false means something
+(``replicas: 0``, ``runAsUser: 0``, ``automountServiceAccountToken: false``) and a non-pointer one
+at its zero value means the same as leaving it out.
 """
 from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import json
-from dataclasses import dataclass
+from importlib import resources as importlib_resources
 from typing import Any
 
 MAGIC = b"k8s\x00"
+_META = "k8s.io.apimachinery.pkg.apis.meta.v1."
+TIME = _META + "Time"
+MICRO_TIME = _META + "MicroTime"
+FIELDS_V1 = _META + "FieldsV1"
+QUANTITY = "k8s.io.apimachinery.pkg.api.resource.Quantity"
+INT_OR_STRING = "k8s.io.apimachinery.pkg.util.intstr.IntOrString"
+RAW_EXTENSION = "k8s.io.apimachinery.pkg.runtime.RawExtension"
+UNKNOWN = "k8s.io.apimachinery.pkg.runtime.Unknown"
+DELETE_OPTIONS = _META + "DeleteOptions"
 
 
 class ProtobufError(ValueError):
@@ -35,140 +53,15 @@ class UnsupportedProtobuf(ValueError):
         self.kind = kind
 
 
-@dataclass(frozen=True)
-class Field:
-    name: str
-    kind: str  # string, bytes, int, bool, time, microtime, json, message:<Name>, map:<value kind>
-    repeated: bool = False
-    # Go pointer fields: present on the wire only when set, so zero values are meaningful.
-    keep_zero: bool = False
-
-
-_TIME = "time"
-_MICROTIME = "microtime"
-
-SCHEMAS: dict[str, dict[int, Field]] = {
-    "Unknown": {
-        1: Field("typeMeta", "message:TypeMeta"),
-        2: Field("raw", "rawbytes"),
-        3: Field("contentEncoding", "string"),
-        4: Field("contentType", "string"),
-    },
-    "TypeMeta": {1: Field("apiVersion", "string"), 2: Field("kind", "string")},
-    "ObjectMeta": {
-        1: Field("name", "string"),
-        2: Field("generateName", "string"),
-        3: Field("namespace", "string"),
-        4: Field("selfLink", "string"),
-        5: Field("uid", "string"),
-        6: Field("resourceVersion", "string"),
-        7: Field("generation", "int"),
-        8: Field("creationTimestamp", _TIME),
-        9: Field("deletionTimestamp", _TIME, keep_zero=True),
-        10: Field("deletionGracePeriodSeconds", "int", keep_zero=True),
-        11: Field("labels", "map:string"),
-        12: Field("annotations", "map:string"),
-        13: Field("ownerReferences", "message:OwnerReference", repeated=True),
-        14: Field("finalizers", "string", repeated=True),
-        17: Field("managedFields", "message:ManagedFieldsEntry", repeated=True),
-    },
-    "OwnerReference": {
-        1: Field("kind", "string"),
-        3: Field("name", "string"),
-        4: Field("uid", "string"),
-        5: Field("apiVersion", "string"),
-        6: Field("controller", "bool", keep_zero=True),
-        7: Field("blockOwnerDeletion", "bool", keep_zero=True),
-    },
-    "ManagedFieldsEntry": {
-        1: Field("manager", "string"),
-        2: Field("operation", "string"),
-        3: Field("apiVersion", "string"),
-        4: Field("time", _TIME, keep_zero=True),
-        6: Field("fieldsType", "string"),
-        7: Field("fieldsV1", "message:FieldsV1"),
-        8: Field("subresource", "string"),
-    },
-    "FieldsV1": {1: Field("Raw", "json")},
-    "ObjectReference": {
-        1: Field("kind", "string"),
-        2: Field("namespace", "string"),
-        3: Field("name", "string"),
-        4: Field("uid", "string"),
-        5: Field("apiVersion", "string"),
-        6: Field("resourceVersion", "string"),
-        7: Field("fieldPath", "string"),
-    },
-    "LocalObjectReference": {1: Field("name", "string")},
-    "Secret": {
-        1: Field("metadata", "message:ObjectMeta"),
-        2: Field("data", "map:bytes"),
-        3: Field("type", "string"),
-        4: Field("stringData", "map:string"),
-        5: Field("immutable", "bool", keep_zero=True),
-    },
-    "ConfigMap": {
-        1: Field("metadata", "message:ObjectMeta"),
-        2: Field("data", "map:string"),
-        3: Field("binaryData", "map:bytes"),
-        4: Field("immutable", "bool", keep_zero=True),
-    },
-    "ServiceAccount": {
-        1: Field("metadata", "message:ObjectMeta"),
-        2: Field("secrets", "message:ObjectReference", repeated=True),
-        3: Field("imagePullSecrets", "message:LocalObjectReference", repeated=True),
-        4: Field("automountServiceAccountToken", "bool", keep_zero=True),
-    },
-    "Namespace": {
-        1: Field("metadata", "message:ObjectMeta"),
-        2: Field("spec", "message:NamespaceSpec"),
-    },
-    "NamespaceSpec": {1: Field("finalizers", "string", repeated=True)},
-    "Preconditions": {1: Field("uid", "string", keep_zero=True), 2: Field("resourceVersion", "string", keep_zero=True)},
-    "DeleteOptions": {
-        1: Field("gracePeriodSeconds", "int", keep_zero=True),
-        2: Field("preconditions", "message:Preconditions"),
-        3: Field("orphanDependents", "bool", keep_zero=True),
-        4: Field("propagationPolicy", "string", keep_zero=True),
-        5: Field("dryRun", "string", repeated=True),
-        6: Field("ignoreStoreReadErrorWithClusterBreakingPotential", "bool", keep_zero=True),
-    },
-    "Eviction": {
-        1: Field("metadata", "message:ObjectMeta"),
-        2: Field("deleteOptions", "message:DeleteOptions"),
-    },
-    "EventSource": {1: Field("component", "string"), 2: Field("host", "string")},
-    "EventSeries": {1: Field("count", "int"), 2: Field("lastObservedTime", _MICROTIME)},
-    "Event": {
-        1: Field("metadata", "message:ObjectMeta"),
-        2: Field("involvedObject", "message:ObjectReference"),
-        3: Field("reason", "string"),
-        4: Field("message", "string"),
-        5: Field("source", "message:EventSource"),
-        6: Field("firstTimestamp", _TIME),
-        7: Field("lastTimestamp", _TIME),
-        8: Field("count", "int"),
-        9: Field("type", "string"),
-        10: Field("eventTime", _MICROTIME),
-        11: Field("series", "message:EventSeries"),
-        12: Field("action", "string"),
-        13: Field("related", "message:ObjectReference"),
-        14: Field("reportingComponent", "string"),
-        15: Field("reportingInstance", "string"),
-    },
-}
-
-# (apiVersion, kind) of a top-level body -> message name. DeleteOptions travels under whatever group
-# version the client talks to, so it is matched by kind alone.
-TOP_LEVEL: dict[tuple[str, str], str] = {
-    ("v1", "Secret"): "Secret",
-    ("v1", "ConfigMap"): "ConfigMap",
-    ("v1", "ServiceAccount"): "ServiceAccount",
-    ("v1", "Namespace"): "Namespace",
-    ("v1", "Event"): "Event",
-    ("policy/v1", "Eviction"): "Eviction",
-    ("policy/v1beta1", "Eviction"): "Eviction",
-}
+@functools.cache
+def _schemas() -> dict[str, Any]:
+    text = importlib_resources.files(__package__).joinpath("protobuf_schemas.json").read_text()
+    document = json.loads(text)
+    document["fields"] = {
+        name: {number: (field, kind, label) for number, field, kind, label in fields}
+        for name, fields in document["messages"].items()
+    }
+    return document
 
 
 def _varint(data: bytes, position: int) -> tuple[int, int]:
@@ -209,7 +102,11 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
     return fields
 
 
-def _signed64(value: int) -> int:
+def _signed(value: int, bits: int) -> int:
+    value &= (1 << 64) - 1
+    if bits == 32:
+        value &= (1 << 32) - 1
+        return value - (1 << 32) if value >= 1 << 31 else value
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
@@ -217,16 +114,33 @@ def _timestamp(data: bytes, micro: bool) -> str | None:
     seconds, nanos = 0, 0
     for number, _, value in _fields(data):
         if number == 1:
-            seconds = _signed64(value)
+            seconds = _signed(value, 64)
         elif number == 2:
-            nanos = value
+            nanos = _signed(value, 32)
     if seconds == 0 and nanos == 0:
         return None
     moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
     if micro:
-        moment = moment.replace(microsecond=nanos // 1000)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return moment.replace(microsecond=nanos // 1000).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _special(message: str, data: bytes) -> tuple[bool, Any]:
+    """Types whose JSON form is not an object; (handled, value)."""
+    if message in (TIME, MICRO_TIME):
+        return True, _timestamp(data, micro=message == MICRO_TIME)
+    if message == QUANTITY:
+        values = {n: v for n, _, v in _fields(data)}
+        return True, values.get(1, b"").decode("utf-8") or None
+    if message == INT_OR_STRING:
+        values = {n: v for n, _, v in _fields(data)}
+        if values.get(1, 0) == 1:
+            return True, values.get(3, b"").decode("utf-8")
+        return True, _signed(values.get(2, 0), 32)
+    if message in (RAW_EXTENSION, FIELDS_V1):
+        raw = {n: v for n, _, v in _fields(data)}.get(1, b"")
+        return True, json.loads(raw.decode("utf-8")) if raw else None
+    return False, None
 
 
 def _scalar(kind: str, value: Any) -> Any:
@@ -234,44 +148,46 @@ def _scalar(kind: str, value: Any) -> Any:
         return value.decode("utf-8")
     if kind == "bytes":
         return base64.b64encode(value).decode("ascii")
-    if kind == "rawbytes":
-        return bytes(value)
-    if kind == "int":
-        return _signed64(value)
     if kind == "bool":
         return bool(value)
-    if kind == "json":
-        return json.loads(value.decode("utf-8")) if value else {}
-    if kind == _TIME:
-        return _timestamp(value, micro=False)
-    if kind == _MICROTIME:
-        return _timestamp(value, micro=True)
-    if kind.startswith("message:"):
-        return decode_message(kind.split(":", 1)[1], value)
-    raise ProtobufError(f"unknown field kind {kind}")
+    if kind == "int32":
+        return _signed(value, 32)
+    if kind == "int64":
+        return _signed(value, 64)
+    return decode_message(kind, value)
 
 
-def _is_zero(value: Any) -> bool:
-    return value in (None, "", 0, False, b"") or value == {} or value == []
-
-
-def decode_message(message: str, data: bytes) -> dict[str, Any]:
-    schema = SCHEMAS[message]
+def decode_message(message: str, data: bytes) -> Any:
+    handled, value = _special(message, data)
+    if handled:
+        return value
+    schema = _schemas()["fields"].get(message)
+    if schema is None:
+        raise ProtobufError(f"no schema for message {message}")
     result: dict[str, Any] = {}
-    for number, _, raw in _fields(data):
+    for number, wire_type, raw in _fields(data):
         field = schema.get(number)
         if field is None:
-            continue  # a newer field this decoder does not know; the JSON form would carry it, we drop it
-        if field.kind.startswith("map:"):
+            continue  # a field newer than the schema; the JSON form would carry it, we drop it
+        name, kind, label = field
+        if label == "map":
+            _, _, value_kind = kind.split(":", 2)
             entry = {n: v for n, _, v in _fields(raw)}
             key = entry.get(1, b"").decode("utf-8")
-            result.setdefault(field.name, {})[key] = _scalar(field.kind.split(":", 1)[1], entry.get(2, b""))
+            result.setdefault(name, {})[key] = _scalar(value_kind, entry.get(2, b"" if value_kind != "bool" and not value_kind.startswith("int") else 0))
             continue
-        value = _scalar(field.kind, raw)
-        if field.repeated:
-            result.setdefault(field.name, []).append(value)
-        elif field.keep_zero or not _is_zero(value):
-            result[field.name] = value
+        if label == "repeated" and wire_type == 2 and kind in ("int32", "int64", "bool"):
+            position, packed = 0, []
+            while position < len(raw):  # packed repeated numbers
+                item, position = _varint(raw, position)
+                packed.append(_scalar(kind, item))
+            result.setdefault(name, []).extend(packed)
+            continue
+        value = _scalar(kind, raw)
+        if label == "repeated":
+            result.setdefault(name, []).append(value)
+        elif value is not None and value != "":
+            result[name] = value
     return result
 
 
@@ -284,18 +200,25 @@ def decode_object(body: bytes) -> dict[str, Any]:
     if not is_protobuf(body):
         raise ProtobufError("missing the k8s protobuf magic prefix")
     try:
-        envelope = decode_message("Unknown", body[len(MAGIC):])
+        envelope = decode_message(UNKNOWN, body[len(MAGIC):])
     except (IndexError, UnicodeDecodeError) as exc:
         raise ProtobufError(f"malformed protobuf envelope: {exc}") from exc
     type_meta = envelope.get("typeMeta", {})
     api_version, kind = type_meta.get("apiVersion", ""), type_meta.get("kind", "")
     if envelope.get("contentEncoding"):
         raise ProtobufError(f"unsupported content encoding {envelope['contentEncoding']!r}")
-    message = "DeleteOptions" if kind == "DeleteOptions" else TOP_LEVEL.get((api_version, kind))
+    kinds = _schemas()["kinds"]
+    if kind == "DeleteOptions":
+        message = DELETE_OPTIONS  # registered in every group version
+    elif kind == "Eviction" and api_version.startswith("policy/"):
+        message = kinds["policy/v1/Eviction"]  # v1beta1 has the same shape
+    else:
+        message = kinds.get(f"{api_version}/{kind}")
     if message is None:
         raise UnsupportedProtobuf(api_version, kind)
+    raw = base64.b64decode(envelope.get("raw", ""))
     try:
-        obj = decode_message(message, envelope.get("raw", b""))
+        obj = decode_message(message, raw)
     except (IndexError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtobufError(f"malformed {kind} message: {exc}") from exc
     return {"apiVersion": api_version, "kind": kind, **obj}

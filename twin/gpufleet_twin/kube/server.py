@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -205,10 +206,8 @@ class ApiServer:
         if self._thread is None:
             return
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop stopped in between
                 self._loop.call_soon_threadsafe(self._stop.set)
-            except RuntimeError:
-                pass  # the loop already stopped
         self._thread.join(timeout)
         self._thread = None
         if self._scratch is not None:

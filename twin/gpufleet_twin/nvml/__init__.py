@@ -33,6 +33,7 @@ from .spec import (
     hold_gpu_in_state,
 )
 from .state import create_state_file, locked_state, read_state
+from .toolkit import path_dirs as toolkit_path_dirs
 
 __all__ = [
     "FakeNvmlLibrary",
@@ -100,14 +101,17 @@ def simulated(state_path: str | Path) -> Iterator[FakeNvmlLibrary]:
 def node_env_parts(state_path: str | Path) -> tuple[dict[str, str], list[str], list[str]]:
     """(fixed variables, PYTHONPATH prefix, PATH prefix) of a process running on the node.
 
-    PATH gets the nvidia-smi stand-in first, then the directory of this interpreter, so that
-    ``python`` and console scripts resolve to the environment that has pynvml and the twin.
+    PATH gets the nvidia-smi stand-in first, then the container-toolkit stand-ins the node has
+    installed (read from its state now; see ``toolkit.py``), then the directory of this
+    interpreter, so that ``python`` and console scripts resolve to the environment that has pynvml
+    and the twin.
     """
     fixed = {
         STATE_ENV_VAR: str(Path(state_path).resolve()),
         PYTHON_ENV_VAR: sys.executable,
     }
-    return fixed, [str(SHIM_DIR), str(TWIN_ROOT)], [str(BIN_DIR), str(Path(sys.executable).parent)]
+    path = [str(BIN_DIR), *toolkit_path_dirs(state_path), str(Path(sys.executable).parent)]
+    return fixed, [str(SHIM_DIR), str(TWIN_ROOT)], path
 
 
 def node_env(state_path: str | Path) -> dict[str, str]:

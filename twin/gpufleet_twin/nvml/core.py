@@ -32,6 +32,7 @@ MIG_DISABLE = 0
 MIG_ENABLE = 1
 NO_INSTANCE_ID = 0xFFFFFFFF  # gpuInstanceId/computeInstanceId of a process outside MIG
 MAX_CI_ID = 7  # hw 1: CI ids 0..7 per GI
+MAX_GI_PROFILE_ID = 32  # [choice] profile ids from here on answer INVALID_ARGUMENT
 
 # MIG UUIDs of the new format are name-based UUIDs (version 5) over the GPU UUID and the
 # GI/CI ids, so they come back identical when the same instance ids are recreated (hw 6).
@@ -131,9 +132,9 @@ class Node:
         return f"MIG-{gpu_uuid}/{gi_id}/{ci_id}"
 
     def find_by_uuid(self, text: str) -> tuple[int, int | None, int | None]:
-        """(gpu, gi, ci) for a GPU UUID or either MIG UUID form (MIG forms from NVML 465)."""
-        if not text.startswith(("GPU-", "MIG-")):
-            raise NvmlCallError(errors.ERROR_CODES["INVALID_ARGUMENT"], f"not a UUID: {text}")
+        """(gpu, gi, ci) for a GPU UUID or either MIG UUID form (MIG forms from NVML 465).
+
+        Anything else, malformed text included, is NOT_FOUND (observed on 580.159.04)."""
         for index, gpu in enumerate(self.gpus):
             if gpu["uuid"] == text:
                 return index, None, None
@@ -156,18 +157,32 @@ class Node:
             raise NvmlCallError(errors.ERROR_CODES["NOT_SUPPORTED"], f"profile index {profile_index}")
         return profile
 
-    def gi_profile_by_id(self, index: int, profile_id: int, *, for_listing: bool = False) -> GpuInstanceProfile:
+    def gi_profile_by_id(
+        self, index: int, profile_id: int, *, unknown_code: str = "NOT_SUPPORTED"
+    ) -> GpuInstanceProfile:
+        """The profile with nvidia-smi id ``profile_id``.
+
+        Observed on 580.159.04: an id this GPU lacks answers NOT_FOUND (profile info) or
+        NOT_SUPPORTED (placements, capacity), an id out of range INVALID_ARGUMENT [choice: ids
+        from MAX_GI_PROFILE_ID on are out of range].
+        """
         capability = self.mig_capability(index)
-        if for_listing:
-            self._require_profiles_listable(index)
+        if not 0 <= profile_id < MAX_GI_PROFILE_ID:
+            raise NvmlCallError(errors.ERROR_CODES["INVALID_ARGUMENT"], f"profile id {profile_id}")
         profile = capability.profile_by_id(profile_id)
         if profile is None:
-            raise NvmlCallError(errors.ERROR_CODES["INVALID_ARGUMENT"], f"profile id {profile_id}")
+            raise NvmlCallError(errors.ERROR_CODES[unknown_code], f"profile id {profile_id}")
         return profile
 
+    def require_gi_queries(self, index: int) -> MigCapability:
+        """GI lookups and capacity: MIG on, or a driver that answers them with MIG off."""
+        capability = self.mig_capability(index)
+        self._require_profiles_listable(index)
+        return capability
+
     def _require_profiles_listable(self, index: int) -> None:
-        # [choice] nvml.h: the V call answers NOT_SUPPORTED while MIG is off; the reference
-        # saw drivers from R550 list profiles with MIG off.
+        # nvml.h: NOT_SUPPORTED while MIG is off; an H200 on 580.159.04 answers anyway (probe).
+        # [choice] the change sits at R550, the first branch the reference saw listing with MIG off.
         if not self.mig_enabled(index) and not self.installed_driver().has("gi_profiles_listed_with_mig_off"):
             raise NvmlCallError(errors.ERROR_CODES["NOT_SUPPORTED"], "MIG mode is disabled")
 
@@ -216,7 +231,7 @@ class Node:
         return [(start, size) for start, size in profile.placements if occupied.isdisjoint(range(start, start + size))]
 
     def gi_remaining_capacity(self, index: int, profile_id: int) -> int:
-        self.require_mig_enabled(index)
+        self.require_gi_queries(index)
         profile = self.gi_profile_by_id(index, profile_id)
         if self._profile_blocked(index, profile):
             return 0
@@ -339,10 +354,9 @@ class Node:
 
     def mig_device_by_index(self, index: int, mig_index: int) -> tuple[dict[str, Any], dict[str, Any]]:
         self.mig_capability(index)
-        if not 0 <= mig_index < self.max_mig_device_count(index):
-            raise NvmlCallError(errors.ERROR_CODES["INVALID_ARGUMENT"], f"MIG device index {mig_index}")
         devices = self.mig_devices(index)
-        if mig_index >= len(devices):
+        # Observed on 580.159.04: NOT_FOUND for every index without a device, MIG off included.
+        if not 0 <= mig_index < len(devices):
             raise NvmlCallError(errors.ERROR_CODES["NOT_FOUND"], f"no MIG device {mig_index}")
         return devices[mig_index]
 
@@ -459,6 +473,9 @@ class Node:
             total = self.gi_profile_of(index, gi).memory_mib
             used = sum(p["used_memory_mib"] for p in self.processes_on(index, gi_id=gi_id))
         return total, min(used, total)
+
+    def reserved_memory_bytes(self, index: int, gi_id: int | None = None) -> int:
+        return 0 if gi_id is not None else self.model(index).reserved_memory_bytes
 
 
 def ci_profile_index_for_slices(slices: int) -> int:

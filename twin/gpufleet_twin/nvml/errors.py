@@ -42,8 +42,10 @@ ERROR_CODES: dict[str, int] = {
     "UNKNOWN": 999,
 }
 
-# Texts that nvidia-smi prints after a colon ("...: Insufficient Resources").  19 and 23 are
-# from the User Guide captures (hw 7, 9); the rest follow pynvml's table where it has one.
+# Texts that nvidia-smi prints after a colon ("...: Insufficient Resources").  Every entry was
+# read from a real libnvidia-ml (nvmlErrorString, driver 580.159.04 on an H200); 19 and 23 also
+# appear in the User Guide captures (hw 7, 9).  pynvml's own table overrides some of them in
+# str(NVMLError) (e.g. 16 "GPU requires restart").
 ERROR_STRINGS: dict[int, str] = {
     0: "Success",
     1: "Uninitialized",
@@ -61,21 +63,21 @@ ERROR_STRINGS: dict[int, str] = {
     13: "Function Not Found",
     14: "Corrupted infoROM",
     15: "GPU is lost",
-    16: "GPU requires restart",
-    17: "The operating system has blocked the request.",
-    18: "RM has detected an NVML/RM version mismatch.",
+    16: "GPU requires reset",
+    17: "GPU access blocked by the operating system",
+    18: "Driver/library version mismatch",
     19: "In use by another client",
     20: "Insufficient Memory",
     21: "No data",
-    22: "The requested vgpu operation is not available on target device, because ECC is enabled",
+    22: "vGPU ECC not supported",
     23: "Insufficient Resources",
-    24: "The requested frequency is not supported",
-    25: "The provided version is invalid/unsupported",
-    26: "The requested functionality has been deprecated",
-    27: "The system is not ready for the request",
-    28: "The GPU was not found",
-    29: "The resource is in an invalid state",
-    30: "The requested reset type is not supported",
+    24: "Invalid Frequency",
+    25: "Argument version mismatch",
+    26: "Requested functionality has been deprecated",
+    27: "System is not in ready state",
+    28: "No supported GPUs were found",
+    29: "Resource not in correct state to perform requested operation",
+    30: "Reset type is not supported for given device",
     999: "Unknown Error",
 }
 

@@ -211,6 +211,9 @@ class GpuModel:
     compute_capability: tuple[int, int]
     architecture: str
     memory_total_mib: int
+    pci_subsystem_id: int
+    # Memory the driver keeps on an idle GPU: v1 counts it in `used`, v2 reports it as `reserved`.
+    reserved_memory_bytes: int
     mig_hardware: bool
     min_mig_driver: str | None
     # None when the GPU has no MIG or the driver is older than the model's MIG minimum.
@@ -275,6 +278,8 @@ def resolve_model(model: str, driver: DriverInfo) -> GpuModel:
         compute_capability=tuple(raw["compute_capability"]),
         architecture=raw["architecture"],
         memory_total_mib=_value_for_branch(raw["memory_total_mib"], driver.branch),
+        pci_subsystem_id=int(raw.get("pci_subsystem_id", 0)),
+        reserved_memory_bytes=int(raw.get("reserved_memory_bytes", 0)),
         mig_hardware=mig_raw is not None,
         min_mig_driver=min_driver,
         mig=mig,

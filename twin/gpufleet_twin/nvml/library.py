@@ -356,22 +356,27 @@ def _pci_info(lib: FakeNvmlLibrary, node: Node, handle: Any, info: Any) -> int:
     target.bus = int(bus, 16)
     target.device = int(device, 16)
     target.pciDeviceId = node.model(ref.gpu).pci_device_id
-    target.pciSubSystemId = 0
+    target.pciSubSystemId = node.model(ref.gpu).pci_subsystem_id
     return errors.SUCCESS
 
 
 def _fill_memory(node: Node, handle: Any, memory: Any, version_two: bool) -> int:
+    """audit A3, confirmed on 580.159.04: v1 and v2 give the same total (the nvidia-smi total);
+    v1 counts the driver's reserved memory in `used`, v2 reports it as `reserved`."""
     ref = _device(node, handle)
-    total, used = node.memory_mib(ref.gpu, ref.gi if ref.kind == KIND_MIG_DEVICE else None)
+    gi_id = ref.gi if ref.kind == KIND_MIG_DEVICE else None
+    total, used = node.memory_mib(ref.gpu, gi_id)
+    reserved = node.reserved_memory_bytes(ref.gpu, gi_id)
     target = _target(memory)
     if version_two:
         if target.version != MEMORY_V2:
             return errors.ERROR_CODES["ARGUMENT_VERSION_MISMATCH"]
-        target.reserved = 0
-    # audit A3: total is the nvidia-smi total in v1 and v2 alike.
+        target.reserved = reserved
+        target.used = used * _MIB
+    else:
+        target.used = reserved + used * _MIB
     target.total = total * _MIB
-    target.used = used * _MIB
-    target.free = (total - used) * _MIB
+    target.free = total * _MIB - reserved - used * _MIB
     return errors.SUCCESS
 
 
@@ -452,22 +457,24 @@ def _is_mig_device(lib: FakeNvmlLibrary, node: Node, handle: Any, is_mig: Any) -
     return errors.SUCCESS
 
 
-def _mig_device(node: Node, handle: Any) -> HandleRef:
+def _mig_device(node: Node, handle: Any, code_for_parent: int = _NOT_SUPPORTED) -> HandleRef:
     ref = _device(node, handle)
     if ref.kind != KIND_MIG_DEVICE:
-        raise NvmlCallError(_NOT_SUPPORTED, "not a MIG device")
+        raise NvmlCallError(code_for_parent, "not a MIG device")
     return ref
 
 
+# Observed on 580.159.04: the instance-id getters answer INVALID_ARGUMENT for a GPU handle,
+# GetAttributes NOT_SUPPORTED.
 @_symbol("nvmlDeviceGetGpuInstanceId")
 def _mig_gi_id(lib: FakeNvmlLibrary, node: Node, handle: Any, gi_id: Any) -> int:
-    _set(gi_id, _mig_device(node, handle).gi)
+    _set(gi_id, _mig_device(node, handle, _INVALID).gi)
     return errors.SUCCESS
 
 
 @_symbol("nvmlDeviceGetComputeInstanceId")
 def _mig_ci_id(lib: FakeNvmlLibrary, node: Node, handle: Any, ci_id: Any) -> int:
-    _set(ci_id, _mig_device(node, handle).ci)
+    _set(ci_id, _mig_device(node, handle, _INVALID).ci)
     return errors.SUCCESS
 
 
@@ -521,8 +528,10 @@ def _fill_gi_profile(target: Any, profile: Any, with_name: bool) -> None:
     target.ofaCount = profile.ofas
     target.memorySizeMB = profile.memory_mib
     if with_name:
-        # [choice] hw 14: the NVML name string is taken to be what nvidia-smi prints.
+        # hw 14 left it open; an H200 on 580.159.04 answered "MIG 1g.18gb".
         target.name = f"MIG {profile.name}".encode()
+        # The same driver hands the struct back with `version` 0.
+        target.version = 0
 
 
 @_symbol("nvmlDeviceGetGpuInstanceProfileInfo")
@@ -547,7 +556,9 @@ def _gi_profile_info_by_id(lib: FakeNvmlLibrary, node: Node, handle: Any, profil
     target = _target(info)
     if target.version != GPU_INSTANCE_PROFILE_INFO_V2:
         return errors.ERROR_CODES["ARGUMENT_VERSION_MISMATCH"]
-    profile = node.gi_profile_by_id(_parent_device(node, handle), _int(profile_id), for_listing=True)
+    gpu = _parent_device(node, handle)
+    node.require_gi_queries(gpu)
+    profile = node.gi_profile_by_id(gpu, _int(profile_id), unknown_code="NOT_FOUND")
     _fill_gi_profile(target, profile, with_name=True)
     return errors.SUCCESS
 
@@ -608,9 +619,15 @@ def _create_gi_placed(
 @_symbol("nvmlDeviceGetGpuInstances")
 def _gpu_instances(lib: FakeNvmlLibrary, node: Node, handle: Any, profile_id: Any, instances: Any, count: Any) -> int:
     gpu = _parent_device(node, handle)
-    node.require_mig_enabled(gpu)
-    profile = node.gi_profile_by_id(gpu, _int(profile_id))
-    found = [gi for gi in node.gpu_instances(gpu) if gi["profile_id"] == profile.id]
+    node.require_gi_queries(gpu)
+    try:
+        wanted = node.gi_profile_by_id(gpu, _int(profile_id)).id
+    except NvmlCallError as failure:
+        # Observed on 580.159.04: a profile this GPU lacks simply has no instances.
+        if failure.code != _NOT_SUPPORTED:
+            raise
+        wanted = None
+    found = [gi for gi in node.gpu_instances(gpu) if gi["profile_id"] == wanted]
     counter = _target(count)
     if instances is None:
         counter.value = len(found)
@@ -628,7 +645,7 @@ def _gpu_instances(lib: FakeNvmlLibrary, node: Node, handle: Any, profile_id: An
 @_symbol("nvmlDeviceGetGpuInstanceById")
 def _gpu_instance_by_id(lib: FakeNvmlLibrary, node: Node, handle: Any, gi_id: Any, instance: Any) -> int:
     gpu = _parent_device(node, handle)
-    node.require_mig_enabled(gpu)
+    node.require_gi_queries(gpu)
     gi = node.find_gpu_instance(gpu, _int(gi_id))
     store_handle(_target(instance), _gi_ref(gpu, gi))
     return errors.SUCCESS

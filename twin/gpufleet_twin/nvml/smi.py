@@ -5,7 +5,7 @@ the fake libnvidia-ml (``core.Node``); injected faults on the NVML call behind a
 (for example ``nvmlDeviceCreateGpuInstance`` behind ``mig -cgi``) apply here too.
 
 Supported: ``-L``, ``--query-gpu=... --format=csv[,noheader][,nounits]``, ``-r/--gpu-reset``,
-``-mig 0|1``, ``mig -lgip | -lgi | -lci | -cgi <list> [-C] | -dci [-gi ..] [-ci ..] | -dgi [-gi ..]``,
+``-mig 0|1``, ``mig -lgip | -lgipp | -lgi | -lci | -cgi <list> [-C] | -dci [-gi ..] [-ci ..] | -dgi [-gi ..]``,
 ``--version``, each with ``-i``; no argument prints a short summary table.  Messages follow the
 captures quoted in shared/reference/mig-hardware.md 7 and the MIG User Guide; exit codes follow
 nvidia-smi's (the NVML code for codes up to 21, 255 otherwise).
@@ -105,6 +105,8 @@ def _split_args(argv: list[str]) -> dict[str, Any]:
             parsed["format"] = value_of("--format")
         elif parsed["mig_subcommand"] and name in ("-lgip", "--list-gpu-instance-profiles"):
             parsed["action"] = "lgip"
+        elif parsed["mig_subcommand"] and name in ("-lgipp", "--list-gpu-instance-possible-placements"):
+            parsed["action"] = "lgipp"
         elif parsed["mig_subcommand"] and name in ("-lgi", "--list-gpu-instances"):
             parsed["action"] = "lgi"
         elif parsed["mig_subcommand"] and name in ("-lci", "--list-compute-instances"):
@@ -204,6 +206,7 @@ def _query(node: Node, gpus: list[int], fields_text: str, format_text: str | Non
     for field in fields:
         if field not in _QUERY_FIELDS:
             say(f'Field "{field}" is not a valid field to query.')
+            say()
             return EXIT_INVALID
     options = {option.strip() for option in (format_text or "").split(",")}
     if "csv" not in options:
@@ -280,6 +283,12 @@ def _set_mig_mode(node: Node, gpus: list[int], mode_text: str, say: _Output) -> 
     return code
 
 
+def _profiles_listable(node: Node, index: int) -> bool:
+    if node.model(index).mig is None:
+        return False
+    return node.mig_enabled(index) or node.installed_driver().has("gi_profiles_listed_with_mig_off")
+
+
 def _mig_gpus(node: Node, gpus: list[int], explicit: bool) -> list[int]:
     if explicit:
         return gpus
@@ -300,29 +309,39 @@ def _table(say: _Output, width: int, title: str, header: list[str], rows: list[l
 
 
 def _list_gi_profiles(node: Node, gpus: list[int], say: _Output) -> int:
+    """`mig -lgip`, laid out as nvidia-smi 580.159.04 prints it (captured on an H200)."""
     rows = []
     for index in gpus:
-        capability = node.mig_capability(index)
-        for profile in capability.gi_profiles:
+        for profile in node.mig_capability(index).gi_profiles:
             free = node.gi_remaining_capacity(index, profile.id)
+            memory = f"{profile.memory_mib / 1024:.2f}"
             rows.append(
                 [
-                    f" {index:>3}  MIG {profile.name:<13}{profile.id:>3}    {free:>2}/{profile.instance_count:<2}"
-                    f"      {profile.memory_mib / 1024:>6.2f}     No   {profile.multiprocessors:>5} "
-                    f"{profile.decoders:>5} {profile.encoders:>5}",
-                    " " * 59 + f"{profile.copy_engines:>3} {profile.jpegs:>5} {profile.ofas:>5}",
+                    f"{index:>4}  {'MIG ' + profile.name:<19}{profile.id:>3}{free:>6}/{profile.instance_count:<2}"
+                    f"{'':7}{memory:<11}{'No':<7}{profile.multiprocessors:<7}{profile.decoders:<6}{profile.encoders:<4}",
+                    " " * 62 + f"{profile.copy_engines:>2}{'':5}{profile.jpegs:<6}{profile.ofas:<4}",
                 ]
             )
     _table(
         say,
-        77,
+        79,
         "GPU instance profiles:",
         [
-            " GPU   Name             ID    Instances   Memory     P2P    SM    DEC   ENC",
-            "                              Free/Total   GiB              CE    JPEG  OFA",
+            " GPU   Name               ID    Instances   Memory     P2P    SM    DEC   ENC",
+            "                                Free/Total   GiB              CE    JPEG  OFA",
         ],
         rows,
     )
+    return 0
+
+
+def _list_gi_placements(node: Node, gpus: list[int], say: _Output) -> int:
+    """`mig -lgipp` (format captured on 580.159.04)."""
+    for index in gpus:
+        for profile in node.mig_capability(index).gi_profiles:
+            starts = ",".join(str(start) for start, _ in profile.placements)
+            label = "Placements:" if len(profile.placements) > 1 else "Placement :"
+            say(f"GPU {index:>2} Profile ID {profile.id:>2} {label} {{{starts}}}:{profile.placement_size}")
     return 0
 
 
@@ -555,6 +574,11 @@ def run(argv: list[str], state_path: str | None, out: TextIO) -> int:
         if not node.driver_usable:
             say(NO_DRIVER_MESSAGE)
             return errors.ERROR_CODES["DRIVER_NOT_LOADED"]
+        if parsed.get("list") and "targets" in parsed:
+            # Observed on 580.159.04.
+            say("ERROR: Option -i is not valid for this command. Please run 'nvidia-smi -h' for help.")
+            say()
+            return EXIT_INVALID
         try:
             gpus = _select_gpus(node, parsed.get("targets"))
         except LookupError:
@@ -571,17 +595,27 @@ def _dispatch(node: Node, parsed: dict[str, Any], gpus: list[int], say: _Output)
             if action is None:
                 say(INVALID_ARGUMENTS)
                 return EXIT_INVALID
+            if action in ("lgip", "lgipp"):
+                # Drivers that answer profile queries with MIG off list the profiles then too
+                # (observed: 580.159.04 prints -lgip for an H200 in MIG-disabled mode).
+                listable = [index for index in gpus if _profiles_listable(node, index)]
+                if not listable:
+                    say("No MIG-enabled devices found.")
+                    return 0
+                lister = _list_gi_profiles if action == "lgip" else _list_gi_placements
+                return lister(node, listable, say)
             mig_gpus = _mig_gpus(node, gpus, explicit)
-            if not mig_gpus or (action in ("lgip", "lgi") and not any(node.mig_enabled(i) for i in mig_gpus)):
+            enabled = [index for index in mig_gpus if node.mig_enabled(index)]
+            if action in ("lgi", "lci") and not enabled:
+                say("No MIG-enabled devices found.")
+                return 0
+            if not mig_gpus:
                 say("No MIG-enabled devices found.")
                 return EXIT_NOT_FOUND
-            enabled = [index for index in mig_gpus if node.mig_enabled(index)]
-            if action == "lgip":
-                return _list_gi_profiles(node, enabled, say)
             if action == "lgi":
                 return _list_gpu_instances(node, enabled, say)
             if action == "lci":
-                return _list_compute_instances(node, mig_gpus, _id_list(parsed.get("gi_ids")), say)
+                return _list_compute_instances(node, enabled, _id_list(parsed.get("gi_ids")), say)
             if action == "cgi":
                 return _create_gpu_instances(node, mig_gpus, parsed["profiles"], parsed.get("default_ci", False), say)
             if action == "dci":

@@ -10,7 +10,8 @@ Minimal spec::
 Optional node keys: ``cuda_version`` (12040 or "12.4"), ``driver_loaded`` (false: nvmlInit
 answers DRIVER_NOT_LOADED), ``nvml_library`` (false: LIBRARY_NOT_FOUND), ``passthrough_vm``
 (true: GPU reset not exposed), ``processes``, ``clients``, ``faults``, ``hostvars`` (used by the
-CLI's inventory only).  ``driver_version: null`` is a node without a driver.
+CLI's inventory only), ``container_toolkit`` (``{version: "1.17.8"}``, the default; ``null``: no
+NVIDIA Container Toolkit; see ``toolkit.py``).  ``driver_version: null`` is a node without a driver.
 Optional GPU keys: ``uuid`` / ``pci_bus_id`` (only with count 1), ``mig_mode`` (``enabled``,
 ``disabled`` or ``{current: .., pending: ..}``) and ``mig_devices`` (profiles created in order,
 each with its full-size compute instance, like ``nvidia-smi mig -cgi ... -C``; ``name:start``
@@ -26,6 +27,7 @@ from .core import MIG_DISABLE, MIG_ENABLE, Node
 from .errors import NvmlCallError, error_code
 from .hardware import canonical_model_name, default_ci_profile, parse_driver_version
 from .state import SCHEMA_VERSION
+from .toolkit import DEFAULT_CONTAINER_TOOLKIT, toolkit_from_spec
 
 NODE_KEYS = {
     "name",
@@ -39,6 +41,7 @@ NODE_KEYS = {
     "clients",
     "faults",
     "hostvars",
+    "container_toolkit",
 }
 GPU_KEYS = {"model", "count", "mig_mode", "uuid", "pci_bus_id", "mig_devices"}
 
@@ -113,6 +116,7 @@ def build_node_state(spec: dict[str, Any]) -> dict[str, Any]:
         "processes": [],
         "clients": [],
         "faults": [],
+        "container_toolkit": toolkit_from_spec(spec.get("container_toolkit", DEFAULT_CONTAINER_TOOLKIT)),
     }
     layouts: list[tuple[int, list[Any]]] = []
     for entry in spec.get("gpus") or []:

@@ -1,0 +1,336 @@
+# Copyright: (c) 2026, gpufleet.mig contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""MIG mode of a node's GPUs: decide per GPU (pure), then set the mode, reset, and report what happened.
+
+How MIG mode changes (mig-hardware.md sections 1 and 8, k8s-mig.md 3.6):
+
+* ``nvmlDeviceSetMigMode`` sets the *pending* mode at once and returns an activation status. On Ampere
+  the driver then resets the GPU itself; while clients hold the GPU that fails (IN_USE) and the mode stays
+  pending until a GPU reset or a reboot. Where no reset is exposed (passthrough VMs) the status is
+  RESET_REQUIRED: only a reboot activates it. Hopper needs no reset. Like mig-parted we decide from
+  ``current`` vs ``pending`` read back afterwards, and keep the status for the report.
+* NVML has no reset call, so a reset runs ``nvidia-smi -r -i <PCI bus id>`` (mig-parted does the same).
+  Our own NVML session counts as a client on real hardware, so it is closed before the reset and a new
+  one reads the result.
+* GPU and compute instances never survive a mode change; NVML refuses to disable MIG while they exist.
+
+Idempotence: a GPU whose *pending* mode already matches is not set again (calling SetMigMode again would
+make the driver retry the activation, which is a change). A still-pending change is reported as
+``reset_required``; with ``reset=True`` it is activated by a reset, which is a change.
+
+Choices where the reference is silent:
+
+* Check mode predicts that the driver activates the new mode by itself unless NVML lists processes on
+  the GPU (clients that are not processes, such as nvidia-persistenced, are invisible to NVML, so a real
+  run may still end with the change pending).
+* ``reboot_required`` is reported when SetMigMode answers RESET_REQUIRED or when ``nvidia-smi -r``
+  answers that resetting is not supported (exit status 3, NVML's NOT_SUPPORTED, or that wording); both
+  mean only a reboot can activate the mode, so the task does not fail.
+* With ``reset=True`` a GPU that NVML shows processes on is refused before anything changes, naming the
+  processes. A reset that nvidia-smi refuses for other holders fails the task after the mode was set;
+  the result then says the change is pending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
+from ansible_collections.gpufleet.mig.plugins.module_utils.apply import (
+    ApplyError,
+    MigTaskError,
+    describe_gpu,
+    describe_processes,
+    destroy_gpu_instances,
+    gpu_identity,
+    layout_lines,
+)
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection, select_gpus
+
+ENABLED = "enabled"
+DISABLED = "disabled"
+MODES = (ENABLED, DISABLED)
+
+# nvidia-smi exits with the NVML return code (NOT_SUPPORTED = 3) when a GPU reset is not exposed.
+_SMI_EXIT_NOT_SUPPORTED = 3
+C_LOCALE = {"LC_ALL": "C", "LANG": "C"}
+
+
+@dataclass(frozen=True)
+class ModeDecision:
+    """What to do to one GPU. ``destroy`` holds facts records of GPU instances to destroy first (force)."""
+
+    gpu: dict
+    desired: str
+    set_mode: bool
+    destroy: tuple
+    reset: bool
+
+    @property
+    def changes(self):
+        return bool(self.set_mode or self.destroy or self.reset)
+
+    def predicted_mode(self):
+        """Mode after a successful run: the driver activates by itself unless processes hold the GPU."""
+        current = self.gpu["mig_mode"]["current"]
+        if self.reset or (self.set_mode and not self.gpu.get("processes")):
+            current = self.desired
+        return {"current": current, "pending": self.desired}
+
+    def plan(self):
+        return {"set_mode": self.set_mode, "reset": self.reset,
+                "destroy_gpu_instances": [gi["id"] for gi in self.destroy]}
+
+
+def decide_mig_mode(gpu, desired, force=False, reset=False):
+    """Decide for one MIG-capable GPU (a ``read_node_facts`` record). Raises MigError when it must refuse.
+
+    Pure: reads nothing but ``gpu``.
+    """
+    if desired not in MODES:
+        raise MigError("state must be one of %s, got %r" % (", ".join(MODES), desired))
+    current, pending = gpu["mig_mode"]["current"], gpu["mig_mode"]["pending"]
+    set_mode = pending != desired
+    do_reset = bool(reset) and current != desired
+    instances = tuple(gpu.get("gpu_instances") or ()) if current == ENABLED else ()
+    destroy = ()
+    if desired == DISABLED and instances and (set_mode or do_reset):
+        if not force:
+            raise MigError(
+                "cannot disable MIG mode on %s: it has GPU instances (%s); destroy them first "
+                "(gpufleet.mig.mig_layout with layout {}) or set force=true"
+                % (describe_gpu(gpu), "; ".join(layout_lines(instances))))
+        busy = [process for process in gpu.get("processes") or () if process.get("gpu_instance_id") is not None]
+        if busy:
+            raise MigError(
+                "cannot disable MIG mode on %s: processes run on its GPU instances: %s; force=true never "
+                "destroys instances in use: stop the processes (drain the node) and re-run"
+                % (describe_gpu(gpu), describe_processes(busy)))
+        destroy = instances
+    if do_reset and gpu.get("processes"):
+        raise MigError(
+            "cannot reset %s to activate MIG mode %s: processes use it: %s; stop them (drain the node) and "
+            "re-run, or set reset=false and reboot the node later"
+            % (describe_gpu(gpu), desired, describe_processes(gpu["processes"])))
+    return ModeDecision(gpu=gpu, desired=desired, set_mode=set_mode, destroy=destroy, reset=do_reset)
+
+
+def reset_argv(nvidia_smi, gpu):
+    """``nvidia-smi -r -i <PCI bus id>``; the bus id survives re-enumeration, an index may not."""
+    return [nvidia_smi, "-r", "-i", gpu.get("pci_bus_id") or str(gpu["index"])]
+
+
+class NvidiaSmiReset(object):
+    """The GPU reset seam: ``run_command(argv) -> (rc, stdout, stderr)`` (AnsibleModule.run_command)."""
+
+    def __init__(self, nvidia_smi, run_command):
+        self.nvidia_smi = nvidia_smi
+        self.run_command = run_command
+
+    def __call__(self, gpu):
+        argv = reset_argv(self.nvidia_smi, gpu)
+        rc, stdout, stderr = self.run_command(argv)
+        return {"cmd": argv, "rc": rc, "stdout": stdout, "stderr": stderr}
+
+
+def reset_not_supported(outcome):
+    text = ("%s\n%s" % (outcome.get("stdout") or "", outcome.get("stderr") or "")).lower()
+    return outcome["rc"] == _SMI_EXIT_NOT_SUPPORTED or "not supported" in text
+
+
+def _first_paragraph(text):
+    lines = []
+    for line in (text or "").splitlines():
+        if not line.strip():
+            if lines:
+                break
+            continue
+        lines.append(line.strip())
+    return " ".join(lines)
+
+
+def _gpu_entry(gpu, decision=None):
+    entry = gpu_identity(gpu)
+    entry.update(before=dict(gpu["mig_mode"]), after=dict(gpu["mig_mode"]), changed=False, actions=[],
+                 plan=decision.plan() if decision else None, reset_required=False, reboot_required=False)
+    return entry
+
+
+def _diff_view(mode, gpu_instances):
+    return {"mig_mode": dict(mode), "gpu_instances": layout_lines(gpu_instances)}
+
+
+class _ModeRun(object):
+    """One mig_mode task on one node: selection, decisions, writes, reset, re-read, result."""
+
+    def __init__(self, state, gpus, force, reset, check_mode, resetter):
+        self.state = state
+        self.gpus = gpus
+        self.force = force
+        self.reset = reset
+        self.check_mode = check_mode
+        self.resetter = resetter
+        self.entries = {}
+        self.skipped = []
+        self.warnings = []
+        self.diff = {"before": {}, "after": {}}
+
+    # ----------------------------------------------------------------- decide
+    def decide(self, facts):
+        explicit = normalize_selection(self.gpus) != ALL_GPUS
+        decisions, problems = [], []
+        for gpu in select_gpus(facts["gpus"], self.gpus):
+            if not gpu.get("mig_capable"):
+                if explicit:
+                    problems.append("%s is not MIG-capable (with driver %s); remove it from gpus (gpus=all skips "
+                                    "such GPUs)" % (describe_gpu(gpu), facts.get("driver_version")))
+                else:
+                    entry = gpu_identity(gpu)
+                    entry["reason"] = "not MIG-capable"
+                    self.skipped.append(entry)
+                continue
+            try:
+                decisions.append(decide_mig_mode(gpu, self.state, self.force, self.reset))
+            except MigError as error:
+                problems.append(str(error))
+        if problems:
+            raise MigTaskError("; ".join(problems), changed=False, gpus=[], skipped_gpus=self.skipped)
+        if not decisions and not explicit:
+            self.warnings.append("no MIG-capable GPU among the selected GPUs; nothing to do")
+        for decision in decisions:
+            self.entries[decision.gpu["index"]] = _gpu_entry(decision.gpu, decision)
+            key = "GPU %d" % decision.gpu["index"]
+            self.diff["before"][key] = _diff_view(decision.gpu["mig_mode"], decision.gpu["gpu_instances"])
+        return decisions
+
+    # ------------------------------------------------------------------ write
+    def _fail(self, message, **extra):
+        for entry in self.entries.values():
+            entry["reset_required"] = entry["after"]["current"] != entry["after"]["pending"]
+        details = dict(changed=any(entry["changed"] for entry in self.entries.values()),
+                       gpus=self.result_gpus(), skipped_gpus=self.skipped)
+        details.update(extra)
+        raise MigTaskError(message, **details)
+
+    def write(self, decision):
+        """Destroy instances (force) and set the mode; inside an NVML session."""
+        gpu = decision.gpu
+        entry = self.entries[gpu["index"]]
+        if decision.destroy:
+            try:
+                entry["actions"].extend(destroy_gpu_instances(gpu["index"], decision.destroy))
+            except ApplyError as error:
+                entry["actions"].extend(error.done)
+                entry["changed"] = entry["changed"] or bool(error.done)
+                self._fail("cannot disable MIG mode on %s: %s; nothing else was changed on it; re-run the task"
+                           % (describe_gpu(gpu), error), nvml_call=error.cause.call, nvml_code=error.cause.code)
+            entry["changed"] = True
+        if decision.set_mode:
+            try:
+                outcome = nvml.set_mig_mode(gpu["index"], decision.desired == ENABLED)
+            except NvmlCallError as error:
+                self._fail("setting MIG mode %s on %s failed: %s" % (decision.desired, describe_gpu(gpu), error),
+                           nvml_call=error.call, nvml_code=error.code)
+            entry["changed"] = True
+            entry["actions"].append({"action": "set_mig_mode", "mode": decision.desired,
+                                     "activation_status": outcome["activation_status"],
+                                     "activation_status_text": outcome["activation_status_text"]})
+            entry["after"] = {"current": outcome["current"], "pending": outcome["pending"]}
+            if outcome["activation_status"] == nvml.NVML_ERROR_RESET_REQUIRED:
+                entry["reboot_required"] = True
+
+    def reset_pending(self, decision):
+        """Run the GPU reset for a decision that asks for it and still needs it; outside any NVML session."""
+        gpu = decision.gpu
+        entry = self.entries[gpu["index"]]
+        if entry["after"]["current"] == entry["after"]["pending"] or entry["reboot_required"]:
+            return
+        outcome = self.resetter(gpu)
+        action = {"action": "reset", "cmd": outcome["cmd"], "rc": outcome["rc"]}
+        if outcome["rc"] == 0:
+            entry["changed"] = True
+            entry["actions"].append(action)
+            return
+        action["failed"] = True
+        entry["actions"].append(action)
+        if reset_not_supported(outcome):
+            entry["reboot_required"] = True
+            return
+        self._fail("GPU reset of %s was refused, so MIG mode %s stays pending on it: nvidia-smi exited %d: %s; "
+                   "stop the GPU's clients (drain the node; nvidia-persistenced, DCGM and the device plugin also "
+                   "hold GPUs) and re-run, or reboot the node"
+                   % (describe_gpu(gpu), decision.desired, outcome["rc"],
+                      _first_paragraph(outcome["stdout"]) or _first_paragraph(outcome["stderr"]) or "no output"),
+                   cmd=outcome["cmd"], rc=outcome["rc"], stdout=outcome["stdout"], stderr=outcome["stderr"])
+
+    # ----------------------------------------------------------------- report
+    def finish(self, decisions, facts_after):
+        by_index = dict((gpu["index"], gpu) for gpu in facts_after["gpus"]) if facts_after else {}
+        for decision in decisions:
+            index = decision.gpu["index"]
+            entry = self.entries[index]
+            if self.check_mode:
+                entry["after"] = decision.predicted_mode()
+                entry["changed"] = decision.changes
+                after_instances = () if decision.destroy else decision.gpu["gpu_instances"]
+            else:
+                gpu = by_index.get(index, decision.gpu)
+                entry["after"] = dict(gpu["mig_mode"])
+                after_instances = gpu["gpu_instances"]
+            entry["reset_required"] = entry["after"]["current"] != entry["after"]["pending"]
+            self.diff["after"]["GPU %d" % index] = _diff_view(entry["after"], after_instances)
+            self._warn_pending(decision.gpu, entry)
+
+    def _warn_pending(self, gpu, entry):
+        if entry["reboot_required"]:
+            self.warnings.append("MIG mode %s is pending on %s and only a reboot can activate it (no GPU reset on "
+                                 "this host); reboot the node" % (entry["after"]["pending"], describe_gpu(gpu)))
+        elif entry["reset_required"]:
+            self.warnings.append("MIG mode %s is pending on %s: stop its clients and reset it (reset=true), or "
+                                 "reboot the node" % (entry["after"]["pending"], describe_gpu(gpu)))
+
+    def result_gpus(self):
+        return [self.entries[index] for index in sorted(self.entries)]
+
+    def result(self):
+        gpus = self.result_gpus()
+        return {
+            "changed": any(entry["changed"] for entry in gpus),
+            "gpus": gpus,
+            "skipped_gpus": self.skipped,
+            "reset_required": any(entry["reset_required"] for entry in gpus),
+            "reboot_required": any(entry["reboot_required"] for entry in gpus),
+            "warnings": self.warnings,
+            "diff": self.diff,
+        }
+
+
+def run_mig_mode(state, gpus=None, force=False, reset=False, check_mode=False, resetter=None):
+    """Bring the selected GPUs' MIG mode to ``state`` (``enabled`` / ``disabled``).
+
+    ``resetter(gpu) -> {cmd, rc, stdout, stderr}`` runs the GPU reset (``NvidiaSmiReset``); it is needed
+    only with ``reset=True``. Returns the module result (``changed``, ``gpus``, ``skipped_gpus``,
+    ``reset_required``, ``reboot_required``, ``warnings``, ``diff``). Raises MigTaskError (with the
+    partial result in ``details``) or MigError.
+    """
+    if reset and resetter is None and not check_mode:
+        raise MigError("reset=true needs a GPU reset runner (nvidia-smi)")
+    run = _ModeRun(state, gpus, force, reset, check_mode, resetter)
+    with nvml.NvmlSession():
+        decisions = run.decide(nvml.read_node_facts())
+        acting = [decision for decision in decisions if decision.changes]
+        if check_mode or not acting:
+            run.finish(decisions, None if check_mode else {"gpus": [d.gpu for d in decisions]})
+            return run.result()
+        for decision in acting:
+            run.write(decision)
+    for decision in acting:
+        if decision.reset:
+            run.reset_pending(decision)
+    with nvml.NvmlSession():
+        facts_after = nvml.read_node_facts()
+    run.finish(decisions, facts_after)
+    return run.result()
+

@@ -1,0 +1,355 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, gpufleet.mig contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: gpu_info
+short_description: Read NVIDIA driver, GPU and MIG facts from a GPU node
+version_added: 0.1.0
+author: gpufleet.mig contributors (@gpufleet)
+description:
+  - Reads, through NVML (the C(pynvml) Python bindings), what a GPU node has.
+  - Node facts are the driver version, the CUDA driver version, the NVML version and the NVIDIA Container Toolkit
+    version, when the toolkit is installed.
+  - Per GPU, the facts are its index, UUID, name, PCI bus id, memory, whether it is MIG-capable, its current and
+    pending MIG mode, its GPU instances and compute instances (profile names, placements, MIG device UUIDs,
+    memory), and the processes running on it.
+  - Never changes anything. The facts come back as result keys; the module does not set C(ansible_facts).
+  - A node without a usable NVIDIA driver is reported with RV(driver_loaded=false) instead of failing, unless
+    O(require_driver=true). Use M(gpufleet.mig.driver_check) to enforce minimum versions.
+  - Runs on the GPU node itself.
+requirements:
+  - nvidia-ml-py (pynvml)
+extends_documentation_fragment:
+  - gpufleet.mig.attributes
+  - gpufleet.mig.attributes.info_module
+  - gpufleet.mig.gpus
+options:
+  detect_container_toolkit:
+    description:
+      - Also detect the NVIDIA Container Toolkit. The module runs C(nvidia-ctk --version) and
+        C(nvidia-container-cli --version). When neither command reports a version, it queries the package database
+        (C(dpkg-query) or C(rpm)) for C(nvidia-container-toolkit), C(nvidia-container-toolkit-base),
+        C(libnvidia-container-tools) and C(nvidia-docker2).
+      - Set to V(false) to skip running these commands; RV(container_toolkit) is then V(null).
+    type: bool
+    default: true
+  require_driver:
+    description:
+      - Fail when NVML cannot be initialised, for example when the node has no NVIDIA driver.
+      - With V(false), such a node is reported with RV(driver_loaded=false) and the NVML error in RV(driver_error).
+      - Initialisation failures that do not mean "no driver" fail the task either way. One example is an NVML
+        library that does not match the loaded kernel module.
+    type: bool
+    default: false
+notes:
+  - The O(gpus) option limits RV(gpus) to the selected GPUs; a GPU the node does not have fails the task.
+  - Profile names follow the names the NVIDIA device plugin and C(nvidia-smi) use (V(3g.20gb), V(1c.3g.20gb)).
+    The module computes them from the NVML numbers, so they exist on drivers whose NVML reports no names.
+seealso:
+  - module: gpufleet.mig.driver_check
+  - name: NVIDIA Multi-Instance GPU User Guide
+    description: Concepts, supported GPUs and profiles.
+    link: https://docs.nvidia.com/datacenter/tesla/mig-user-guide/
+"""
+
+EXAMPLES = r"""
+- name: Read the GPU facts of the node
+  gpufleet.mig.gpu_info:
+  register: node_gpus
+
+- name: Show each GPU's MIG mode
+  ansible.builtin.debug:
+    msg: "GPU {{ item.index }} {{ item.name }}: MIG {{ item.mig_mode.current | default('not supported') }}"
+  loop: "{{ node_gpus.gpus }}"
+
+- name: Read only GPU 0, without probing the container toolkit
+  gpufleet.mig.gpu_info:
+    gpus: [0]
+    detect_container_toolkit: false
+  register: gpu0
+
+- name: Fail on nodes without an NVIDIA driver
+  gpufleet.mig.gpu_info:
+    require_driver: true
+"""
+
+RETURN = r"""
+driver_loaded:
+  description: Whether NVML initialised, which means an NVIDIA driver is installed and loaded.
+  type: bool
+  returned: always
+  sample: true
+driver_error:
+  description: Why NVML did not initialise.
+  type: dict
+  returned: when RV(driver_loaded) is V(false)
+  contains:
+    call:
+      description: The NVML call that failed.
+      type: str
+      sample: nvmlInit
+    code:
+      description: The NVML return code.
+      type: int
+      sample: 9
+    text:
+      description: NVML's text for the code.
+      type: str
+      sample: Driver Not Loaded
+    no_driver:
+      description: V(true) when the code means that no driver is installed or loaded (DRIVER_NOT_LOADED, LIBRARY_NOT_FOUND).
+      type: bool
+      sample: true
+driver_version:
+  description: The NVIDIA driver version; V(null) without a driver.
+  type: str
+  returned: always
+  sample: 550.54.15
+cuda_driver_version:
+  description: The highest CUDA version the driver supports (C(major.minor)); V(null) without a driver.
+  type: str
+  returned: always
+  sample: "12.4"
+nvml_version:
+  description: The NVML library version; V(null) without a driver.
+  type: str
+  returned: always
+  sample: 12.550.54.15
+container_toolkit:
+  description:
+    - The NVIDIA Container Toolkit found on the node.
+    - V(null) when O(detect_container_toolkit=false).
+  type: dict
+  returned: always
+  contains:
+    installed:
+      description: Whether any part of the toolkit was found.
+      type: bool
+      sample: true
+    version:
+      description: The toolkit version, in the toolkit's own numbering; V(null) when unknown.
+      type: str
+      sample: 1.17.8
+    source:
+      description: Where RV(container_toolkit.version) was read from, a command name or C(package <name>).
+      type: str
+      sample: nvidia-ctk
+    tools:
+      description:
+        - The toolkit commands found, by name, each with C(path) and C(version).
+        - A command whose version cannot be read also has C(rc) and C(output).
+      type: dict
+      sample: {"nvidia-ctk": {"path": "/usr/bin/nvidia-ctk", "version": "1.17.8"}}
+    packages:
+      description:
+        - The toolkit packages installed, by name, with their upstream versions.
+        - V(null) unless the package database was consulted, which happens only when no toolkit command reports a version.
+      type: dict
+      sample: {"nvidia-docker2": "2.5.0", "nvidia-container-toolkit": "1.3.0"}
+    nvidia_docker2_version:
+      description: The version of the legacy C(nvidia-docker2) package, when the package database was consulted and has it.
+      type: str
+      sample: 2.5.0
+gpus:
+  description: The selected GPUs, in index order; empty without a driver.
+  type: list
+  elements: dict
+  returned: always
+  contains:
+    index:
+      description: The GPU index, as C(nvidia-smi) numbers GPUs.
+      type: int
+      sample: 0
+    uuid:
+      description: The GPU UUID.
+      type: str
+      sample: GPU-4200ccc0-2667-d4cb-9137-f932c716232a
+    name:
+      description: The GPU name as NVML reports it.
+      type: str
+      sample: NVIDIA A100-SXM4-40GB
+    pci_bus_id:
+      description: The PCI bus id.
+      type: str
+      sample: "00000000:36:00.0"
+    pci_device_id:
+      description: The combined PCI device and vendor id.
+      type: str
+      sample: "0x20B010DE"
+    pci_subsystem_id:
+      description: The PCI subsystem id.
+      type: str
+      sample: "0x134F10DE"
+    memory_total_mib:
+      description: The total GPU memory in MiB.
+      type: int
+      sample: 40960
+    mig_capable:
+      description: Whether the GPU supports MIG with this driver.
+      type: bool
+      sample: true
+    mig_mode:
+      description: The MIG mode; V(null) when the GPU is not MIG-capable.
+      type: dict
+      contains:
+        current:
+          description: The mode in effect, V(enabled) or V(disabled).
+          type: str
+          sample: enabled
+        pending:
+          description: The mode that applies after the next GPU reset, V(enabled) or V(disabled).
+          type: str
+          sample: enabled
+    max_mig_devices:
+      description: How many MIG devices the GPU can have; V(0) when MIG is off.
+      type: int
+      sample: 7
+    gpu_instances:
+      description: The GPU instances, by id; empty when MIG is off.
+      type: list
+      elements: dict
+      contains:
+        id:
+          description: The GPU instance id.
+          type: int
+          sample: 2
+        profile_id:
+          description: The GPU instance profile id, as C(nvidia-smi mig -lgip) prints it.
+          type: int
+          sample: 9
+        profile_name:
+          description: The profile name.
+          type: str
+          sample: 3g.20gb
+        placement:
+          description: The placement, in memory slices.
+          type: dict
+          sample: {"start": 4, "size": 4}
+        memory_mib:
+          description: The GPU instance memory in MiB, shared by its compute instances.
+          type: int
+          sample: 20096
+        compute_instances:
+          description: The compute instances of the GPU instance, by id. Each is one MIG device.
+          type: list
+          elements: dict
+          contains:
+            id:
+              description: The compute instance id within its GPU instance.
+              type: int
+              sample: 0
+            profile_id:
+              description: The compute instance profile id.
+              type: int
+              sample: 2
+            profile_name:
+              description: The MIG device profile name.
+              type: str
+              sample: 3g.20gb
+            placement:
+              description: The placement, in compute slices within the GPU instance.
+              type: dict
+              sample: {"start": 0, "size": 3}
+            mig_uuid:
+              description: The MIG device UUID.
+              type: str
+              sample: MIG-c7384736-a75d-5afc-978f-d2f1294409fd
+            mig_device_index:
+              description: The MIG device index on its GPU, as C(nvidia-smi -L) prints it.
+              type: int
+              sample: 0
+    processes:
+      description: The processes using the GPU or its MIG devices.
+      type: list
+      elements: dict
+      contains:
+        pid:
+          description: The process id.
+          type: int
+          sample: 4242
+        name:
+          description: The process name, when NVML can read it.
+          type: str
+          sample: python3
+        used_memory_mib:
+          description: The GPU memory the process uses in MiB, when NVML reports it.
+          type: int
+          sample: 1024
+        gpu_instance_id:
+          description: The GPU instance the process runs on; V(null) when MIG is off.
+          type: int
+          sample: 2
+        compute_instance_id:
+          description: The compute instance the process runs on; V(null) when MIG is off.
+          type: int
+          sample: 0
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_info import read_node
+from ansible_collections.gpufleet.mig.plugins.module_utils.selection import select_gpus
+from ansible_collections.gpufleet.mig.plugins.module_utils.toolkit import detect_container_toolkit
+
+_C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C"}
+
+
+def argument_spec():
+    return dict(
+        gpus=dict(type="list", elements="str", default=["all"]),
+        detect_container_toolkit=dict(type="bool", default=True),
+        require_driver=dict(type="bool", default=False),
+    )
+
+
+def toolkit_facts(module):
+    """Toolkit facts through the module's binary seam (PATH lookup, argv list, C locale)."""
+    return detect_container_toolkit(
+        lambda name: module.get_bin_path(name),
+        lambda argv: module.run_command(argv, environ_update=_C_LOCALE),
+    )
+
+
+def nvml_error_keys(error):
+    return {"nvml_call": error.call, "nvml_code": error.code, "nvml_text": error.text, "gpu_index": error.gpu_index}
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not HAS_PYNVML:
+        module.fail_json(msg=missing_required_lib("nvidia-ml-py"), exception=PYNVML_IMPORT_ERROR)
+
+    try:
+        node = read_node()
+    except NvmlCallError as error:
+        module.fail_json(msg="Reading the GPUs of this node failed: %s" % error, **nvml_error_keys(error))
+    except MigError as error:
+        module.fail_json(msg=str(error))
+
+    if not node["driver_loaded"]:
+        driver_error = node["driver_error"]
+        if module.params["require_driver"] or not driver_error["no_driver"]:
+            module.fail_json(
+                msg="NVML cannot be initialised on this node: %s failed with %s (NVML error %s)%s" % (
+                    driver_error["call"], driver_error["text"], driver_error["code"],
+                    "; install and load the NVIDIA driver, or set require_driver: false"
+                    if driver_error["no_driver"] else ""),
+                driver_loaded=False, driver_error=driver_error)
+
+    try:
+        node["gpus"] = select_gpus(node["gpus"], module.params["gpus"]) if node["driver_loaded"] else []
+    except MigError as error:
+        module.fail_json(msg=str(error))
+
+    node["container_toolkit"] = toolkit_facts(module) if module.params["detect_container_toolkit"] else None
+    module.exit_json(changed=False, **node)
+
+
+if __name__ == "__main__":
+    main()
