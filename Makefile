@@ -10,7 +10,6 @@ TOOLS := $(CURDIR)/.tools/bin
 COLLECTION_LINK := $(CURDIR)/.collections/ansible_collections/gpufleet/mig
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 ARTIFACT := build/gpufleet-mig-$(VERSION).tar.gz
-SANITY_ROOT := $(CURDIR)/build/sanity/ansible_collections/gpufleet/mig
 
 export PATH := $(TOOLS):$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -62,15 +61,18 @@ build: venv
 # in a throwaway git repository (ansible-test lists content through git).  Its per-test virtualenvs
 # bootstrap pip from a host that is not reachable here, so the offline stand-in is put in its cache.
 ANSIBLE_TEST_PIP_VERSION := $(shell $(BIN)/python -c "import re,ansible_test,os; print(re.search(r\"pip='([0-9.]+)'\", open(os.path.join(os.path.dirname(ansible_test.__file__), '_internal/python_requirements.py')).read()).group(1))" 2>/dev/null)
-sanity: build
-	rm -rf build/sanity
-	$(BIN)/ansible-galaxy collection install --force -p build/sanity $(ARTIFACT) >/dev/null
-	mkdir -p $(SANITY_ROOT)/tests && cp -r tests/sanity $(SANITY_ROOT)/tests/
-	echo "/tests/output/" > $(SANITY_ROOT)/.gitignore
-	cd $(SANITY_ROOT) && git init -q . && git add -A && git -c user.name=sanity -c user.email=sanity@invalid commit -qm sanity
-	mkdir -p $(HOME)/.ansible/test/cache
-	cp scripts/ansible-test-get-pip.py $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(ANSIBLE_TEST_PIP_VERSION)).py
-	cd $(SANITY_ROOT) && $(BIN)/ansible-test sanity --color no --venv --python 3.11
+sanity: venv
+	@work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
+	sanity_root="$$work/ansible_collections/gpufleet/mig"; \
+	$(BIN)/ansible-galaxy collection build --output-path "$$work" . >/dev/null; \
+	$(BIN)/ansible-galaxy collection install --force -p "$$work" "$$work"/gpufleet-mig-*.tar.gz >/dev/null 2>&1; \
+	mkdir -p "$$sanity_root/tests" && cp -r tests/sanity "$$sanity_root/tests/"; \
+	echo "/tests/output/" > "$$sanity_root/.gitignore"; \
+	cd "$$sanity_root" && git init -q . && git add -A && git -c user.name=sanity -c user.email=sanity@invalid commit -qm sanity; \
+	mkdir -p $(HOME)/.ansible/test/cache; \
+	cp $(CURDIR)/scripts/ansible-test-get-pip.py $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(ANSIBLE_TEST_PIP_VERSION)).py; \
+	echo "ansible-test sanity on the built artifact in $$sanity_root"; \
+	$(BIN)/ansible-test sanity --color no --venv --python 3.11
 
 molecule: venv tools
 	@scenarios=$$(ls -d molecule/*/ 2>/dev/null | xargs -rn1 basename); \

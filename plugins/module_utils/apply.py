@@ -287,4 +287,4 @@ def layout_lines(gpu_instances):
             computes = [ci.name for ci in getattr(gi, "compute_instances", ())]
         placement = _placement(placement)
         lines.append(((placement or {}).get("start", -1), _layout_line(profile, placement, sorted(computes))))
-    return [line for _, line in sorted(lines)]
+    return [line for _start, line in sorted(lines)]

@@ -142,6 +142,7 @@ def evaluate_node(node, toolkit, policy, gpus="all"):
         checks.append(_driver_absent_check(node))
     else:
         driver = node["driver_version"]
+        parse_version(driver, "the driver version NVML reports")
         checks.append(_check("nvidia_driver", True, "NVIDIA driver %s is loaded (CUDA %s, NVML %s)" % (
             driver, node.get("cuda_driver_version"), node.get("nvml_version"))))
         if parse_version(driver) >= parse_version(policy.min_driver_version):

@@ -207,7 +207,15 @@ class _ModeRun(object):
 
     # ------------------------------------------------------------------ write
     def _fail(self, message, **extra):
-        for entry in self.entries.values():
+        """Raise with every entry's ``after`` as NVML reports it now, so a half-done run is reported exactly."""
+        try:
+            with nvml.NvmlSession():
+                now = dict((gpu["index"], gpu) for gpu in nvml.read_node_facts()["gpus"])
+        except MigError:
+            now = {}  # keep what the writes reported; the failure message matters more than a re-read
+        for index, entry in self.entries.items():
+            if index in now and now[index].get("mig_mode"):
+                entry["after"] = dict(now[index]["mig_mode"])
             entry["reset_required"] = entry["after"]["current"] != entry["after"]["pending"]
         details = dict(changed=any(entry["changed"] for entry in self.entries.values()),
                        gpus=self.result_gpus(), skipped_gpus=self.skipped)
@@ -333,4 +341,3 @@ def run_mig_mode(state, gpus=None, force=False, reset=False, check_mode=False, r
         facts_after = nvml.read_node_facts()
     run.finish(decisions, facts_after)
     return run.result()
-

@@ -66,3 +66,20 @@ def read_node(read_facts=None):
     result = {"driver_loaded": True}
     result.update(_json_safe(facts))
     return result
+
+
+def driver_failure_message(node, require_driver):
+    """Why a read-only task must fail on this node, or None.
+
+    A node without a driver (``no_driver``) fails only when the driver is required; any other
+    initialisation failure (a driver present but unusable) always fails, because reporting such a node as
+    driverless would hide a fault the operator has to fix.
+    """
+    if node.get("driver_loaded"):
+        return None
+    error = node["driver_error"]
+    if error["no_driver"] and not require_driver:
+        return None
+    advice = "; install and load the NVIDIA driver, or set require_driver: false" if error["no_driver"] else ""
+    return "NVML cannot be initialised on this node: %s failed with %s (NVML error %s)%s" % (
+        error["call"], error["text"], error["code"], advice)

@@ -49,6 +49,7 @@ _TOOLS = (
     ("nvidia-ctk", ("--version",), parse_nvidia_ctk_version),
     ("nvidia-container-cli", ("--version",), parse_nvidia_container_cli_version),
 )
+C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C"}
 _DPKG_QUERY_FORMAT = "-f=${Package}\\t${Status}\\t${Version}\\n"
 _RPM_QUERY_FORMAT = "%{NAME}\\t%{VERSION}\\n"
 
@@ -113,6 +114,15 @@ def detect_container_toolkit(find_binary, run_command):
             facts["nvidia_docker2_version"] = packages[NVIDIA_DOCKER2_PACKAGE]
     facts["installed"] = bool(facts["tools"] or facts["version"] or facts["nvidia_docker2_version"])
     return facts
+
+
+def detect_with_module(module):
+    """``detect_container_toolkit`` through an AnsibleModule: its PATH lookup, and run_command in the C locale
+    so tool output never changes with the node's language."""
+    return detect_container_toolkit(
+        module.get_bin_path,
+        lambda argv: module.run_command(argv, environ_update=C_LOCALE),
+    )
 
 
 def check_container_toolkit(toolkit, min_toolkit_version=DEFAULT_MIN_CONTAINER_TOOLKIT_VERSION,

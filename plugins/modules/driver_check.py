@@ -216,10 +216,8 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.node_info import read
 from ansible_collections.gpufleet.mig.plugins.module_utils.toolkit import (
     DEFAULT_MIN_CONTAINER_TOOLKIT_VERSION,
     DEFAULT_MIN_NVIDIA_DOCKER2_VERSION,
-    detect_container_toolkit,
+    detect_with_module,
 )
-
-_C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C"}
 
 
 def argument_spec():
@@ -253,10 +251,7 @@ def main():
         node = read_node()
         toolkit = None
         if policy.check_container_toolkit:
-            toolkit = detect_container_toolkit(
-                lambda name: module.get_bin_path(name),
-                lambda argv: module.run_command(argv, environ_update=_C_LOCALE),
-            )
+            toolkit = detect_with_module(module)
         checks = evaluate_node(node, toolkit, policy, module.params["gpus"])
         facts = checked_facts(node, toolkit, policy, module.params["gpus"])
     except NvmlCallError as error:

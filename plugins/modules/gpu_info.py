@@ -293,11 +293,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
 from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_info import read_node
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_info import driver_failure_message, read_node
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import select_gpus
-from ansible_collections.gpufleet.mig.plugins.module_utils.toolkit import detect_container_toolkit
-
-_C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C"}
+from ansible_collections.gpufleet.mig.plugins.module_utils.toolkit import detect_with_module
 
 
 def argument_spec():
@@ -305,14 +303,6 @@ def argument_spec():
         gpus=dict(type="list", elements="str", default=["all"]),
         detect_container_toolkit=dict(type="bool", default=True),
         require_driver=dict(type="bool", default=False),
-    )
-
-
-def toolkit_facts(module):
-    """Toolkit facts through the module's binary seam (PATH lookup, argv list, C locale)."""
-    return detect_container_toolkit(
-        lambda name: module.get_bin_path(name),
-        lambda argv: module.run_command(argv, environ_update=_C_LOCALE),
     )
 
 
@@ -332,22 +322,16 @@ def main():
     except MigError as error:
         module.fail_json(msg=str(error))
 
-    if not node["driver_loaded"]:
-        driver_error = node["driver_error"]
-        if module.params["require_driver"] or not driver_error["no_driver"]:
-            module.fail_json(
-                msg="NVML cannot be initialised on this node: %s failed with %s (NVML error %s)%s" % (
-                    driver_error["call"], driver_error["text"], driver_error["code"],
-                    "; install and load the NVIDIA driver, or set require_driver: false"
-                    if driver_error["no_driver"] else ""),
-                driver_loaded=False, driver_error=driver_error)
+    failure = driver_failure_message(node, module.params["require_driver"])
+    if failure:
+        module.fail_json(msg=failure, driver_loaded=False, driver_error=node["driver_error"])
 
     try:
         node["gpus"] = select_gpus(node["gpus"], module.params["gpus"]) if node["driver_loaded"] else []
     except MigError as error:
         module.fail_json(msg=str(error))
 
-    node["container_toolkit"] = toolkit_facts(module) if module.params["detect_container_toolkit"] else None
+    node["container_toolkit"] = detect_with_module(module) if module.params["detect_container_toolkit"] else None
     module.exit_json(changed=False, **node)
 
 

@@ -13,8 +13,9 @@ author: gpufleet.mig contributors (@gpufleet)
 description:
   - Creates and destroys the GPU instances and compute instances of the selected GPUs of a GPU node through NVML
     (C(pynvml)), so that each GPU ends up with the MIG devices its layout asks for.
-  - The layout is a named config (O(config)), from a mig-parted config file (O(config_file)) or from the built-in
-    configs (mig-parted's defaults such as V(all-1g.5gb) and V(all-balanced)), or an inline O(layout).
+  - The layout is a named config (O(config)), from a mig-parted config file on the node (O(config_file)), a mig-parted
+    config given as data (O(config_data)) or the built-in configs (mig-parted's defaults such as V(all-1g.5gb) and
+    V(all-balanced)), or an inline O(layout).
   - Each GPU is planned on its own. Instances that already match the layout are kept; only what must go is
     destroyed (compute instances first); the missing GPU instances are created at explicit placements chosen
     so that they always fit, largest first, each with its compute instances.
@@ -49,11 +50,17 @@ options:
   config:
     description:
       - Name of the mig-parted config to apply, such as V(all-1g.5gb), V(all-balanced) or a name from
-        O(config_file).
-      - Without O(config_file), the built-in configs are used (mig-parted's C(config-default.yaml) for A100, A30,
-        H100 and H200).
-      - May be omitted when O(config_file) holds a single config.
+        O(config_file) or O(config_data).
+      - Without O(config_file) and O(config_data), the built-in configs are used (mig-parted's
+        C(config-default.yaml) for A100, A30, H100 and H200).
+      - May be omitted when O(config_file) or O(config_data) holds a single config.
     type: str
+  config_data:
+    description:
+      - A mig-parted v1 config (C(version) and C(mig-configs)), as a mapping or as YAML or JSON text, for example
+        read on the control host with C(lookup('ansible.builtin.file', 'mig-config.yaml')).
+      - The same form M(gpufleet.mig.mig_plan_info) takes, so a plan and its application can share one source.
+    type: raw
   config_file:
     description:
       - Path, on the GPU node, of a mig-parted v1 config file (C(version) and C(mig-configs)), in YAML or JSON.
@@ -64,12 +71,10 @@ options:
   layout:
     description:
       - Inline layout, instead of a config.
-      - A mapping of MIG device profile to count applies to every MIG-capable GPU, for example
-        V({"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 1}). V({}) means MIG enabled without devices, so it clears
-        the GPUs.
-      - A mapping of GPU index to such a mapping sets GPUs one by one, for example
-        V({"0": {"1g.5gb": 7}, "1": "disabled"}). GPUs not listed are left as they are; V(disabled) means MIG
-        should be off, which this module only checks.
+      - A mapping of MIG device profile to count applies to every MIG-capable GPU (see the examples). An empty
+        mapping means MIG enabled without devices, so it clears the GPUs.
+      - A mapping of GPU index to such a mapping sets GPUs one by one. GPUs not listed are left as they are. The
+        value V(disabled) instead of a mapping means MIG should be off, which this module only checks.
     type: raw
   in_use:
     description:
@@ -106,6 +111,11 @@ EXAMPLES = r"""
   gpufleet.mig.mig_layout:
     config: "{{ mig_config }}"
     config_file: /etc/nvidia-mig-manager/config.yaml
+
+- name: Apply a config from a mig-parted file kept next to the playbook
+  gpufleet.mig.mig_layout:
+    config: custom-config
+    config_data: "{{ lookup('ansible.builtin.file', 'files/mig-config.yaml') }}"
 
 - name: One 3g.20gb, one 2g.10gb and one 1g.5gb on GPU 0
   gpufleet.mig.mig_layout:
@@ -300,6 +310,7 @@ def argument_spec():
     return dict(
         config=dict(type="str"),
         config_file=dict(type="path"),
+        config_data=dict(type="raw"),
         layout=dict(type="raw"),
         gpus=dict(type="list", elements="str", default=["all"]),
         in_use=dict(type="str", choices=[IN_USE_FAIL, IN_USE_SKIP], default=IN_USE_FAIL),
@@ -307,11 +318,13 @@ def argument_spec():
 
 
 def layout_source(module):
-    """The ``layout.resolve_layout`` source for the module's options; reads O(config_file) on the node."""
+    """The ``layout.resolve_layout`` source for the module's options; reads ``config_file`` on the node."""
     params = module.params
     if params["layout"] is not None:
         return {"mig_layout": params["layout"]}
     source = {"mig_config": params["config"]}
+    if params["config_data"] is not None:
+        source["mig_config_file"] = params["config_data"]
     if params["config_file"] is not None:
         path = params["config_file"]
         if not os.path.isfile(path):
@@ -327,8 +340,9 @@ def layout_source(module):
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=[("layout", "config"), ("layout", "config_file")],
-        required_one_of=[("layout", "config", "config_file")],
+        mutually_exclusive=[("layout", "config"), ("layout", "config_file"), ("layout", "config_data"),
+                            ("config_file", "config_data")],
+        required_one_of=[("layout", "config", "config_file", "config_data")],
         supports_check_mode=True,
     )
     if not HAS_PYNVML:

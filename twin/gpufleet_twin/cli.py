@@ -2,17 +2,24 @@
 
 ``up`` reads a fleet file and starts every twin component into a work directory, recording
 what it made in ``DIR/twin.json``; ``down`` stops the components in reverse order from that
-manifest.  Components are small objects (``up`` / ``down`` / ``status`` / ``inventory``), so
-the Kubernetes API emulator can join as a ``cluster`` component next to ``nodes``.
+manifest.  Components are small objects (``up`` / ``down`` / ``status`` / ``inventory``, and
+optionally ``wanted``): ``nodes`` (simulated NVML per node) and ``cluster`` (the emulated
+Kubernetes API server with one agent per node, left out with ``cluster: false`` in the fleet file).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
+import signal
+import ssl
+import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -92,8 +99,9 @@ class NodesComponent:
             node_dir = context.workdir / "nodes" / str(spec.get("name"))
             state_path = node_dir / "state.json"
             nodes[str(spec.get("name"))] = {}
+            nvml_spec = {key: value for key, value in spec.items() if key not in CLUSTER_NODE_KEYS}
             try:
-                nvml.create_node_state(state_path, spec)
+                nvml.create_node_state(state_path, nvml_spec)
             except (nvml.NodeSpecError, ValueError) as bad:
                 raise TwinError(f"node {spec.get('name')}: {bad}") from None
             python = node_dir / "python"
@@ -127,7 +135,189 @@ class NodesComponent:
         return {"all": {"children": {NODE_GROUP: {"hosts": hosts}}}}
 
 
-COMPONENTS: list[Component] = [NodesComponent()]
+# ------------------------------------------------------------- the cluster component
+# Node keys the cluster reads and the NVML simulator does not: the Node object's labels (merged
+# over the default nvidia.com/gpu.present=true of a node with GPUs; null removes one), taints,
+# capacity (cpu/memory/pods) and the DMI product name GFD reports as gpu.machine.
+CLUSTER_NODE_KEYS = frozenset({"labels", "taints", "capacity", "machine"})
+CLUSTER_DIR = "cluster"
+KUBECONFIG_NAME = "kubeconfig"
+SERVER_START_TIMEOUT = 60.0
+SERVER_STOP_TIMEOUT = 10.0
+
+
+def _node_labels(spec: dict[str, Any]) -> dict[str, str]:
+    from .agents.config import GPU_PRESENT_LABEL
+
+    labels: dict[str, Any] = {GPU_PRESENT_LABEL: "true"} if spec.get("gpus") else {}
+    labels.update(spec.get("labels") or {})
+    return {str(key): str(value) for key, value in labels.items() if value is not None}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)  # reap it if `up` ran in this very process
+        if finished == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_our_server(pid: int) -> bool:
+    """Guard against pid reuse: only signal the agents server this twin started."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"gpufleet_twin.agents" in command and b"serve" in command
+
+
+class ClusterComponent:
+    """The emulated API server and the node agents, as one background process.
+
+    Fleet file: ``cluster: false`` leaves it out; ``cluster: {timing: {...}}`` sets the agents'
+    clocks (``gpufleet_twin.agents.AgentTiming``: heartbeat, device_plugin_grace,
+    gfd_sleep_interval, crash_backoff, crash_backoff_max, tick; seconds).
+    """
+
+    name = "cluster"
+
+    @staticmethod
+    def _settings(fleet: dict[str, Any]) -> dict[str, Any] | None:
+        raw = fleet.get("cluster", True)
+        if raw is False or raw is None:
+            return None
+        if raw is True:
+            return {}
+        if not isinstance(raw, dict):
+            raise TwinError(f"cluster: expected false, true or a mapping, not {raw!r}")
+        unknown = sorted(set(raw) - {"timing"})
+        if unknown:
+            raise TwinError(f"cluster: unknown keys {', '.join(unknown)} (known: timing)")
+        return raw
+
+    def wanted(self, context: FleetContext) -> bool:
+        return self._settings(context.fleet) is not None
+
+    def up(self, context: FleetContext) -> dict[str, Any]:
+        from .agents.config import AgentTiming, NodeAgentSpec
+
+        settings = self._settings(context.fleet) or {}
+        try:
+            timing = AgentTiming.from_mapping(settings.get("timing"))
+        except (TypeError, ValueError) as bad:
+            raise TwinError(f"cluster.timing: {bad}") from None
+        state_dir = context.workdir / CLUSTER_DIR
+        state_dir.mkdir(parents=True, exist_ok=True)
+        nodes = []
+        for spec in context.fleet.get("nodes") or []:
+            state = context.workdir / "nodes" / str(spec["name"]) / "state.json"
+            raw = {"name": spec["name"], "state_path": str(state), "labels": _node_labels(spec), "taints": spec.get("taints") or []}
+            if spec.get("capacity"):
+                raw["capacity"] = spec["capacity"]
+            if spec.get("machine"):
+                raw["machine"] = spec["machine"]
+            nodes.append(NodeAgentSpec.from_mapping(raw).to_mapping())
+        config = state_dir / "agents.json"
+        config.write_text(json.dumps({"nodes": nodes, "timing": timing.to_mapping()}, indent=2) + "\n", encoding="utf-8")
+        port_file = state_dir / "apiserver.port"
+        port_file.unlink(missing_ok=True)
+        log_path = state_dir / "server.log"
+        argv = [sys.executable, "-m", "gpufleet_twin.agents", "serve", "--state-dir", str(state_dir), "--config", str(config)]
+        with open(log_path, "ab") as log, open(os.devnull, "rb") as nothing:
+            server = subprocess.Popen(argv, stdin=nothing, stdout=log, stderr=log, start_new_session=True, close_fds=True)
+        entry = {"pid": server.pid, "state_dir": str(state_dir), "log": str(log_path)}
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while not port_file.exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                self.down(context, entry)
+                tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+                raise TwinError(f"the emulated cluster did not start (log {log_path}):\n{tail}")
+            time.sleep(0.05)
+        port = int(port_file.read_text().strip())
+        kubeconfig = context.workdir / KUBECONFIG_NAME
+        shutil.copyfile(state_dir / "kubeconfig", kubeconfig)
+        kubeconfig.chmod(0o600)
+        entry.update(port=port, url=f"https://127.0.0.1:{port}", kubeconfig=str(kubeconfig), nodes=[n["name"] for n in nodes])
+        return entry
+
+    def down(self, context: FleetContext, entry: dict[str, Any]) -> None:
+        pid = int(entry.get("pid") or 0)
+        if pid and _process_alive(pid) and _is_our_server(pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + SERVER_STOP_TIMEOUT
+            while _process_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _process_alive(pid) and _is_our_server(pid):
+                os.kill(pid, signal.SIGKILL)
+                while _process_alive(pid) and time.monotonic() < deadline + SERVER_STOP_TIMEOUT:
+                    time.sleep(0.05)
+        Path(context.workdir / KUBECONFIG_NAME).unlink(missing_ok=True)
+        shutil.rmtree(entry.get("state_dir") or context.workdir / CLUSTER_DIR, ignore_errors=True)
+
+    def _get(self, entry: dict[str, Any], path: str) -> dict[str, Any]:
+        state_dir = Path(entry["state_dir"])
+        context = ssl.create_default_context(cafile=str(state_dir / "ca.crt"))
+        request = urllib.request.Request(
+            entry["url"] + path, headers={"Authorization": f"Bearer {(state_dir / 'token').read_text().strip()}"}
+        )
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return json.loads(response.read())
+
+    def status(self, context: FleetContext, entry: dict[str, Any]) -> dict[str, Any]:
+        report: dict[str, Any] = {"url": entry.get("url"), "kubeconfig": entry.get("kubeconfig"), "pid": entry.get("pid")}
+        try:
+            nodes = self._get(entry, "/api/v1/nodes")["items"]
+            pods = self._get(entry, "/api/v1/pods")["items"]
+        except (OSError, ValueError, KeyError) as unreachable:
+            report["error"] = f"the emulated API server does not answer: {unreachable}"
+            return report
+        report["nodes"] = {}
+        for node in nodes:
+            name = node["metadata"]["name"]
+            status = node.get("status") or {}
+            report["nodes"][name] = {
+                "capacity": status.get("capacity", {}),
+                "allocatable": status.get("allocatable", {}),
+                "labels": node["metadata"].get("labels", {}),
+                "taints": (node.get("spec") or {}).get("taints", []),
+                "unschedulable": bool((node.get("spec") or {}).get("unschedulable", False)),
+                "conditions": status.get("conditions", []),
+                "pods": [
+                    {
+                        "namespace": pod["metadata"]["namespace"],
+                        "name": pod["metadata"]["name"],
+                        "phase": (pod.get("status") or {}).get("phase", "Pending"),
+                        "ready": any(
+                            c.get("type") == "Ready" and c.get("status") == "True"
+                            for c in (pod.get("status") or {}).get("conditions") or []
+                        ),
+                    }
+                    for pod in pods
+                    if (pod.get("spec") or {}).get("nodeName") == name
+                ],
+            }
+        return report
+
+    def inventory(self, context: FleetContext, entry: dict[str, Any]) -> dict[str, Any]:
+        hosts = {name: {"k8s_node_name": name} for name in entry.get("nodes", [])}
+        kubeconfig = entry["kubeconfig"]
+        return {
+            "all": {
+                "vars": {"gpufleet_kubeconfig": kubeconfig, "k8s_kubeconfig": kubeconfig},
+                "children": {NODE_GROUP: {"hosts": hosts}},
+            }
+        }
+
+
+COMPONENTS: list[Component] = [NodesComponent(), ClusterComponent()]
 
 
 # ------------------------------------------------------------------------ helpers
@@ -175,6 +365,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     started: list[tuple[Component, dict[str, Any]]] = []
     try:
         for component in COMPONENTS:
+            wanted = getattr(component, "wanted", None)
+            if wanted is not None and not wanted(context):
+                continue
             started.append((component, component.up(context)))
     except BaseException:
         for component, entry in reversed(started):
@@ -192,7 +385,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     }
     (workdir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     node_count = len(manifest["components"]["nodes"]["nodes"])
-    print(f"fleet twin up in {workdir}: {node_count} node(s); inventory {workdir / INVENTORY_NAME}")
+    cluster = manifest["components"].get("cluster")
+    where = f"; kubeconfig {cluster['kubeconfig']}" if cluster else ""
+    print(f"fleet twin up in {workdir}: {node_count} node(s); inventory {workdir / INVENTORY_NAME}{where}")
     return 0
 
 

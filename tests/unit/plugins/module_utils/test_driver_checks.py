@@ -1,5 +1,9 @@
-"""node_info.read_node and driver_checks on facts read from simulated nodes (real pynvml over the fleet twin)."""
+"""node_info.read_node and driver_checks on facts read from simulated nodes (real pynvml over the fleet twin)
+and from a real H200 captured read-only."""
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +16,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.driver_checks import 
     model_minimum,
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import build_catalog
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import GpuSelectionError
 from ansible_collections.gpufleet.mig.plugins.module_utils.versions import VersionError
 
@@ -175,3 +180,51 @@ def test_policy_rejects_bad_versions_naming_the_option(options, message):
     with pytest.raises(VersionError) as raised:
         DriverPolicy(**options)
     assert str(raised.value).startswith(message)
+
+
+def test_gpu_info_fails_on_a_broken_driver_always_and_on_a_missing_one_only_when_required(read_simulated_node):
+    missing = read_simulated_node(driver_loaded=False)
+    assert node_info.driver_failure_message(missing, require_driver=False) is None
+    assert node_info.driver_failure_message(missing, require_driver=True) == (
+        "NVML cannot be initialised on this node: nvmlInit failed with Driver Not Loaded (NVML error 9); install and "
+        "load the NVIDIA driver, or set require_driver: false")
+    broken = node_info.driver_absent_facts(NvmlCallError("nvmlInit", 18, "RM has detected an NVML/RM version mismatch."))
+    assert node_info.driver_failure_message(broken, require_driver=False) == (
+        "NVML cannot be initialised on this node: nvmlInit failed with RM has detected an NVML/RM version mismatch. "
+        "(NVML error 18)")
+    assert node_info.driver_failure_message(read_simulated_node(), require_driver=True) is None
+
+
+# --- A real node: NVIDIA H200 on driver 580.159.04, captured read-only (fixtures/captures/h200-580.159.04/).
+
+def _capture(name):
+    return json.loads((Path(__file__).parent / "fixtures" / "captures" / "h200-580.159.04" / name).read_text())
+
+
+def test_real_h200_passes_every_check_but_the_missing_toolkit():
+    node = _capture("gpu_info.json")
+    checks = evaluate_node(node, node["container_toolkit"], DriverPolicy())
+    assert [(c["name"], c["ok"]) for c in checks] == [
+        ("nvidia_driver", True), ("driver_version", True), ("model_driver_version", True), ("mig_capable", True),
+        ("container_toolkit", False)]
+    # What the module itself answered on that machine.
+    assert checks == _capture("driver_check.json")["checks"]
+    assert failure_message(evaluate_node(node, None, DriverPolicy(check_container_toolkit=False))) is None
+
+
+def test_real_h200_profile_names_computed_from_nvml_numbers_match_the_names_nvml_reports():
+    probe = _capture("nvml_probe.json")
+    placements = dict((row["profile_id"], row["placements"]) for row in probe["catalog"]["profiles"])
+    records = []
+    for index, row in probe["gi_profile_info_v2"].items():
+        if "error" in row:
+            continue
+        records.append({"index": int(index), "profile_id": row["id"], "slice_count": row["sliceCount"],
+                        "instance_count": row["instanceCount"], "memory_mib": row["memorySizeMB"],
+                        "multiprocessors": row["multiprocessorCount"], "copy_engines": row["copyEngineCount"],
+                        "decoders": row["decoderCount"], "encoders": row["encoderCount"], "jpegs": row["jpegCount"],
+                        "ofas": row["ofaCount"], "placements": placements[row["id"]], "reported_name": None})
+    catalog = build_catalog(probe["name"], probe["catalog"]["memory_total_bytes"], records)
+    reported = sorted(row["name"] for row in probe["gi_profile_info_v2"].values() if "name" in row)
+    assert sorted("MIG " + profile.name for profile in catalog.profiles) == reported == [
+        "MIG 1g.18gb", "MIG 1g.18gb+me", "MIG 1g.35gb", "MIG 2g.35gb", "MIG 3g.71gb", "MIG 4g.71gb", "MIG 7g.141gb"]

@@ -1,0 +1,330 @@
+# Copyright: (c) 2026, gpufleet.mig contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The Kubernetes API seam: the only file of the collection that imports the ``kubernetes`` client.
+
+* ``k8s_auth_argument_spec()`` is the argument spec of the shared auth options (doc fragment
+  ``gpufleet.mig.k8s_auth``), named as kubernetes.core names them, with the same ``K8S_AUTH_*``
+  environment fallbacks.
+* ``build_api_client(...)`` / ``KubeClient.from_params(module.params)`` turn those options into a client.
+* ``KubeClient`` wraps the few calls the modules make and speaks plain API JSON (camelCase dicts, exactly
+  what the server sent), so the pure logic in ``drain.py`` and friends never sees client model classes.
+  Reading raw JSON (``_preload_content=False``) also keeps the code independent of the client's model
+  generator, which changed shape between client majors.
+* Every API failure becomes ``KubeApiError`` (a ``MigError``) with the HTTP status, the Status reason and
+  message, and the action that failed; connection and configuration problems use status ``None``.
+
+Credentials: the bearer token goes into the client configuration only, never into messages or results.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
+
+try:
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+
+    try:
+        from kubernetes.client.exceptions import ApiException
+    except ImportError:  # pragma: no cover - clients before 12.0 only had the rest module
+        from kubernetes.client.rest import ApiException
+
+    # The client's transport; its errors (refused connection, TLS failure after retries) share this base.
+    from urllib3.exceptions import HTTPError as TransportError
+
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - depends on the host that runs the module
+    k8s_client = None
+    k8s_config = None
+    ApiException = None
+    TransportError = None
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+
+# Environment variables kubernetes.core reads for the same options (doc fragment k8s_auth_options).
+AUTH_ENVIRONMENT = {
+    "kubeconfig": "K8S_AUTH_KUBECONFIG",
+    "context": "K8S_AUTH_CONTEXT",
+    "host": "K8S_AUTH_HOST",
+    "api_key": "K8S_AUTH_API_KEY",
+    "validate_certs": "K8S_AUTH_VERIFY_SSL",
+    "ca_cert": "K8S_AUTH_SSL_CA_CERT",
+}
+
+AUTH_OPTION_NAMES = tuple(AUTH_ENVIRONMENT)
+
+HTTP_NOT_FOUND = 404
+HTTP_CONFLICT = 409
+HTTP_TOO_MANY_REQUESTS = 429  # the Eviction API's answer while a PodDisruptionBudget forbids the disruption
+
+_PATCH_STRATEGIC = "application/strategic-merge-patch+json"
+
+
+def k8s_auth_argument_spec():
+    """Argument spec of the shared auth options; a fresh dict on every call, so callers may extend it."""
+    return {
+        "kubeconfig": {"type": "raw", "fallback": (env_fallback, [AUTH_ENVIRONMENT["kubeconfig"]])},
+        "context": {"type": "str", "fallback": (env_fallback, [AUTH_ENVIRONMENT["context"]])},
+        "host": {"type": "str", "fallback": (env_fallback, [AUTH_ENVIRONMENT["host"]])},
+        "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, [AUTH_ENVIRONMENT["api_key"]])},
+        "validate_certs": {
+            "type": "bool",
+            "default": True,
+            "aliases": ["verify_ssl"],
+            "fallback": (env_fallback, [AUTH_ENVIRONMENT["validate_certs"]]),
+        },
+        "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"], "fallback": (env_fallback, [AUTH_ENVIRONMENT["ca_cert"]])},
+    }
+
+
+class KubeApiError(MigError):
+    """A Kubernetes API call failed, or no client could be configured.
+
+    ``status`` is the HTTP status (``None`` for connection/configuration failures), ``reason`` the Status
+    ``reason`` (``NotFound``, ``TooManyRequests``...), ``api_message`` the server's own message and
+    ``action`` what was attempted (``evict pod gpu/train-0``).
+    """
+
+    def __init__(self, action, status=None, reason=None, api_message=None):
+        self.action = action
+        self.status = status
+        self.reason = reason
+        self.api_message = api_message
+        if status is None:
+            text = "Cannot %s: %s" % (action, api_message)
+        else:
+            text = "Cannot %s: the API server answered %s %s: %s" % (action, status, reason or "", api_message or "")
+        super(KubeApiError, self).__init__(text.rstrip(": "))
+
+    @property
+    def not_found(self):
+        return self.status == HTTP_NOT_FOUND
+
+    @property
+    def too_many_requests(self):
+        return self.status == HTTP_TOO_MANY_REQUESTS
+
+
+def _api_error(action, error):
+    """Turn an ApiException into a KubeApiError, using the Status object in the body when there is one."""
+    status = getattr(error, "status", None)
+    reason = getattr(error, "reason", None)
+    message = None
+    body = getattr(error, "body", None)
+    if body:
+        try:
+            document = json.loads(body)
+        except (TypeError, ValueError):
+            message = body if isinstance(body, str) else None
+        else:
+            if isinstance(document, dict):
+                message = document.get("message")
+                reason = document.get("reason") or reason
+                # A PDB refusal explains itself in details.causes ("The disruption budget X needs 2 healthy pods...").
+                causes = [cause.get("message") for cause in (document.get("details") or {}).get("causes") or [] if cause.get("message")]
+                if causes and message:
+                    message = "%s (%s)" % (message, "; ".join(causes))
+    if not status:
+        # ApiException without a status wraps a client-side failure (bad URL, TLS, refused connection).
+        return KubeApiError(action, None, None, message or str(error))
+    return KubeApiError(action, status, reason, message)
+
+
+def _transport_text(error):
+    # MaxRetryError's own text repeats the URL and pool; its reason names the real cause.
+    cause = getattr(error, "reason", None) or error
+    return "%s: %s" % (type(cause).__name__, cause)
+
+
+def _client_configuration(kubeconfig, context, host, api_key, validate_certs, ca_cert):
+    configuration = k8s_client.Configuration()
+    if isinstance(kubeconfig, dict):
+        k8s_config.load_kube_config_from_dict(kubeconfig, context=context, client_configuration=configuration)
+    elif kubeconfig:
+        k8s_config.load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=configuration, persist_config=False)
+    elif not host:
+        # As kubernetes.core does: the default kubeconfig (KUBECONFIG, ~/.kube/config), else in-cluster.
+        try:
+            k8s_config.load_kube_config(context=context, client_configuration=configuration, persist_config=False)
+        except (k8s_config.ConfigException, OSError):
+            k8s_config.load_incluster_config(client_configuration=configuration)
+    if host:
+        configuration.host = host
+    if api_key:
+        configuration.api_key = {"authorization": "Bearer " + api_key}
+    if ca_cert:
+        configuration.ssl_ca_cert = ca_cert
+    if validate_certs is not None:
+        configuration.verify_ssl = bool(validate_certs)
+    return configuration
+
+
+def build_api_client(kubeconfig=None, context=None, host=None, api_key=None, validate_certs=True, ca_cert=None):
+    """An ``ApiClient`` from the auth options; explicit host/api_key/ca_cert/validate_certs override the kubeconfig.
+
+    ``kubeconfig`` is a path or an already parsed kubeconfig mapping. Raises ``KubeApiError`` (status None)
+    when the kubernetes library is missing or the configuration cannot be loaded.
+    """
+    if not HAS_KUBERNETES:
+        raise KubeApiError("configure the Kubernetes client", api_message="the Python library kubernetes is not installed")
+    try:
+        configuration = _client_configuration(kubeconfig, context, host, api_key, validate_certs, ca_cert)
+    except k8s_config.ConfigException as error:
+        raise KubeApiError("load the Kubernetes client configuration", api_message=str(error))
+    except (OSError, ValueError, TypeError) as error:
+        raise KubeApiError("load the Kubernetes client configuration", api_message="%s: %s" % (type(error).__name__, error))
+    return k8s_client.ApiClient(configuration)
+
+
+def _decode(response):
+    data = response.data
+    if isinstance(data, bytes):
+        data = data.decode("utf-8")
+    return json.loads(data) if data else {}
+
+
+def pod_key(pod):
+    """``namespace/name`` of a pod (or any namespaced object) in API JSON form."""
+    metadata = pod.get("metadata") or {}
+    return "%s/%s" % (metadata.get("namespace", ""), metadata.get("name", ""))
+
+
+class KubeClient:
+    """The calls gpufleet.mig makes to the API server, returning API JSON dicts."""
+
+    def __init__(self, api_client):
+        self.api_client = api_client
+        self.core = k8s_client.CoreV1Api(api_client)
+
+    @classmethod
+    def from_params(cls, params):
+        """A client from a module's params (the ``k8s_auth_argument_spec()`` options)."""
+        return cls(
+            build_api_client(
+                kubeconfig=params.get("kubeconfig"),
+                context=params.get("context"),
+                host=params.get("host"),
+                api_key=params.get("api_key"),
+                validate_certs=params.get("validate_certs", True),
+                ca_cert=params.get("ca_cert"),
+            )
+        )
+
+    def close(self):
+        self.api_client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _call(self, action, method, *args, **kwargs):
+        kwargs["_preload_content"] = False
+        try:
+            return _decode(method(*args, **kwargs))
+        except ApiException as error:
+            raise _api_error(action, error)
+        except (TransportError, OSError, ValueError) as error:
+            raise KubeApiError(action, api_message=_transport_text(error))
+
+    # Nodes -------------------------------------------------------------------------------------------
+
+    def get_node(self, name):
+        return self._call("read node %s" % name, self.core.read_node, name)
+
+    def list_nodes(self, label_selector=None):
+        kwargs = {"label_selector": label_selector} if label_selector else {}
+        return self._call("list nodes", self.core.list_node, **kwargs).get("items") or []
+
+    def patch_node(self, name, patch):
+        """Strategic merge patch of a node; a ``None`` label/annotation value removes that key."""
+        return self._call("patch node %s" % name, self.core.patch_node, name, patch)
+
+    # Pods --------------------------------------------------------------------------------------------
+
+    def list_pods(self, namespace=None, label_selector=None, field_selector=None):
+        kwargs = {}
+        if label_selector:
+            kwargs["label_selector"] = label_selector
+        if field_selector:
+            kwargs["field_selector"] = field_selector
+        if namespace:
+            result = self._call("list pods in namespace %s" % namespace, self.core.list_namespaced_pod, namespace, **kwargs)
+        else:
+            result = self._call("list pods", self.core.list_pod_for_all_namespaces, **kwargs)
+        return result.get("items") or []
+
+    def pods_on_node(self, node_name, label_selector=None):
+        """Every pod bound to the node, in all namespaces (``spec.nodeName`` field selector, as kubectl drain lists them)."""
+        return self.list_pods(label_selector=label_selector, field_selector="spec.nodeName=%s" % node_name)
+
+    def get_pod(self, namespace, name):
+        """The pod, or ``None`` when it does not exist."""
+        try:
+            return self._call("read pod %s/%s" % (namespace, name), self.core.read_namespaced_pod, name, namespace)
+        except KubeApiError as error:
+            if error.not_found:
+                return None
+            raise
+
+    def create_pod(self, namespace, body):
+        return self._call("create pod in namespace %s" % namespace, self.core.create_namespaced_pod, namespace, body)
+
+    def delete_pod(self, namespace, name, grace_period_seconds=None):
+        """Delete without eviction (bypasses PodDisruptionBudgets); ``False`` when the pod was already gone."""
+        kwargs = {} if grace_period_seconds is None else {"grace_period_seconds": grace_period_seconds}
+        try:
+            self._call("delete pod %s/%s" % (namespace, name), self.core.delete_namespaced_pod, name, namespace, **kwargs)
+        except KubeApiError as error:
+            if error.not_found:
+                return False
+            raise
+        return True
+
+    def evict_pod(self, namespace, name, grace_period_seconds=None, dry_run=False):
+        """POST a policy/v1 Eviction. ``False`` when the pod was already gone; 429 (PDB) raises KubeApiError."""
+        body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
+        if grace_period_seconds is not None:
+            body["deleteOptions"] = {"gracePeriodSeconds": grace_period_seconds}
+        kwargs = {"dry_run": "All"} if dry_run else {}
+        try:
+            self._call("evict pod %s/%s" % (namespace, name), self.core.create_namespaced_pod_eviction, name, namespace, body, **kwargs)
+        except KubeApiError as error:
+            if error.not_found:
+                return False
+            raise
+        return True
+
+    def read_pod_log(self, namespace, name, container=None, tail_lines=None):
+        kwargs = {}
+        if container:
+            kwargs["container"] = container
+        if tail_lines is not None:
+            kwargs["tail_lines"] = tail_lines
+        action = "read the log of pod %s/%s" % (namespace, name)
+        try:
+            response = self.core.read_namespaced_pod_log(name, namespace, _preload_content=False, **kwargs)
+        except ApiException as error:
+            raise _api_error(action, error)
+        except (TransportError, OSError, ValueError) as error:
+            raise KubeApiError(action, api_message=_transport_text(error))
+        data = response.data
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else (data or "")
+
+    # Namespaces --------------------------------------------------------------------------------------
+
+    def get_namespace(self, name):
+        try:
+            return self._call("read namespace %s" % name, self.core.read_namespace, name)
+        except KubeApiError as error:
+            if error.not_found:
+                return None
+            raise

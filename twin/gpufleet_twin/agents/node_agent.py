@@ -1,0 +1,466 @@
+"""One fleet node's agents: kubelet, the device plugin and GFD, driven by the node's NVML state.
+
+``NodeAgent`` reacts to the pods bound to its node (called from the cluster's settle loop, so a pod
+created through the API is started, admitted or rejected within that same request) and to its
+clocks (``tick``, from the agents' timer thread). Both run under the cluster's lock.
+
+Kubelet
+  Pods start when bound. A pod asking for ``nvidia.com/*`` goes through kubelet's admission:
+  the device manager first (a resource some plugin registered: enough healthy, unallocated devices,
+  else ``UnexpectedAdmissionError``), then the resource predicate (a resource no plugin ever
+  registered, or one dropped after its grace period: ``OutOf<resource>``). Admitted pods get distinct
+  devices, in enumeration order; a running pod holds a simulated compute process on each of its MIG
+  devices and MIG-disabled GPUs (a MIG-enabled whole GPU cannot run compute work, so the pod holds it
+  open as a client instead); deletion or eviction releases them. A device that vanished since the
+  plugin enumerated it makes the container fail to start (``StartError``), as nvidia-container-cli
+  does with an unknown UUID.
+Device plugin
+  Exists while a device-plugin pod runs on the node. It enumerates at container start only (pod
+  creation, crash-loop retry, node reboot); a fatal start crash-loops the pod with kubelet's back-off
+  and every retry enumerates again. When its endpoints stop (pod deleted, crash), kubelet zeroes the
+  resources' allocatable at once and drops them from capacity after ``device_plugin_grace``.
+GFD
+  Labels the node when its pod starts and every sleep interval. Its labels outlive its pod, as in
+  NodeFeature API mode (GFD's default since v0.19.0): they are removed only when the DaemonSet that
+  wrote them is deleted, or replaced by the next pass of another GFD.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .. import nvml
+from ..kube.cluster import now_rfc3339
+from ..kube.errors import ApiError
+from ..kube.workloads import is_terminating
+from . import pods as podlib
+from .config import AgentTiming, NodeAgentSpec
+from .device_plugin import start_device_plugin
+from .gfd import PREFIX as GFD_PREFIX
+from .gfd import GfdError, gfd_labels
+from .inventory import NodeGpus, read_node_gpus
+
+if TYPE_CHECKING:
+    from ..kube.cluster import Cluster
+
+LOG = logging.getLogger(__name__)
+FIRST_PID = 40000
+
+
+@dataclass
+class Workload:
+    namespace: str
+    name: str
+    uid: str
+    devices: dict[str, tuple[str, ...]]
+    pids: list[tuple[int, int]] = field(default_factory=list)  # (gpu index, pid)
+    clients: list[tuple[int, str]] = field(default_factory=list)  # (gpu index, client name)
+
+
+@dataclass
+class Daemon:
+    """A running (or crash-looping) device-plugin or GFD container."""
+
+    namespace: str
+    name: str
+    uid: str
+    owner_uid: str | None
+    strategy: str
+    fail_on_init_error: bool
+    restarts: int = 0
+    crashed: bool = False
+    next_run: float = math.inf  # crash-loop retry (both) or next labelling pass (GFD)
+    sleep_interval: float | None = None
+    no_timestamp: bool = False
+
+
+def nvidia_smi_listing(node: NodeGpus, device_ids: list[str]) -> str:
+    """``nvidia-smi -L`` inside a container given ``device_ids``: GPUs renumbered from 0 in host order;
+    a whole GPU shows all its MIG devices, a MIG device alone shows as device 0, 1, ... of its GPU.
+    Line format as the twin's nvidia-smi stand-in prints it."""
+    whole: set[int] = set()
+    mig_by_gpu: dict[int, list[Any]] = {}
+    for device_id in device_ids:
+        found = node.device_by_uuid(device_id)
+        if found is None:
+            continue
+        gpu, mig = found
+        if mig is None:
+            whole.add(gpu.index)
+        else:
+            mig_by_gpu.setdefault(gpu.index, []).append(mig)
+    lines = []
+    for container_index, gpu_index in enumerate(sorted(whole | set(mig_by_gpu))):
+        gpu = node.gpu(gpu_index)
+        lines.append(f"GPU {container_index}: {gpu.name} (UUID: {gpu.uuid})")
+        visible = list(gpu.mig_devices) if gpu_index in whole else sorted(mig_by_gpu[gpu_index], key=lambda d: d.mig_index)
+        for number, mig in enumerate(visible):
+            lines.append(f"  MIG {mig.nvidia_smi_name:<11} Device {number:>2}: (UUID: {mig.uuid})")
+    return "\n".join(lines) + "\n" if lines else "No devices found.\n"
+
+
+class NodeAgent:
+    def __init__(self, spec: NodeAgentSpec, timing: AgentTiming, clock: Callable[[], float] = time.monotonic) -> None:
+        self.spec = spec
+        self.timing = timing
+        self.clock = clock
+        self.workloads: dict[str, Workload] = {}
+        self.plugin: Daemon | None = None
+        self.gfd: Daemon | None = None
+        self.registered: dict[str, tuple[str, ...]] = {}  # resource -> devices of running endpoints
+        self.stale: dict[str, tuple[int, float]] = {}  # resource -> (capacity kept, dropped at)
+        self.gfd_labels: set[str] = set()
+        self.gfd_owner: str | None = None
+        self.next_heartbeat = 0.0
+        self.boot_count: int | None = None
+        self.next_pid = FIRST_PID
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def inventory(self) -> NodeGpus:
+        return read_node_gpus(self.spec.state_path)
+
+    # ------------------------------------------------------------------ node object
+    def register(self, cluster: Cluster) -> None:
+        """Create the Node object the way kubelet registers itself."""
+        cluster.add_node(self.name, labels=self.spec.labels, capacity=self.spec.capacity, taints=self.spec.taints or None)
+        self.boot_count = self.inventory().boot_count
+        self.next_heartbeat = self.clock() + self.timing.heartbeat
+
+    def _heartbeat(self, cluster: Cluster) -> None:
+        node = cluster.get("nodes", self.name)
+        ready = next((c for c in node.get("status", {}).get("conditions") or [] if c.get("type") == "Ready"), {})
+        stamp = now_rfc3339()
+        condition = {
+            "type": "Ready",
+            "status": "True",
+            "reason": "KubeletReady",
+            "message": "kubelet is posting ready status",
+            "lastHeartbeatTime": stamp,
+            "lastTransitionTime": ready.get("lastTransitionTime", stamp) if ready.get("status") == "True" else stamp,
+        }
+        cluster.set_node_status(self.name, {"conditions": [condition]})
+
+    def _publish_resources(self, cluster: Cluster) -> None:
+        capacity = {name: len(ids) for name, ids in self.registered.items()}
+        allocatable = dict(capacity)
+        for name, (kept, _) in self.stale.items():
+            if name not in self.registered:
+                capacity[name], allocatable[name] = kept, 0
+        status = cluster.get("nodes", self.name).get("status") or {}
+
+        def current(field_name: str) -> dict[str, str]:
+            return {k: v for k, v in (status.get(field_name) or {}).items() if k.startswith(podlib.EXTENDED_PREFIX)}
+
+        wanted_capacity = {k: str(v) for k, v in capacity.items()}
+        wanted_allocatable = {k: str(v) for k, v in allocatable.items()}
+        if current("capacity") != wanted_capacity or current("allocatable") != wanted_allocatable:
+            cluster.set_extended_resources(self.name, wanted_capacity, wanted_allocatable)
+
+    # ------------------------------------------------------------------ pods
+    def sync_pods(self, cluster: Cluster) -> None:
+        """Start new pods, notice deleted ones; called after every write that touched pods or nodes."""
+        current = {pod["metadata"]["uid"]: pod for pod in cluster.pods_on_node(self.name)}
+        live = {uid for uid, pod in current.items() if not is_terminating(pod)}
+        for uid in [uid for uid in self.workloads if uid not in live]:
+            self._release(self.workloads.pop(uid))
+        if self.plugin is not None and self.plugin.uid not in live:
+            self._stop_plugin(cluster)
+        if self.gfd is not None and self.gfd.uid not in live:
+            self.gfd = None  # its labels stay (NodeFeature API mode)
+        for uid in sorted(live, key=lambda u: current[u]["metadata"].get("creationTimestamp", "")):
+            pod = current[uid]
+            if podlib.pod_phase_pending(pod) and not self._knows(uid):
+                role = podlib.pod_role(pod)
+                if role == podlib.DEVICE_PLUGIN:
+                    self._start_plugin(cluster, pod)
+                elif role == podlib.GFD:
+                    self._start_gfd(cluster, pod)
+                else:
+                    self._start_workload(cluster, pod)
+
+    def _knows(self, uid: str) -> bool:
+        return uid in self.workloads or any(d is not None and d.uid == uid for d in (self.plugin, self.gfd))
+
+    @staticmethod
+    def _set_status(cluster: Cluster, pod: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        meta = pod["metadata"]
+        try:
+            cluster.patch("pods", meta["name"], {"status": dict(status)}, "merge", meta["namespace"], subresource="status")
+        except ApiError as gone:
+            if gone.code != 404:
+                raise
+
+    def _allocated(self, resource: str) -> set[str]:
+        return {device for workload in self.workloads.values() for device in workload.devices.get(resource, ())}
+
+    def _admit(self, requests: Mapping[str, int]) -> tuple[dict[str, tuple[str, ...]], str | None, str | None]:
+        """(devices per resource, rejection reason, message) as kubelet's admit handlers decide."""
+        chosen: dict[str, tuple[str, ...]] = {}
+        for resource, amount in requests.items():
+            if resource not in self.registered and resource not in self.stale:
+                continue  # not a device-plugin resource for the device manager
+            in_use = self._allocated(resource)
+            available = [device for device in self.registered.get(resource, ()) if device not in in_use]
+            if len(available) < amount:
+                return {}, "UnexpectedAdmissionError", (
+                    f"Allocate failed due to requested number of devices unavailable for {resource}. "
+                    f"Requested: {amount}, Available: {len(available)}, which is unexpected"
+                )
+            chosen[resource] = tuple(available[:amount])
+        for resource, amount in requests.items():
+            if resource not in chosen:
+                return {}, f"OutOf{resource}", (
+                    f"Node didn't have enough resource: {resource}, requested: {amount}, used: 0, capacity: 0"
+                )
+        return chosen, None, None
+
+    def _start_workload(self, cluster: Cluster, pod: Mapping[str, Any]) -> None:
+        meta = pod["metadata"]
+        devices, reason, message = self._admit(podlib.extended_requests(pod))
+        if reason is not None:
+            self._set_status(cluster, pod, podlib.rejected_status(reason, message or ""))
+            return
+        node = self.inventory()
+        device_ids = [device for ids in devices.values() for device in ids]
+        missing = [device for device in device_ids if node.device_by_uuid(device) is None]
+        if missing:
+            detail = (
+                "failed to create containerd task: failed to create shim task: OCI runtime create failed: "
+                f"nvidia-container-cli: device error: {missing[0]}: unknown device"
+            )
+            self._set_status(cluster, pod, podlib.container_failure_status(pod, 0, "StartError", detail, 128))
+            return
+        if podlib.runs_nvidia_smi(pod):
+            cluster.set_pod_log(meta["namespace"], meta["name"], nvidia_smi_listing(node, device_ids))
+        if podlib.is_one_shot(pod):
+            self._set_status(cluster, pod, podlib.succeeded_status(pod))
+            return
+        workload = Workload(meta["namespace"], meta["name"], meta["uid"], devices)
+        self._hold(workload, node)
+        self.workloads[workload.uid] = workload
+        self._set_status(cluster, pod, podlib.running_status(pod))
+
+    def _hold(self, workload: Workload, node: NodeGpus) -> None:
+        """Start the pod's GPU work: a compute process per device (a client on a MIG-enabled whole GPU)."""
+        owner = f"{workload.namespace}/{workload.name}"
+        state = self.spec.state_path
+        for ids in workload.devices.values():
+            for device_id in ids:
+                found = node.device_by_uuid(device_id)
+                if found is None:
+                    continue
+                gpu, mig = found
+                if mig is None and gpu.mig_enabled:
+                    nvml.hold_gpu(state, gpu.index, owner)
+                    workload.clients.append((gpu.index, owner))
+                    continue
+                pid = self._add_process(gpu.index, owner, mig)
+                workload.pids.append((gpu.index, pid))
+
+    def _add_process(self, gpu: int, owner: str, mig: Any) -> int:
+        while True:
+            pid, self.next_pid = self.next_pid, self.next_pid + 1
+            try:
+                nvml.add_process(
+                    self.spec.state_path, gpu, pid, owner, 0, None if mig is None else mig.gi_id, None if mig is None else mig.ci_id
+                )
+                return pid
+            except nvml.NodeSpecError as clash:
+                if "already runs" not in str(clash):
+                    raise
+
+    def _release(self, workload: Workload) -> None:
+        state = self.spec.state_path
+        for _, pid in workload.pids:
+            try:
+                nvml.remove_process(state, pid)
+            except nvml.NodeSpecError:
+                pass  # gone with a reboot
+        for gpu, client in workload.clients:
+            nvml.release_gpu(state, gpu, client)
+        workload.pids.clear()
+        workload.clients.clear()
+
+    def release_all(self) -> None:
+        for workload in self.workloads.values():
+            self._release(workload)
+
+    # ------------------------------------------------------------------ device plugin
+    def _daemon_for(self, pod: Mapping[str, Any], role: str) -> Daemon:
+        env = podlib.container_env(podlib.role_container(pod, role))
+        meta = pod["metadata"]
+        strategy = env.get("GFD_MIG_STRATEGY") if role == podlib.GFD and env.get("GFD_MIG_STRATEGY") else env.get("MIG_STRATEGY")
+        fail_key = "GFD_FAIL_ON_INIT_ERROR" if role == podlib.GFD and "GFD_FAIL_ON_INIT_ERROR" in env else "FAIL_ON_INIT_ERROR"
+        return Daemon(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta["uid"],
+            owner_uid=podlib.controller_uid(pod),
+            strategy=(strategy or "none").strip(),
+            fail_on_init_error=podlib.env_flag(env.get(fail_key), True),
+            no_timestamp=podlib.env_flag(env.get("GFD_NO_TIMESTAMP"), False),
+            sleep_interval=self._sleep_interval(env),
+        )
+
+    def _sleep_interval(self, env: Mapping[str, str]) -> float | None:
+        text = env.get("GFD_SLEEP_INTERVAL")
+        if not text:
+            return self.timing.gfd_sleep_interval
+        try:
+            return podlib.parse_go_duration(text)
+        except ValueError:
+            return self.timing.gfd_sleep_interval
+
+    def _backoff(self, restarts: int) -> float:
+        return min(self.timing.crash_backoff * (2 ** max(restarts - 1, 0)), self.timing.crash_backoff_max)
+
+    def _start_plugin(self, cluster: Cluster, pod: Mapping[str, Any]) -> None:
+        if self.plugin is not None:
+            self._stop_plugin(cluster)  # a second plugin pod replaces the endpoints of the first
+        self.plugin = self._daemon_for(pod, podlib.DEVICE_PLUGIN)
+        self._run_plugin(cluster, pod)
+
+    def _run_plugin(self, cluster: Cluster, pod: Mapping[str, Any]) -> None:
+        plugin = self.plugin
+        assert plugin is not None
+        outcome = start_device_plugin(self.inventory(), plugin.strategy, plugin.fail_on_init_error)
+        log = "".join(f"{line}\n" for line in outcome.log)
+        if plugin.restarts:
+            cluster.append_pod_log(plugin.namespace, plugin.name, log)
+        else:
+            cluster.set_pod_log(plugin.namespace, plugin.name, log)
+        if outcome.failed:
+            plugin.crashed = True
+            plugin.restarts += 1
+            plugin.next_run = self.clock() + self._backoff(plugin.restarts)
+            self._set_status(cluster, pod, podlib.container_failure_status(pod, plugin.restarts, "Error", outcome.error or "", 1))
+        else:
+            plugin.crashed = False
+            plugin.next_run = math.inf
+            self.registered = dict(outcome.resources)
+            for name in self.registered:
+                self.stale.pop(name, None)
+            self._set_status(cluster, pod, podlib.running_status(pod, plugin.restarts))
+        self._publish_resources(cluster)
+
+    def _stop_plugin(self, cluster: Cluster) -> None:
+        dropped_at = self.clock() + self.timing.device_plugin_grace
+        for name, ids in self.registered.items():
+            self.stale[name] = (len(ids), dropped_at)
+        self.registered = {}
+        self.plugin = None
+        self._publish_resources(cluster)
+
+    def restart_plugin(self, cluster: Cluster) -> None:
+        """The plugin container starts again (node reboot): endpoints stop, devices are enumerated anew."""
+        plugin = self.plugin
+        if plugin is None:
+            return
+        pod = self._pod(cluster, plugin)
+        if pod is None:
+            return
+        self._stop_plugin(cluster)
+        self.plugin = plugin
+        plugin.restarts += 1
+        self._run_plugin(cluster, pod)
+
+    @staticmethod
+    def _pod(cluster: Cluster, daemon: Daemon) -> dict[str, Any] | None:
+        try:
+            pod = cluster.get("pods", daemon.name, daemon.namespace)
+        except ApiError:
+            return None
+        return pod if pod["metadata"]["uid"] == daemon.uid else None
+
+    # ------------------------------------------------------------------ GFD
+    def _start_gfd(self, cluster: Cluster, pod: Mapping[str, Any]) -> None:
+        self.gfd = self._daemon_for(pod, podlib.GFD)
+        self._run_gfd(cluster, pod)
+
+    def _run_gfd(self, cluster: Cluster, pod: Mapping[str, Any]) -> None:
+        gfd = self.gfd
+        assert gfd is not None
+        timestamp = None if gfd.no_timestamp else int(time.time())
+        try:
+            labels, warnings = gfd_labels(self.inventory(), gfd.strategy, self.spec.machine, timestamp, gfd.fail_on_init_error)
+        except GfdError as fatal:
+            cluster.append_pod_log(gfd.namespace, gfd.name, f"Error: {fatal}\n")
+            gfd.crashed = True
+            gfd.restarts += 1
+            gfd.next_run = self.clock() + self._backoff(gfd.restarts)
+            self._set_status(cluster, pod, podlib.container_failure_status(pod, gfd.restarts, "Error", str(fatal), 1))
+            return
+        if gfd.crashed or pod.get("status", {}).get("phase", "Pending") == "Pending":
+            self._set_status(cluster, pod, podlib.running_status(pod, gfd.restarts))
+        gfd.crashed = False
+        gfd.next_run = math.inf if gfd.sleep_interval is None else self.clock() + gfd.sleep_interval
+        log = "".join(f"Warning: {line}\n" for line in warnings) + f"Writing {len(labels)} labels to node {self.name}\n"
+        cluster.append_pod_log(gfd.namespace, gfd.name, log)
+        self._write_labels(cluster, labels, gfd.owner_uid)
+
+    def _write_labels(self, cluster: Cluster, labels: Mapping[str, str], owner: str | None) -> None:
+        existing = cluster.get("nodes", self.name)["metadata"].get("labels") or {}
+        change: dict[str, str | None] = {key: None for key in self.gfd_labels - set(labels) if key in existing}
+        change.update({key: value for key, value in labels.items() if existing.get(key) != value})
+        self.gfd_labels = set(labels)
+        self.gfd_owner = owner
+        if change:
+            cluster.set_node_labels(self.name, change)
+
+    def forget_gfd_labels_of_deleted_daemonsets(self, cluster: Cluster, live_daemonsets: set[str]) -> None:
+        """NodeFeature API mode: GFD's labels go when the DaemonSet owning its NodeFeature object goes."""
+        if not self.gfd_labels or self.gfd_owner is None or self.gfd_owner in live_daemonsets:
+            return
+        existing = cluster.get("nodes", self.name)["metadata"].get("labels") or {}
+        removed = {key: None for key in self.gfd_labels if key in existing and key.startswith(GFD_PREFIX)}
+        self.gfd_labels, self.gfd_owner = set(), None
+        if removed:
+            cluster.set_node_labels(self.name, removed)
+
+    # ------------------------------------------------------------------ clocks
+    def tick(self, cluster: Cluster) -> None:
+        now = self.clock()
+        node = self.inventory()
+        if self.boot_count is not None and node.boot_count != self.boot_count:
+            self._after_reboot(cluster, node)
+        self.boot_count = node.boot_count
+        if now >= self.next_heartbeat:
+            self._heartbeat(cluster)
+            self.next_heartbeat = now + self.timing.heartbeat
+        expired = [name for name, (_, dropped_at) in self.stale.items() if dropped_at <= now]
+        for name in expired:
+            del self.stale[name]
+        if expired:
+            self._publish_resources(cluster)
+        for daemon, run in ((self.plugin, self._run_plugin), (self.gfd, self._run_gfd)):
+            if daemon is not None and daemon.next_run <= now:
+                pod = self._pod(cluster, daemon)
+                if pod is not None:
+                    run(cluster, pod)
+
+    def _after_reboot(self, cluster: Cluster, node: NodeGpus) -> None:
+        """Kubelet comes back: containers restart, so GPU pods re-open their devices (those whose
+        devices vanished fail to start) and the plugin and GFD enumerate again."""
+        for uid, workload in list(self.workloads.items()):
+            workload.pids.clear()
+            workload.clients.clear()
+            pod = self._pod(cluster, Daemon(workload.namespace, workload.name, uid, None, "", True))
+            missing = [d for ids in workload.devices.values() for d in ids if node.device_by_uuid(d) is None]
+            if pod is None:
+                del self.workloads[uid]
+            elif missing:
+                del self.workloads[uid]
+                detail = f"nvidia-container-cli: device error: {missing[0]}: unknown device"
+                self._set_status(cluster, pod, podlib.container_failure_status(pod, 1, "StartError", detail, 128))
+            else:
+                self._hold(workload, node)
+        self.restart_plugin(cluster)
+        if self.gfd is not None:
+            self.gfd.next_run = self.clock()
