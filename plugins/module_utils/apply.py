@@ -115,6 +115,17 @@ class _StepRunner(object):
         return record
 
 
+def _field(item, *names):
+    """First of ``names`` present on a facts record (dict) or a planner object (attributes)."""
+    for name in names:
+        if isinstance(item, dict):
+            if name in item:
+                return item[name]
+        elif hasattr(item, name):
+            return getattr(item, name)
+    return None
+
+
 def _destroy_gpu_instance(runner, gpu_instance):
     """Compute instances (highest id first), then the GPU instance. ``gpu_instance``: planner or facts form."""
     gi_id = _field(gpu_instance, "id")
@@ -127,16 +138,6 @@ def _destroy_gpu_instance(runner, gpu_instance):
     runner.run({"action": "destroy_gpu_instance", "gpu_instance_id": gi_id, "profile": profile,
                 "placement": _placement(_field(gpu_instance, "placement"))},
                lambda: nvml.destroy_gpu_instance(runner.gpu_index, gi_id))
-
-
-def _field(item, *names):
-    for name in names:
-        if isinstance(item, dict):
-            if name in item:
-                return item[name]
-        elif hasattr(item, name):
-            return getattr(item, name)
-    return None
 
 
 class _GpuInstanceCreator(object):

@@ -163,6 +163,20 @@ def coalesce_values(defaults, overrides):
     return result
 
 
+def _without_nulls(value):
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
+def effective_values(chart_defaults, user_values):
+    """The values templates see, for comparison: defaults coalesced with user values, ``null`` entries dropped
+    (a template cannot tell a ``null`` value from a missing key, so neither can this comparison)."""
+    return _without_nulls(coalesce_values(normalise(chart_defaults or {}), normalise(user_values or {})))
+
+
 # --- decisions ----------------------------------------------------------------------------------------
 
 
@@ -193,7 +207,7 @@ def decide_present(release, deployed_values, chart_metadata, chart_defaults, wan
     wanted_chart = chart_label(chart_metadata)
     if release.get("chart") != wanted_chart:
         reasons.append("chart %s -> %s" % (release.get("chart"), wanted_chart))
-    if coalesce_values(chart_defaults, normalise(deployed_values or {})) != coalesce_values(chart_defaults, normalise(wanted_values or {})):
+    if effective_values(chart_defaults, deployed_values) != effective_values(chart_defaults, wanted_values):
         reasons.append("values differ")
     return (ACTION_UPGRADE if reasons else ACTION_NONE), reasons
 
@@ -390,3 +404,7 @@ class HelmRunner:
         if rc not in allowed_rcs:
             raise HelmCommandError(what, argv, rc, stdout, stderr)
         return rc, stdout, stderr
+
+    def output(self, argv, what):
+        """Run and return stdout."""
+        return self.run(argv, what)[1]

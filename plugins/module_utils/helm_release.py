@@ -71,11 +71,11 @@ def _private_kubeconfig(params, tmpdir, temp_files):
 
 
 def _read_release(runner, binary, major, name, connection):
-    _, stdout, _ = runner.run(list_argv(binary, major, name, connection), "helm list")
+    stdout = runner.output(list_argv(binary, major, name, connection), "helm list")
     release = parse_release_list(stdout, name)
     values = None
     if release is not None and release.get("status") != STATUS_UNINSTALLED:
-        _, stdout, _ = runner.run(get_values_argv(binary, name, connection), "helm get values")
+        stdout = runner.output(get_values_argv(binary, name, connection), "helm get values")
         values = parse_values(stdout)
     return release, values
 
@@ -97,7 +97,7 @@ def run_helm_release(runner, binary, params, check_mode=False, tmpdir=None):
     try:
         kubeconfig_path, context = _private_kubeconfig(params, tmpdir, temp_files)
         connection = connection_args(namespace, kubeconfig_path, context)
-        _, stdout, _ = runner.run(version_argv(binary), "helm version")
+        stdout = runner.output(version_argv(binary), "helm version")
         version = parse_helm_version(stdout)
         major = version[0]
         release, deployed_values = _read_release(runner, binary, major, name, connection)
@@ -109,9 +109,9 @@ def run_helm_release(runner, binary, params, check_mode=False, tmpdir=None):
             after = {} if command else before
         else:
             chart = (params["chart_ref"], params.get("chart_version"), params.get("chart_repo_url"))
-            _, stdout, _ = runner.run(show_argv(binary, "chart", *chart), "helm show chart")
+            stdout = runner.output(show_argv(binary, "chart", *chart), "helm show chart")
             chart_metadata = parse_yaml_document(stdout, "the output of helm show chart")
-            _, stdout, _ = runner.run(show_argv(binary, "values", *chart), "helm show values")
+            stdout = runner.output(show_argv(binary, "values", *chart), "helm show values")
             chart_defaults = parse_yaml_document(stdout, "the output of helm show values")
             action, reasons = decide_present(release, deployed_values, chart_metadata, chart_defaults, wanted_values, namespace)
             command = None

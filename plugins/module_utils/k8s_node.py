@@ -125,6 +125,10 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
     ``client`` is a ``k8s.KubeClient``. Result keys: ``changed``, ``node``, ``evicted`` (in check mode: the
     pods that would be evicted), ``skipped_pods``, ``diff``. Raises ``NodeTaskError`` / ``KubeApiError``.
     """
+    if timeout < 0 or poll_interval < 1:
+        raise NodeTaskError("Cannot drain node %s: timeout must be 0 or more and poll_interval 1 or more (seconds)." % name, changed=False)
+    if grace_period is not None and grace_period < 0:
+        grace_period = None  # kubectl's --grace-period=-1: each pod's own terminationGracePeriodSeconds
     node = client.get_node(name)
     drain = state == "drained"
     plan = None

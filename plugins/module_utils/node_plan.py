@@ -8,17 +8,10 @@ and which MIG devices must be created or destroyed (``planner.plan_gpu_layout``)
 will be afterwards against the device plugin's MIG strategy. The preflight of a rollout, the node phase that
 applies it and ``--check --diff`` all call it, so the plan shown can never disagree with the plan applied.
 
-What the strategies demand (k8s-mig.md 1.1, 1.2; audit B "single fatal cases"):
-
-* ``single``: if any GPU of the node has MIG on, every GPU must have MIG on with at least one MIG device, and
-  every MIG device of the node must be the same profile. Otherwise the device plugin exits ("all devices on
-  the node must be configured with the same migEnabled value", "device N has no MIG devices configured",
-  "more than one MIG device type present on node") and crash-loops. A node with MIG off everywhere is fine
-  (single then behaves like none).
-* ``mixed``: a partial device (``1c.3g.20gb``, fewer compute slices than its GPU instance) matches no resource
-  pattern and stops the plugin from starting, so it is refused; a MIG-enabled GPU without devices is only a
-  warning (it contributes nothing).
-* ``none``: the device plugin ignores MIG devices and advertises one ``nvidia.com/gpu`` per physical GPU.
+The strategy check is strategy.layout_problem (the refusals of the device plugin: under ``single`` a MIG GPU
+without devices, more than one profile, MIG on next to MIG off; under ``mixed`` a partial device such as
+``1c.3g.20gb``), applied to the node as the plan leaves it. Under ``mixed`` a MIG-enabled GPU without devices is
+only a warning (it offers nothing); ``none`` advertises one ``nvidia.com/gpu`` per physical GPU whatever MIG does.
 
 Choices where the issue leaves room (documented here and in the role READMEs):
 
@@ -45,12 +38,12 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.apply import describe
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, MigError, ProfileError, StrategyError
 from ansible_collections.gpufleet.mig.plugins.module_utils.layout import resolve_layout
 from ansible_collections.gpufleet.mig.plugins.module_utils.planner import devices_from_instances, plan_gpu_layout
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import parse_profile
-
-STRATEGY_NONE = "none"
-STRATEGY_SINGLE = "single"
-STRATEGY_MIXED = "mixed"
-STRATEGIES = (STRATEGY_NONE, STRATEGY_SINGLE, STRATEGY_MIXED)
+from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import (
+    STRATEGIES,
+    STRATEGY_MIXED,
+    STRATEGY_NONE,
+    layout_problem,
+)
 
 ENABLED = "enabled"
 DISABLED = "disabled"
@@ -79,13 +72,6 @@ def _describe_devices(devices):
         return "none"
     counts = _counts(devices)
     return ", ".join(("%d x %s" % (count, name)) if count > 1 else name for name, count in counts.items())
-
-
-def _is_partial(profile):
-    try:
-        return parse_profile(profile).is_partial
-    except ProfileError:
-        return False
 
 
 def config_id(source, desired_by_index):
@@ -245,45 +231,20 @@ def _decide(gpu, desired, strategy, catalogs, problems, warnings):
 
 
 def strategy_problems(decisions, strategy):
-    """(problems, warnings) of the node as the plan leaves it, for the device plugin's ``strategy``."""
-    problems, warnings = [], []
-    if strategy == STRATEGY_NONE:
-        return problems, warnings
-    after = [(decision.gpu, decision.mig_after(), decision.devices_after()) for decision in decisions]
-    mig_gpus = [(gpu, devices) for gpu, mig_on, devices in after if mig_on]
-    if strategy == STRATEGY_SINGLE:
-        if mig_gpus:
-            off = [gpu for gpu, mig_on, _ in after if not mig_on]
-            if off:
-                problems.append(
-                    "mig_strategy single needs MIG on every GPU of a node once one has it, but %s would have MIG "
-                    "disabled while %s has it enabled (the device plugin exits with 'all devices on the node must "
-                    "be configured with the same migEnabled value'); enable MIG on every GPU or use mig_strategy "
-                    "mixed" % (", ".join(describe_gpu(gpu) for gpu in off), describe_gpu(mig_gpus[0][0])))
-            empty = [gpu for gpu, devices in mig_gpus if not devices]
-            if empty:
-                problems.append(
-                    "mig_strategy single needs at least one MIG device on every MIG-enabled GPU, but %s would have "
-                    "none (the device plugin exits with 'device N has no MIG devices configured'); give it MIG "
-                    "devices or use mig_strategy mixed" % ", ".join(describe_gpu(gpu) for gpu in empty))
-            profiles = sorted(set(name for _, devices in mig_gpus for name in devices))
-            if len(profiles) > 1:
-                problems.append(
-                    "mig_strategy single needs one MIG device profile across the node, but the layout gives %s "
-                    "(the device plugin exits with 'more than one MIG device type present on node'); use one "
-                    "profile such as all-%s, or mig_strategy mixed" % (", ".join(profiles), profiles[0]))
-        return problems, warnings
-    for gpu, devices in mig_gpus:
-        partial = sorted(set(name for name in devices if _is_partial(name)))
-        if partial:
-            problems.append(
-                "%s: mig_strategy mixed cannot advertise partial MIG devices %s (fewer compute slices than their "
-                "GPU instance: the device plugin fails to start with 'MIG profile ... does not match any resource "
-                "patterns'); use full GPU instances or mig_strategy single" % (describe_gpu(gpu), ", ".join(partial)))
-        if not devices:
-            warnings.append("%s has MIG enabled without MIG devices: under mig_strategy mixed it offers no resource"
-                            % describe_gpu(gpu))
-    return problems, warnings
+    """(problems, warnings) of the node as the plan leaves it, for the device plugin's ``strategy``.
+
+    The refusals are strategy.layout_problem's, the checks the device plugin itself makes at start.
+    """
+    layouts = [{"index": decision.gpu["index"], "mig_enabled": decision.mig_after(), "devices": decision.devices_after()}
+               for decision in decisions]
+    problem = layout_problem(layouts, strategy)
+    warnings = []
+    if strategy == STRATEGY_MIXED:
+        for decision in decisions:
+            if decision.mig_after() and not decision.devices_after():
+                warnings.append("%s has MIG enabled without MIG devices: under mig_strategy mixed it offers no resource"
+                                % describe_gpu(decision.gpu))
+    return ([str(problem)] if problem is not None else []), warnings
 
 
 def _layout_for_mig_layout(decisions):

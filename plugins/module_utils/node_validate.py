@@ -319,15 +319,15 @@ def _check_runs(runs, timeout):
 # ------------------------------------------------------------------------------------------ the wait
 
 
-def wait_for_node(client, node_name, expectation, timeout, poll_interval, once=False, clock=time.monotonic,
-                  sleep=time.sleep):
+def wait_for_node(client, node_name, expectation, timeout, poll_interval, once=False, check_labels=True,
+                  clock=time.monotonic, sleep=time.sleep):
     """Poll the Node until it shows ``expectation`` or ``timeout`` passes; ``(comparison, waited seconds)``.
 
     With ``once`` (check mode) the node is read a single time.
     """
     started = clock()
     while True:
-        comparison = compare_node(expectation, client.get_node(node_name))
+        comparison = compare_node(expectation, client.get_node(node_name), check_labels=check_labels)
         waited = clock() - started
         if comparison.matches or once or waited >= timeout:
             return comparison, round(waited, 3)
@@ -335,7 +335,7 @@ def wait_for_node(client, node_name, expectation, timeout, poll_interval, once=F
 
 
 def validate_node(client, node_name, expectation, timeout=300, poll_interval=5, check_mode=False,
-                  validation_pods=False, namespace="default", image=None, command=DEFAULT_COMMAND,
+                  check_labels=True, validation_pods=False, namespace="default", image=None, command=DEFAULT_COMMAND,
                   pod_count=POD_COUNT_ONE_PER_RESOURCE, cleanup=CLEANUP_ALWAYS, pod_timeout=120,
                   clock=time.monotonic, sleep=time.sleep):
     """Wait for the node to show ``expectation`` and run the validation pods; the module's result.
@@ -345,16 +345,17 @@ def validate_node(client, node_name, expectation, timeout=300, poll_interval=5, 
     """
     result = {"changed": False, "node": node_name, "expected": expectation.to_dict(), "pods": []}
     comparison, waited = wait_for_node(client, node_name, expectation, timeout, poll_interval, once=check_mode,
-                                       clock=clock, sleep=sleep)
+                                       check_labels=check_labels, clock=clock, sleep=sleep)
     result.update(seen=comparison.seen, differences=comparison.diff, lingering=comparison.lingering,
                   matched=comparison.matches, waited=waited)
     if not comparison.matches:
         lines = describe_diff(comparison.diff)
         raise NodeValidationError(
-            "Node %s does not show the resources and labels its MIG state requires under the %s strategy%s: %s. "
+            "Node %s does not show the resources %sits MIG state requires under the %s strategy%s: %s. "
             "Check that the device plugin and GPU feature discovery pods run on the node and started after the last "
             "MIG change%s" % (
-                node_name, expectation.strategy, "" if check_mode else " after %s s" % timeout, "; ".join(lines),
+                node_name, "and labels " if check_labels else "", expectation.strategy,
+                "" if check_mode else " after %s s" % timeout, "; ".join(lines),
                 "" if check_mode else ", or raise timeout"),
             result)
     if not validation_pods or check_mode or not expectation.devices:

@@ -734,14 +734,15 @@ def _present(quantity):
     return quantity is not None and quantity != 0
 
 
-def compare_node(expectation, node):
+def compare_node(expectation, node, check_labels=True):
     """Compare a node (API JSON of a Node, or ``{capacity, allocatable, labels}``) with ``expectation``.
 
     * allocatable: every expected resource at its count, and no other ``nvidia.com/*`` resource above 0;
     * capacity: every expected resource at its count; other names with 0 allocatable are ``lingering``
       (kubelet keeps them until its grace period ends), not a mismatch;
     * labels: every expected label at its value, and no other label the expectation speaks for
-      (``LabelExpectation.is_checked``), so stale ``mig-*`` labels or ``mig.strategy`` under none show up.
+      (``LabelExpectation.is_checked``), so stale ``mig-*`` labels or ``mig.strategy`` under none show up;
+      skipped with ``check_labels=False`` (a cluster without GFD).
 
     ``diff`` maps ``allocatable`` / ``capacity`` / ``labels`` to ``{key: {"expected": x, "seen": y}}`` with
     ``None`` for absent.
@@ -767,8 +768,8 @@ def compare_node(expectation, node):
     lingering = dict((name, value) for name, value in capacity.items()
                      if name not in expectation.resources and _present(value) and not _present(allocatable.get(name)))
 
-    expected = expectation.labels.labels
-    for key in sorted(set(expected) | set(labels)):
+    expected = expectation.labels.labels if check_labels else {}
+    for key in sorted(set(expected) | set(labels)) if check_labels else ():
         if not expectation.labels.is_checked(key):
             continue
         if expected.get(key) != labels.get(key):

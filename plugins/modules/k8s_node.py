@@ -101,7 +101,7 @@ options:
   grace_period:
     description:
       - Only with O(state=drained). Seconds each pod gets to terminate. V(0) stops them at once.
-      - When not set, every pod gets its own C(terminationGracePeriodSeconds).
+      - When not set (or negative), every pod gets its own C(terminationGracePeriodSeconds).
     type: int
   timeout:
     description:

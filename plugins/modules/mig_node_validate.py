@@ -15,7 +15,8 @@ description:
     MIG strategy, the C(nvidia.com/*) extended resources and the C(nvidia.com/*) GPU feature discovery (GFD) labels
     the node must show, as the NVIDIA k8s-device-plugin and GFD v0.20.0 produce them.
   - Reads the Node object until its allocatable and capacity resources and its labels match, or fails after
-    O(timeout) seconds with the differences between expected and seen values.
+    O(timeout) seconds with the differences between expected and seen values. O(check_labels=false) leaves the
+    labels out.
   - Resources are validated on allocatable. A resource at 0 counts as absent, because kubelet keeps a vanished
     resource in capacity with 0 allocatable for a grace period; such resources are returned in RV(lingering).
   - With O(validation_pods=true), runs one pod per resource (or per device), reads each pod's C(nvidia-smi -L)
@@ -79,6 +80,13 @@ options:
       - Seconds between two reads of the node, and between two reads of the validation pods.
     type: int
     default: 5
+  check_labels:
+    description:
+      - Compare the node's GFD labels too.
+      - Set to V(false) when GPU feature discovery does not run in the cluster (the device plugin chart deploys it
+        only with C(gfd.enabled=true)); resources are then the only check.
+    type: bool
+    default: true
   validation_pods:
     description:
       - Run validation pods after the node matches.
@@ -341,6 +349,7 @@ def argument_spec():
         strategy=dict(type="str", required=True, choices=list(STRATEGIES), aliases=["mig_strategy"]),
         timeout=dict(type="int", default=300),
         poll_interval=dict(type="int", default=5),
+        check_labels=dict(type="bool", default=True),
         validation_pods=dict(type="bool", default=False),
         validation_pod_count=dict(type="str", default=POD_COUNTS[0], choices=list(POD_COUNTS)),
         validation_namespace=dict(type="str", default="default"),
@@ -376,7 +385,8 @@ def main():
         with KubeClient.from_params(params) as client:
             result = validate_node(
                 client, node, expectation, timeout=params["timeout"], poll_interval=params["poll_interval"],
-                check_mode=module.check_mode, validation_pods=params["validation_pods"],
+                check_mode=module.check_mode, check_labels=params["check_labels"],
+                validation_pods=params["validation_pods"],
                 namespace=params["validation_namespace"], image=params["validation_image"],
                 command=params["validation_command"], pod_count=params["validation_pod_count"],
                 cleanup=params["validation_pod_cleanup"], pod_timeout=params["validation_pod_timeout"])

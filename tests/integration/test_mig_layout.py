@@ -90,7 +90,8 @@ def test_config_plans_in_check_mode_applies_once_and_then_reports_no_change(sim_
     applied = run.task("Apply all-balanced")
     assert applied.changed, run.stdout
     assert applied.result["diff"]["after"] == {"GPU 0": balanced, "GPU 1": balanced}
-    for index, gpu in enumerate(applied.result["gpus"]):
+    assert [gpu["index"] for gpu in applied.result["gpus"]] == [0, 1]
+    for gpu in applied.result["gpus"]:
         assert gpu["changed"] and [step["placement_source"] for step in gpu["actions"]
                                    if step["action"] == "create_gpu_instance"] == ["explicit"] * 4
         # nvidia-smi -L order follows GPU instance ids: 3g at 4:4 is GI 2, 2g at 0:2 GI 3, the 1g GIs 9 and 10.

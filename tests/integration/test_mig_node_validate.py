@@ -10,6 +10,7 @@ import pytest
 from conftest import one_node_spec
 
 kube = pytest.importorskip("gpufleet_twin.kube", reason="the fleet twin's API emulator is not installed")
+pytestmark = pytest.mark.slow
 
 NODE = "gpu-node-1"
 

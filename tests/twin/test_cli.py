@@ -14,7 +14,9 @@ import yaml
 from gpufleet_twin import cli
 from gpufleet_twin import nvml as sim
 
+# The nodes component alone; the cluster component has its own tests in tests/twin/agents/.
 MINIMAL_FLEET = """\
+cluster: false
 nodes:
   - name: gpu-node-1
     driver_version: "550.54.15"
@@ -142,6 +144,7 @@ def test_hostvars_processes_and_clients_from_the_fleet(tmp_path: Path):
     fleet.write_text(
         yaml.safe_dump(
             {
+                "cluster": False,
                 "nodes": [
                     {
                         "name": "n1",

@@ -438,6 +438,23 @@ def _human_status(nodes: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _human_cluster(cluster: dict[str, Any]) -> str:
+    if "error" in cluster:
+        return f"cluster at {cluster.get('url')}: {cluster['error']}"
+    lines = [f"cluster {cluster.get('url')} (kubeconfig {cluster.get('kubeconfig')})",
+             f"{'K8S NODE':<16} {'READY':<6} {'CORDON':<7} {'PODS':<5} NVIDIA RESOURCES (allocatable/capacity)"]
+    for name, node in cluster.get("nodes", {}).items():
+        ready = next((c.get("status", "?") for c in node["conditions"] if c.get("type") == "Ready"), "?")
+        resources = [
+            f"{key.removeprefix('nvidia.com/')} {node['allocatable'].get(key, '0')}/{value}"
+            for key, value in sorted(node["capacity"].items())
+            if key.startswith("nvidia.com/")
+        ]
+        cordoned = "yes" if node["unschedulable"] else "no"
+        lines.append(f"{name:<16} {ready:<6} {cordoned:<7} {len(node['pods']):<5} {', '.join(resources) or '-'}")
+    return "\n".join(lines)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir).resolve()
     manifest = _load_manifest(workdir)
@@ -451,6 +468,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(_human_status(report.get("nodes", {})))
+        if "cluster" in report:
+            print(_human_cluster(report["cluster"]))
     return 0
 
 

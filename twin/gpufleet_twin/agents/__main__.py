@@ -3,7 +3,8 @@
 Serves the emulated API server (HTTPS on 127.0.0.1) with one node agent per fleet node until SIGINT
 or SIGTERM. ``FILE`` is the JSON ``gpufleet-sim up`` writes: ``{"nodes": [NodeAgentSpec...],
 "timing": {AgentTiming...}}``. The server writes ``DIR/kubeconfig``, ``DIR/token``, ``DIR/ca.crt``
-and the bound port to ``DIR/apiserver.port`` (see ``gpufleet_twin.kube.__main__``).
+and the bound port to ``DIR/apiserver.port`` (see ``gpufleet_twin.kube.__main__``). It also stops
+by itself once ``FILE`` is gone (a work directory deleted without ``gpufleet-sim down``).
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     nodes, timing = load_config(args.config)
     args.state_dir.mkdir(parents=True, exist_ok=True)
-    fleet = FleetAgents(nodes, timing, state_dir=args.state_dir, port_file=args.state_dir / "apiserver.port", port=args.port)
+    fleet = FleetAgents(nodes, timing, state_dir=args.state_dir, port_file=args.state_dir / "apiserver.port", port=args.port,
+                        keepalive=args.config)
     print(f"serving the fleet twin's cluster for {len(nodes)} node(s); kubeconfig: {fleet.api.kubeconfig_path}", file=sys.stderr, flush=True)
     fleet.serve_forever()
     return 0

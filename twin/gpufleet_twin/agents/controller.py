@@ -13,9 +13,13 @@ in ``errors`` (tests assert it stays empty).
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
+import time
 import traceback
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..kube.controllers import InstantKubelet
@@ -82,12 +86,19 @@ class AgentController:
 
 
 class AgentClock:
-    """A daemon thread calling ``controller.tick`` every ``interval`` seconds until ``stop``."""
+    """A daemon thread calling ``controller.tick`` every ``interval`` seconds until ``stop``.
 
-    def __init__(self, cluster: Cluster, controller: AgentController, interval: float) -> None:
+    With ``keepalive`` (a file), the process stops itself (SIGTERM to itself) once the file is gone:
+    a twin whose work directory was deleted without ``gpufleet-sim down`` does not linger.
+    """
+
+    KEEPALIVE_CHECK = 2.0
+
+    def __init__(self, cluster: Cluster, controller: AgentController, interval: float, keepalive: Path | None = None) -> None:
         self.cluster = cluster
         self.controller = controller
         self.interval = interval
+        self.keepalive = keepalive
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gpufleet-node-agents", daemon=True)
 
@@ -96,9 +107,16 @@ class AgentClock:
         return self
 
     def _run(self) -> None:
+        next_check = time.monotonic() + self.KEEPALIVE_CHECK
         while not self._stopped.wait(self.interval):
             with self.cluster._lock:  # the settle loop's lock, taken first as it does (no inversion)
                 self.controller.tick(self.cluster)
+            if self.keepalive is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + self.KEEPALIVE_CHECK
+                if not self.keepalive.exists():
+                    LOG.warning("%s is gone: stopping", self.keepalive)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
 
     def stop(self) -> None:
         self._stopped.set()

@@ -45,11 +45,14 @@ class FleetAgents:
         state_dir: str | os.PathLike[str] | None = None,
         port_file: str | os.PathLike[str] | None = None,
         port: int = 0,
+        keepalive: str | os.PathLike[str] | None = None,
     ) -> None:
         self.timing = timing or AgentTiming()
         self.cluster, self.controller = build_cluster(list(nodes), self.timing)
         self.api = ApiServer(self.cluster, state_dir=state_dir, port_file=port_file, port=port)
-        self.clock = AgentClock(self.cluster, self.controller, self.timing.tick)
+        self.clock = AgentClock(
+            self.cluster, self.controller, self.timing.tick, Path(keepalive) if keepalive is not None else None
+        )
 
     def start(self) -> FleetAgents:
         self.api.start()

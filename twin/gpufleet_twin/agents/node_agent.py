@@ -17,10 +17,13 @@ Kubelet
 Device plugin
   Exists while a device-plugin pod runs on the node. It enumerates at container start only (pod
   creation, crash-loop retry, node reboot); a fatal start crash-loops the pod with kubelet's back-off
-  and every retry enumerates again. When its endpoints stop (pod deleted, crash), kubelet zeroes the
+  and every retry enumerates again. While it serves devices it holds their GPUs open as an NVML
+  client (its health checker keeps NVML event sets on them), so a MIG mode change or a GPU reset is
+  refused until the plugin leaves the node, as on real nodes where it is a GPU client to stop first. When its endpoints stop (pod deleted, crash), kubelet zeroes the
   resources' allocatable at once and drops them from capacity after ``device_plugin_grace``.
 GFD
-  Labels the node when its pod starts and every sleep interval. Its labels outlive its pod, as in
+  Labels the node when its pod starts and every sleep interval (it opens NVML only during a pass, so
+  it holds no GPU). Its labels outlive its pod, as in
   NodeFeature API mode (GFD's default since v0.19.0): they are removed only when the DaemonSet that
   wrote them is deleted, or replaced by the next pass of another GFD.
 """
@@ -112,6 +115,7 @@ class NodeAgent:
         self.plugin: Daemon | None = None
         self.gfd: Daemon | None = None
         self.registered: dict[str, tuple[str, ...]] = {}  # resource -> devices of running endpoints
+        self.plugin_clients: list[tuple[int, str]] = []  # GPUs the running plugin holds open
         self.stale: dict[str, tuple[int, float]] = {}  # resource -> (capacity kept, dropped at)
         self.gfd_labels: set[str] = set()
         self.gfd_owner: str | None = None
@@ -174,7 +178,7 @@ class NodeAgent:
             self._stop_plugin(cluster)
         if self.gfd is not None and self.gfd.uid not in live:
             self.gfd = None  # its labels stay (NodeFeature API mode)
-        for uid in sorted(live, key=lambda u: current[u]["metadata"].get("creationTimestamp", "")):
+        for uid in sorted(live, key=lambda u: podlib.creation_order(current[u])):
             pod = current[uid]
             if podlib.pod_phase_pending(pod) and not self._knows(uid):
                 role = podlib.pod_role(pod)
@@ -291,6 +295,26 @@ class NodeAgent:
     def release_all(self) -> None:
         for workload in self.workloads.values():
             self._release(workload)
+        self._release_plugin_clients()
+
+    def _hold_plugin_clients(self, node: NodeGpus) -> None:
+        plugin = self.plugin
+        assert plugin is not None
+        client = f"{plugin.namespace}/{plugin.name}"
+        gpus = set()
+        for ids in self.registered.values():
+            for device_id in ids:
+                found = node.device_by_uuid(device_id)
+                if found is not None:
+                    gpus.add(found[0].index)
+        for gpu in sorted(gpus):
+            nvml.hold_gpu(self.spec.state_path, gpu, client)
+            self.plugin_clients.append((gpu, client))
+
+    def _release_plugin_clients(self) -> None:
+        for gpu, client in self.plugin_clients:
+            nvml.release_gpu(self.spec.state_path, gpu, client)
+        self.plugin_clients.clear()
 
     # ------------------------------------------------------------------ device plugin
     def _daemon_for(self, pod: Mapping[str, Any], role: str) -> Daemon:
@@ -330,7 +354,8 @@ class NodeAgent:
     def _run_plugin(self, cluster: Cluster, pod: Mapping[str, Any]) -> None:
         plugin = self.plugin
         assert plugin is not None
-        outcome = start_device_plugin(self.inventory(), plugin.strategy, plugin.fail_on_init_error)
+        node = self.inventory()
+        outcome = start_device_plugin(node, plugin.strategy, plugin.fail_on_init_error)
         log = "".join(f"{line}\n" for line in outcome.log)
         if plugin.restarts:
             cluster.append_pod_log(plugin.namespace, plugin.name, log)
@@ -347,6 +372,7 @@ class NodeAgent:
             self.registered = dict(outcome.resources)
             for name in self.registered:
                 self.stale.pop(name, None)
+            self._hold_plugin_clients(node)
             self._set_status(cluster, pod, podlib.running_status(pod, plugin.restarts))
         self._publish_resources(cluster)
 
@@ -355,6 +381,7 @@ class NodeAgent:
         for name, ids in self.registered.items():
             self.stale[name] = (len(ids), dropped_at)
         self.registered = {}
+        self._release_plugin_clients()
         self.plugin = None
         self._publish_resources(cluster)
 

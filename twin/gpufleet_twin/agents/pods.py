@@ -204,3 +204,10 @@ def container_failure_status(pod: Mapping[str, Any], restart_count: int, reason:
 
 def pod_phase_pending(pod: Mapping[str, Any]) -> bool:
     return ((pod.get("status") or {}).get("phase") or "Pending") == "Pending"
+
+
+def creation_order(pod: Mapping[str, Any]) -> tuple[str, int]:
+    """Oldest first; timestamps have one-second resolution, the resourceVersion of creation breaks ties
+    well enough for pods that were never written since (later writes only move a pod back)."""
+    meta = pod.get("metadata") or {}
+    return meta.get("creationTimestamp", ""), int(meta.get("resourceVersion") or 0)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..kube.cluster import now_rfc3339
 from ..kube.selectors import node_selector_matches
 from ..kube.workloads import is_terminating, toleration_tolerates
-from .pods import extended_requests
+from .pods import creation_order, extended_requests
 
 if TYPE_CHECKING:
     from ..kube.cluster import Cluster
@@ -67,7 +67,7 @@ def schedule_pending_pods(cluster: Cluster) -> None:
         node_name = (pod.get("spec") or {}).get("nodeName")
         if node_name in used and ((pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")):
             used[node_name].update(extended_requests(pod))
-    for pod in sorted(pending, key=lambda p: p["metadata"].get("creationTimestamp", "")):
+    for pod in sorted(pending, key=creation_order):
         meta = pod["metadata"]
         reasons: Counter[str] = Counter()
         chosen = None

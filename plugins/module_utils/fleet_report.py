@@ -1,0 +1,219 @@
+# Copyright: (c) 2026, gpufleet.mig contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The fleet report of a MIG rollout: one record per node, built from what the roles recorded on it.
+
+Pure functions; the ``gpufleet.mig.fleet_report`` filters call them from the ``report`` role.
+
+Inputs per node (host facts the roles set):
+
+* ``preflight_node``: the preflight record (plan, GPUs before, labels before, converged);
+* ``drain_result``: whether the node was cordoned/drained and which pods were evicted;
+* ``reconfigure_result``: the GPUs after the change (``gpu_info`` records), mode changes, reboot;
+* ``validate_result``: the resources and labels the node showed when it was validated;
+* ``finalize_result``: ``state`` (``pending`` while the node phase runs, then ``success`` or ``failed``), start,
+  end, duration and, for a failure, the task and message.
+
+Result of a node: ``success`` and ``failed`` as finalize recorded them; ``unchanged`` when preflight found nothing
+to do; ``interrupted`` when the node phase started but recorded no outcome; ``not reached`` when its batch has not
+run (a report written part-way, or a rollout stopped by max_fail_percentage).
+"""
+
+from __future__ import annotations
+
+RESULT_SUCCESS = "success"
+RESULT_FAILED = "failed"
+RESULT_UNCHANGED = "unchanged"
+RESULT_INTERRUPTED = "interrupted"
+RESULT_NOT_REACHED = "not reached"
+RESULTS = (RESULT_SUCCESS, RESULT_UNCHANGED, RESULT_FAILED, RESULT_INTERRUPTED, RESULT_NOT_REACHED)
+
+NODE_FACTS = ("preflight_node", "drain_result", "reconfigure_result", "validate_result", "finalize_result")
+
+
+def _mapping(value):
+    return dict(value) if isinstance(value, dict) or hasattr(value, "items") else {}
+
+
+def gpu_view(gpu):
+    """A ``gpu_info`` GPU record -> ``{index, name, mig, devices}`` (devices in nvidia-smi -L order)."""
+    mode = gpu.get("mig_mode") or None
+    if not gpu.get("mig_capable") or not mode:
+        mig = "not supported"
+    elif mode.get("pending") and mode.get("pending") != mode.get("current"):
+        mig = "%s (pending %s)" % (mode.get("current"), mode.get("pending"))
+    else:
+        mig = mode.get("current")
+    devices = []
+    for gi in gpu.get("gpu_instances") or ():
+        for ci in gi.get("compute_instances") or ():
+            devices.append((ci.get("mig_device_index"), ci.get("profile_name") or gi.get("profile_name")))
+    devices.sort(key=lambda item: (item[0] is None, item[0]))
+    return {"index": gpu.get("index"), "name": gpu.get("name"), "mig": mig,
+            "devices": [name for _, name in devices]}
+
+
+def describe_devices(devices):
+    """``["1g.5gb", "1g.5gb", "3g.20gb"]`` -> ``3g.20gb, 2 x 1g.5gb`` (largest first as given, counted)."""
+    if not devices:
+        return "no MIG devices"
+    counts = {}
+    order = []
+    for name in devices:
+        if name not in counts:
+            order.append(name)
+        counts[name] = counts.get(name, 0) + 1
+    order.sort(key=_device_size, reverse=True)
+    return ", ".join(("%d x %s" % (counts[name], name)) if counts[name] > 1 else name for name in order)
+
+
+def _device_size(name):
+    # "3g.20gb" -> (3, 20); partial "1c.3g.20gb" sorts with its GPU instance; unknown text last.
+    parts = [part for part in str(name).split("+")[0].split(".") if part]
+    numbers = []
+    for part in parts:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        numbers.append(int(digits) if digits else 0)
+    if len(numbers) == 3:  # Nc.Mg.Kgb
+        numbers = numbers[1:]
+    return tuple(numbers)
+
+
+def validation_pod_text(pod):
+    """A ``mig_node_validate`` pod record -> ``nvidia.com/mig-1g.5gb: MIG 1g.5gb MIG-... (Succeeded)``."""
+    pod = _mapping(pod)
+    assigned = _mapping(pod.get("assigned"))
+    got = assigned.get("uuid") or "no device"
+    if assigned.get("profile"):
+        got = "MIG %s %s" % (assigned["profile"], got)
+    text = "%s: %s" % (pod.get("resource") or pod.get("name") or "?", got)
+    if pod.get("problem"):
+        text += " (problem: %s)" % pod["problem"]
+    return text
+
+
+def _result(preflight, finalize):
+    state = finalize.get("state")
+    if state == RESULT_SUCCESS:
+        return RESULT_SUCCESS
+    if state == RESULT_FAILED:
+        return RESULT_FAILED
+    if state:
+        return RESULT_INTERRUPTED
+    if preflight.get("converged"):
+        return RESULT_UNCHANGED
+    return RESULT_NOT_REACHED
+
+
+def node_record(host, facts):
+    """One node's report entry from its host facts (a mapping holding some of NODE_FACTS)."""
+    facts = _mapping(facts)
+    preflight = _mapping(facts.get("preflight_node"))
+    drain = _mapping(facts.get("drain_result"))
+    reconfigure = _mapping(facts.get("reconfigure_result"))
+    validate = _mapping(facts.get("validate_result"))
+    finalize = _mapping(facts.get("finalize_result"))
+    plan = _mapping(preflight.get("plan"))
+    result = _result(preflight, finalize)
+    before = [gpu_view(gpu) for gpu in preflight.get("gpus_before") or ()]
+    if reconfigure.get("gpus_after") is not None:
+        after = [gpu_view(gpu) for gpu in reconfigure["gpus_after"]]
+    elif result in (RESULT_UNCHANGED, RESULT_SUCCESS):
+        after = before  # nothing on the GPUs changed (the node was converged, or only its labels were updated)
+    else:
+        after = None
+    return {
+        "host": host,
+        "k8s_node_name": preflight.get("k8s_node_name"),
+        "result": result,
+        "strategy": preflight.get("strategy"),
+        "config": preflight.get("config_id"),
+        "driver_version": preflight.get("driver_version"),
+        "plan": list(plan.get("summary") or ()),
+        "warnings": list(preflight.get("warnings") or ()),
+        "before": before,
+        "after": after,
+        "drained": bool(drain.get("drained")),
+        "evicted_pods": list(drain.get("evicted_pods") or ()),
+        "rebooted": bool(reconfigure.get("rebooted")),
+        "resources": _mapping(validate.get("resources")) or None,
+        "labels": _mapping(validate.get("labels")) or None,
+        "validation_pods": [validation_pod_text(pod) for pod in validate.get("pods") or ()],
+        "started": finalize.get("started"),
+        "finished": finalize.get("finished"),
+        "duration_s": finalize.get("duration_s"),
+        "failed_task": finalize.get("failed_task"),
+        "message": finalize.get("message"),
+    }
+
+
+def fleet_report(hosts, hostvars, generated=None, check_mode=False):
+    """The whole report: ``{generated, check_mode, nodes, totals}`` for ``hosts`` (names) from ``hostvars``."""
+    nodes = []
+    for host in hosts:
+        facts = hostvars[host] if host in hostvars else {}
+        nodes.append(node_record(host, dict((name, facts.get(name)) for name in NODE_FACTS if name in facts)))
+    totals = dict((result, sum(1 for node in nodes if node["result"] == result)) for result in RESULTS)
+    totals["nodes"] = len(nodes)
+    strategies = sorted(set(node["strategy"] for node in nodes if node["strategy"]))
+    return {"generated": generated, "check_mode": bool(check_mode), "strategy": ", ".join(strategies) or None,
+            "totals": totals, "nodes": nodes}
+
+
+def _gpu_lines(gpus):
+    if gpus is None:
+        return ["unknown"]
+    if not gpus:
+        return ["no GPUs"]
+    return ["GPU %s %s: MIG %s; %s" % (gpu["index"], gpu.get("name") or "", gpu["mig"], describe_devices(gpu["devices"]))
+            for gpu in gpus]
+
+
+def _cell(lines):
+    return "<br>".join(line.replace("|", "\\|") for line in lines)
+
+
+def _resources_text(resources):
+    if not resources:
+        return "not validated"
+    return ", ".join("%s: %s" % (name, resources[name]) for name in sorted(resources))
+
+
+def render_markdown(report):
+    """The report as Markdown: a summary table, then one section per node."""
+    totals = report["totals"]
+    lines = ["# MIG fleet report", ""]
+    lines.append("Generated %s%s. Strategy: %s. %d node(s): %s." % (
+        report.get("generated") or "now", " (check mode: nothing was changed)" if report.get("check_mode") else "",
+        report.get("strategy") or "unknown", totals["nodes"],
+        ", ".join("%d %s" % (totals[result], result) for result in RESULTS if totals.get(result))))
+    lines += ["", "| Node | Result | Before | After | Evicted pods | Duration |", "|---|---|---|---|---|---|"]
+    for node in report["nodes"]:
+        duration = "" if node.get("duration_s") in (None, "") else "%s s" % node["duration_s"]
+        lines.append("| %s | %s | %s | %s | %d | %s |" % (
+            node["host"], node["result"], _cell(_gpu_lines(node["before"])), _cell(_gpu_lines(node["after"])),
+            len(node["evicted_pods"]), duration))
+    for node in report["nodes"]:
+        lines += ["", "## %s" % node["host"], ""]
+        lines.append("- Result: **%s**; config %s, strategy %s, driver %s" % (
+            node["result"], node.get("config") or "-", node.get("strategy") or "-", node.get("driver_version") or "-"))
+        if node.get("k8s_node_name"):
+            lines.append("- Kubernetes node: %s%s" % (node["k8s_node_name"], ", drained" if node["drained"] else ", not drained"))
+        for entry in node["plan"]:
+            lines.append("- Plan: %s" % entry)
+        lines.append("- After: %s" % "; ".join(_gpu_lines(node["after"])))
+        if node["rebooted"]:
+            lines.append("- Rebooted to activate the MIG mode")
+        if node["evicted_pods"]:
+            lines.append("- Evicted pods: %s" % ", ".join(str(pod) for pod in node["evicted_pods"]))
+        if node.get("resources") is not None or node["result"] == RESULT_SUCCESS:
+            lines.append("- Allocatable GPU resources: %s" % _resources_text(node.get("resources")))
+        if node.get("labels"):
+            lines.append("- Labels: %s" % ", ".join("%s=%s" % (key, node["labels"][key]) for key in sorted(node["labels"])))
+        for pod in node["validation_pods"]:
+            lines.append("- Validation pod: %s" % pod)
+        for warning in node["warnings"]:
+            lines.append("- Warning: %s" % warning)
+        if node["result"] == RESULT_FAILED:
+            lines.append("- Failed in task '%s': %s" % (node.get("failed_task") or "?", node.get("message") or "no message"))
+    return "\n".join(lines) + "\n"
