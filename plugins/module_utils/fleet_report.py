@@ -118,6 +118,8 @@ def node_record(host, facts):
     before = [gpu_view(gpu) for gpu in preflight.get("gpus_before") or ()]
     if reconfigure.get("gpus_after") is not None:
         after = [gpu_view(gpu) for gpu in reconfigure["gpus_after"]]
+    elif finalize.get("gpus_after") is not None:
+        after = [gpu_view(gpu) for gpu in finalize["gpus_after"]]  # read again after a failure
     elif result in (RESULT_UNCHANGED, RESULT_SUCCESS):
         after = before  # nothing on the GPUs changed (the node was converged, or only its labels were updated)
     else:
@@ -139,6 +141,7 @@ def node_record(host, facts):
         "resources": _mapping(validate.get("resources")) or None,
         "labels": _mapping(validate.get("labels")) or None,
         "validation_pods": [validation_pod_text(pod) for pod in validate.get("pods") or ()],
+        "validation_waited_s": validate.get("waited_s"),
         "started": finalize.get("started"),
         "finished": finalize.get("finished"),
         "duration_s": finalize.get("duration_s"),
@@ -174,9 +177,21 @@ def _cell(lines):
 
 
 def _resources_text(resources):
-    if not resources:
+    if resources is None:
         return "not validated"
-    return ", ".join("%s: %s" % (name, resources[name]) for name in sorted(resources))
+    present = [name for name in sorted(resources) if str(resources[name]) not in ("0", "")]
+    return ", ".join("%s: %s" % (name, resources[name]) for name in present) or "none"
+
+
+# The GFD labels the Markdown shows; the JSON report has them all.
+_SHOWN_LABEL_SUFFIXES = (".count", "/mig.strategy", "/gpu.product")
+
+
+def _labels_text(labels):
+    shown = [key for key in sorted(labels) if key.endswith(_SHOWN_LABEL_SUFFIXES)]
+    text = ", ".join("%s=%s" % (key, labels[key]) for key in shown) or "none of note"
+    hidden = len(labels) - len(shown)
+    return text + ("; %d more in the JSON report" % hidden if hidden else "")
 
 
 def render_markdown(report):
@@ -209,7 +224,7 @@ def render_markdown(report):
         if node.get("resources") is not None or node["result"] == RESULT_SUCCESS:
             lines.append("- Allocatable GPU resources: %s" % _resources_text(node.get("resources")))
         if node.get("labels"):
-            lines.append("- Labels: %s" % ", ".join("%s=%s" % (key, node["labels"][key]) for key in sorted(node["labels"])))
+            lines.append("- GFD labels: %s" % _labels_text(node["labels"]))
         for pod in node["validation_pods"]:
             lines.append("- Validation pod: %s" % pod)
         for warning in node["warnings"]:

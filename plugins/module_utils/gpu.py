@@ -293,6 +293,7 @@ def _compute_instances(gpu_instance, gi_id, gi_profile, total_bytes, mig_devices
                 "placement": _placement(ci.placement),
                 "mig_uuid": device.get("mig_uuid"),
                 "mig_device_index": device.get("mig_device_index"),
+                "multiprocessors": info.multiprocessorCount,
             })
     return sorted(computes, key=lambda ci: ci["id"])
 
@@ -312,6 +313,13 @@ def _gpu_instances(handle, index, catalog, mig_devices):
                 "profile_name": profile.name,
                 "placement": _placement(info.placement),
                 "memory_mib": profile.memory_mib,
+                "slice_count": profile.slice_count,
+                "multiprocessors": profile.multiprocessors,
+                "copy_engines": profile.copy_engines,
+                "decoders": profile.decoders,
+                "encoders": profile.encoders,
+                "jpegs": profile.jpegs,
+                "ofas": profile.ofas,
                 "compute_instances": _compute_instances(handles[position], info.id, profile,
                                                         catalog.memory_total_bytes, mig_devices, index),
             })
@@ -393,6 +401,7 @@ def _gpu_facts(index):
         "pci_device_id": "0x%08X" % pci.pciDeviceId,
         "pci_subsystem_id": "0x%08X" % pci.pciSubSystemId,
         "memory_total_mib": memory.total // _MIB,
+        "compute_capability": "%d.%d" % tuple(_call(pynvml.nvmlDeviceGetCudaComputeCapability, handle, gpu_index=index)),
         "mig_capable": mode is not None,
         "mig_mode": None if mode is None else {"current": _mode_word(mode[0]), "pending": _mode_word(mode[1])},
         "max_mig_devices": 0,

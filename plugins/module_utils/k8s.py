@@ -153,8 +153,14 @@ def _client_configuration(kubeconfig, context, host, api_key, validate_certs, ca
         # As kubernetes.core does: the default kubeconfig (KUBECONFIG, ~/.kube/config), else in-cluster.
         try:
             k8s_config.load_kube_config(context=context, client_configuration=configuration, persist_config=False)
-        except (k8s_config.ConfigException, OSError):
-            k8s_config.load_incluster_config(client_configuration=configuration)
+        except (k8s_config.ConfigException, OSError) as kubeconfig_error:
+            try:
+                k8s_config.load_incluster_config(client_configuration=configuration)
+            except k8s_config.ConfigException as incluster_error:
+                raise k8s_config.ConfigException(
+                    "no usable default kubeconfig (%s) and no in-cluster service account (%s); set kubeconfig, or host and api_key"
+                    % (kubeconfig_error, incluster_error)
+                )
     if host:
         configuration.host = host
     if api_key:

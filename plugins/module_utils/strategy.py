@@ -779,14 +779,35 @@ def compare_node(expectation, node, check_labels=True):
     return NodeComparison(seen=seen, diff=diff, lingering=lingering)
 
 
+def _label_priority(key):
+    """Labels that tell the most first: the strategy, then counts and products, then the rest."""
+    if key == MIG_STRATEGY_LABEL:
+        return 0
+    if key.endswith(".count") or key.endswith(".product"):
+        return 1
+    return 2
+
+
 def describe_diff(diff, limit=12):
-    """One line per difference, for failure messages (``limit`` lines, then a count of the rest)."""
+    """One line per difference, for failure messages (``limit`` lines, then a count of the rest).
+
+    Resources come first, then labels by importance. When every expected label is missing, which is what a
+    node without a (running) GFD looks like, the labels are summed up in one line.
+    """
     lines = []
-    for section in ("allocatable", "capacity", "labels"):
+    for section in ("allocatable", "capacity"):
         for key, values in sorted(diff.get(section, {}).items()):
             lines.append("%s %s: expected %s, seen %s" % (
-                section if section != "labels" else "label", key,
-                _shown(values.get("expected")), _shown(values.get("seen"))))
+                section, key, _shown(values.get("expected")), _shown(values.get("seen"))))
+    labels = diff.get("labels", {})
+    missing = [key for key, values in labels.items() if values.get("seen") is None]
+    if len(missing) > 1 and len(missing) == len(labels):
+        lines.append("none of the %d expected labels is present (%s, ...), so GPU feature discovery has not labelled the node"
+                     % (len(missing), ", ".join(sorted(missing, key=lambda key: (_label_priority(key), key))[:3])))
+    else:
+        for key in sorted(labels, key=lambda key: (_label_priority(key), key)):
+            lines.append("label %s: expected %s, seen %s" % (
+                key, _shown(labels[key].get("expected")), _shown(labels[key].get("seen"))))
     if len(lines) > limit:
         lines = lines[:limit] + ["... and %d more differences" % (len(lines) - limit)]
     return lines

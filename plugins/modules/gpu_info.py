@@ -188,6 +188,10 @@ gpus:
       description: The total GPU memory in MiB.
       type: int
       sample: 40960
+    compute_capability:
+      description: The CUDA compute capability, C(major.minor).
+      type: str
+      sample: "8.0"
     mig_capable:
       description: Whether the GPU supports MIG with this driver.
       type: bool
@@ -233,6 +237,34 @@ gpus:
           description: The GPU instance memory in MiB, shared by its compute instances.
           type: int
           sample: 20096
+        slice_count:
+          description: The compute slices of the GPU instance profile.
+          type: int
+          sample: 3
+        multiprocessors:
+          description: The streaming multiprocessors of the GPU instance profile.
+          type: int
+          sample: 42
+        copy_engines:
+          description: The copy engines of the GPU instance profile.
+          type: int
+          sample: 3
+        decoders:
+          description: The video decoders (NVDEC) of the GPU instance profile.
+          type: int
+          sample: 2
+        encoders:
+          description: The video encoders (NVENC) of the GPU instance profile.
+          type: int
+          sample: 0
+        jpegs:
+          description: The JPEG decoders of the GPU instance profile.
+          type: int
+          sample: 0
+        ofas:
+          description: The optical flow accelerators of the GPU instance profile.
+          type: int
+          sample: 0
         compute_instances:
           description: The compute instances of the GPU instance, by id. Each is one MIG device.
           type: list
@@ -254,6 +286,10 @@ gpus:
               description: The placement, in compute slices within the GPU instance.
               type: dict
               sample: {"start": 0, "size": 3}
+            multiprocessors:
+              description: The streaming multiprocessors of the compute instance profile.
+              type: int
+              sample: 42
             mig_uuid:
               description: The MIG device UUID.
               type: str

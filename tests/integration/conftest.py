@@ -141,7 +141,9 @@ def sim_fleet(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], SimFleet]]:
 
 
 def one_node_spec(model: str = "A100-SXM4-40GB", *, driver: str = "550.54.15", count: int = 1,
-                  mig_mode: str = "disabled", name: str = "gpu-node-1", **node_extra: Any) -> dict[str, Any]:
+                  mig_mode: str = "disabled", name: str = "gpu-node-1", cluster: Any = False,
+                  **node_extra: Any) -> dict[str, Any]:
+    """A one-node fleet; without an emulated cluster unless asked, since node-side tests don't need one."""
     node = {"name": name, "driver_version": driver, "gpus": [{"model": model, "count": count, "mig_mode": mig_mode}]}
     node.update(node_extra)
-    return {"nodes": [node]}
+    return {"cluster": cluster, "nodes": [node]}

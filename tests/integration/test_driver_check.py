@@ -10,7 +10,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 A100 = [{"model": "A100-SXM4-40GB"}]
-FLEET = {"nodes": [
+FLEET = {"cluster": False, "nodes": [
     {"name": "ready", "driver_version": "550.54.15", "gpus": A100},
     {"name": "seed-minimum", "driver_version": "450.80.02", "container_toolkit": {"version": "1.3.0"}, "gpus": A100},
     {"name": "r450-early", "driver_version": "450.51.06", "gpus": A100},

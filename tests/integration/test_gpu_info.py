@@ -47,7 +47,7 @@ def _devices(gpu):
 
 
 def test_facts_of_every_kind_of_node(sim_fleet):
-    fleet = sim_fleet({"nodes": [SEED_NODE, HOPPER_NODE, T4_NODE, BARE_NODE]})
+    fleet = sim_fleet({"cluster": False, "nodes": [SEED_NODE, HOPPER_NODE, T4_NODE, BARE_NODE]})
     run = fleet.play([
         READ,
         {"name": "Read one GPU without the toolkit", "gpufleet.mig.gpu_info": {"gpus": ["1"],
@@ -111,7 +111,7 @@ def test_facts_of_every_kind_of_node(sim_fleet):
 
 
 def test_check_mode_changes_nothing_and_nvml_errors_name_the_call(sim_fleet):
-    fleet = sim_fleet({"nodes": [SEED_NODE, HOPPER_NODE]})
+    fleet = sim_fleet({"cluster": False, "nodes": [SEED_NODE, HOPPER_NODE]})
     seed_state = fleet.state_path("seed").read_bytes()
     sim.inject_fault(fleet.state_path("hopper"), "nvmlDeviceGetMigMode", "UNKNOWN", gpu=1)
     hopper_state = fleet.state_path("hopper").read_bytes()
@@ -138,7 +138,7 @@ def test_check_mode_changes_nothing_and_nvml_errors_name_the_call(sim_fleet):
 
 def test_runs_directly_as_a_python_script(sim_fleet, tmp_path):
     """The way a module is debugged (and how the facts of a real node are captured): python gpu_info.py args.json."""
-    fleet = sim_fleet({"nodes": [SEED_NODE]})
+    fleet = sim_fleet({"cluster": False, "nodes": [SEED_NODE]})
     arguments = tmp_path / "args.json"
     arguments.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"detect_container_toolkit": False}}))
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / ".collections"))

@@ -79,12 +79,19 @@ def test_module_validates_the_seed_mixed_node_and_runs_its_pods(sim_fleet, api):
               "nvidia.com/gpu.count": "1", "nvidia.com/gpu.memory": "40537", "nvidia.com/gpu.product": "A100-SXM4-40GB",
               "nvidia.com/gpu.replicas": "0", "nvidia.com/gpu.sharing-strategy": "none", "nvidia.com/mig.capable": "true",
               "nvidia.com/mps.capable": "false", "nvidia.com/vgpu.present": "false", "nvidia.com/mig.strategy": "mixed",
-              "nvidia.com/gpu.machine": "NVIDIA-DGX", "nvidia.com/gfd.timestamp": "1605658841"}
-    for profile, memory, slices in (("1g.5gb", 4864, 1), ("2g.10gb", 9984, 2), ("3g.20gb", 20096, 3)):
+              "nvidia.com/gpu.machine": "NVIDIA-DGX", "nvidia.com/gfd.timestamp": "1605658841",
+              "nvidia.com/gpu.compute.major": "8", "nvidia.com/gpu.compute.minor": "0", "nvidia.com/gpu.family": "ampere"}
+    # The seed's GFD figures per profile: memory, SMs, slices, copy engines, decoders.
+    for profile, memory, sms, slices, copy_engines, decoders in (("1g.5gb", 4864, 14, 1, 1, 0),
+                                                                  ("2g.10gb", 9984, 28, 2, 2, 1),
+                                                                  ("3g.20gb", 20096, 42, 3, 3, 2)):
         prefix = "nvidia.com/mig-%s." % profile
         labels.update({prefix + "count": "1", prefix + "product": "A100-SXM4-40GB-MIG-" + profile,
                        prefix + "replicas": "1", prefix + "sharing-strategy": "none", prefix + "memory": str(memory),
-                       prefix + "slices.gi": str(slices), prefix + "slices.ci": str(slices)})
+                       prefix + "multiprocessors": str(sms), prefix + "slices.gi": str(slices),
+                       prefix + "slices.ci": str(slices), prefix + "engines.copy": str(copy_engines),
+                       prefix + "engines.decoder": str(decoders), prefix + "engines.encoder": "0",
+                       prefix + "engines.jpeg": "0", prefix + "engines.ofa": "0"})
     api.cluster.set_node_labels(NODE, labels)
     listings = dict(("nvidia.com/mig-" + profile, "GPU 0: A100-SXM4-40GB (UUID: %s)\n  MIG %s Device 0: (UUID: %s)\n"
                      % (gpu["uuid"], profile, uuid)) for profile, uuid in uuids.items())
@@ -104,8 +111,9 @@ def test_module_validates_the_seed_mixed_node_and_runs_its_pods(sim_fleet, api):
     assert validated.result["lingering"] == {}
     assert validated.result["expected"]["resources"] == {
         "nvidia.com/mig-1g.5gb": 1, "nvidia.com/mig-2g.10gb": 1, "nvidia.com/mig-3g.20gb": 1}
+    # With SM, engine and compute-capability facts from gpu_info, only host-derived labels stay unverified.
     assert sorted(validated.result["expected"]["unverified_labels"])[:3] == [
-        "nvidia.com/gfd.timestamp", "nvidia.com/gpu.clique", "nvidia.com/gpu.compute.major"]
+        "nvidia.com/gfd.timestamp", "nvidia.com/gpu.clique", "nvidia.com/gpu.machine"]
     assigned = dict((pod["resource"], pod["assigned"]["uuid"]) for pod in validated.result["pods"])
     assert assigned == dict(("nvidia.com/mig-" + profile, uuid) for profile, uuid in uuids.items())
     assert all(pod["deleted"] for pod in validated.result["pods"])
@@ -130,8 +138,9 @@ def test_module_times_out_with_the_difference_and_check_mode_does_not_wait(sim_f
     assert failed.failed
     assert failed.msg.startswith(
         "Node gpu-node-1 does not show the resources and labels its MIG state requires under the none strategy after "
-        "2 s: allocatable nvidia.com/gpu: expected 1, seen 2; capacity nvidia.com/gpu: expected 1, seen 2; label "
-        "nvidia.com/cuda.driver-version.full: expected '450.80.02', seen absent;")
+        "2 s: allocatable nvidia.com/gpu: expected 1, seen 2; capacity nvidia.com/gpu: expected 1, seen 2; none of the "
+        "23 expected labels is present (nvidia.com/gpu.count, nvidia.com/gpu.product, nvidia.com/cuda.driver-version.full, "
+        "...), so GPU feature discovery has not labelled the node")
     assert failed.result["differences"]["allocatable"] == {"nvidia.com/gpu": {"expected": 1, "seen": 2}}
     assert failed.result["waited"] >= 2
 

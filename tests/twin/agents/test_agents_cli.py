@@ -14,6 +14,8 @@ from kubernetes import config as k8s_config
 
 from gpufleet_twin import cli
 
+pytestmark = pytest.mark.slow
+
 FLEET = {
     "cluster": {"timing": {"tick": 0.05, "heartbeat": 0.5}},
     "nodes": [

@@ -279,3 +279,16 @@ def test_pods_on_nodes_without_agents_start_at_once(make_node: Callable[..., Pat
     assert phase(env, "web") == "Running"
     with pytest.raises(ApiError):
         env.cluster.pod_log("default", "missing")
+
+
+def test_a_new_strategy_rolls_the_plugin_pod_and_renames_the_resources(make_node: Callable[..., Path], agent_cluster):
+    env = agent_cluster({"node1": make_node([seed_gpu("enabled", ["3g.20gb", "3g.20gb"])])})
+    install(env, "single")
+    assert env.extended() == ({"nvidia.com/gpu": "2"},) * 2
+    template = env.cluster.get("daemonsets", "nvdp-nvidia-device-plugin", NS)["spec"]["template"]
+    template["spec"]["containers"][0]["env"] = [{"name": "MIG_STRATEGY", "value": "mixed"}]
+    env.cluster.patch("daemonsets", "nvdp-nvidia-device-plugin", {"spec": {"template": template}}, "merge", NS)
+    assert env.extended() == (
+        {"nvidia.com/gpu": "2", "nvidia.com/mig-3g.20gb": "2"},
+        {"nvidia.com/gpu": "0", "nvidia.com/mig-3g.20gb": "2"},
+    )

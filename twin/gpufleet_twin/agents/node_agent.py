@@ -29,8 +29,8 @@ GFD
 """
 from __future__ import annotations
 
-import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,7 +50,6 @@ from .inventory import NodeGpus, read_node_gpus
 if TYPE_CHECKING:
     from ..kube.cluster import Cluster
 
-LOG = logging.getLogger(__name__)
 FIRST_PID = 40000
 
 
@@ -122,6 +121,7 @@ class NodeAgent:
         self.next_heartbeat = 0.0
         self.boot_count: int | None = None
         self.next_pid = FIRST_PID
+        self.state_signature: tuple[int, int] | None = None
 
     @property
     def name(self) -> str:
@@ -452,12 +452,23 @@ class NodeAgent:
             cluster.set_node_labels(self.name, removed)
 
     # ------------------------------------------------------------------ clocks
+    def _state_changed(self) -> bool:
+        """Cheap check before parsing the state file: writes replace it, so its inode/mtime change."""
+        try:
+            stat = os.stat(self.spec.state_path)
+        except FileNotFoundError:
+            return False
+        signature = (stat.st_ino, stat.st_mtime_ns)
+        changed, self.state_signature = signature != self.state_signature, signature
+        return changed
+
     def tick(self, cluster: Cluster) -> None:
         now = self.clock()
-        node = self.inventory()
-        if self.boot_count is not None and node.boot_count != self.boot_count:
-            self._after_reboot(cluster, node)
-        self.boot_count = node.boot_count
+        if self._state_changed():
+            node = self.inventory()
+            if self.boot_count is not None and node.boot_count != self.boot_count:
+                self._after_reboot(cluster, node)
+            self.boot_count = node.boot_count
         if now >= self.next_heartbeat:
             self._heartbeat(cluster)
             self.next_heartbeat = now + self.timing.heartbeat

@@ -73,3 +73,16 @@ def test_unreachable_server_and_bad_kubeconfig_are_kube_api_errors(tmp_path: Pat
     broken.write_text("apiVersion: v1\nkind: Config\ncontexts: []\n")
     with pytest.raises(KubeApiError, match="^Cannot load the Kubernetes client configuration: "):
         build_api_client(kubeconfig=str(broken), context="missing")
+
+
+def test_no_kubeconfig_and_no_cluster_says_what_to_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubernetes.config import kube_config
+
+    if not kube_config.KUBE_CONFIG_DEFAULT_LOCATION.startswith("~"):
+        pytest.skip("KUBECONFIG was set when the kubernetes client was imported")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(KubeApiError) as failure:
+        build_api_client()
+    assert str(failure.value).startswith("Cannot load the Kubernetes client configuration: no usable default kubeconfig (")
+    assert str(failure.value).endswith("; set kubeconfig, or host and api_key")

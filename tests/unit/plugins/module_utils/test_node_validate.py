@@ -19,7 +19,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.node_validate import 
     validate_node,
     validation_pod,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import node_expectation
+from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import compare_node, describe_diff, node_expectation
 from test_strategy import MIXED_3_2_1, SEED_GPU_UUID, SEVEN_1G, seed_facts
 
 kube = pytest.importorskip("gpufleet_twin.kube", reason="the fleet twin's API emulator is not installed")
@@ -136,7 +136,8 @@ def test_timeout_fails_with_a_precise_diff(api, client):
     assert message.startswith(
         "Node gpu-node-1 does not show the resources and labels its MIG state requires under the single strategy "
         "after 0.5 s: allocatable nvidia.com/gpu: expected 7, seen 1; capacity nvidia.com/gpu: expected 7, seen 1; "
-        "label nvidia.com/gpu.count: expected '7', seen '1'; ")
+        "label nvidia.com/mig.strategy: expected 'single', seen absent; label nvidia.com/gpu.count: expected '7', "
+        "seen '1'; label nvidia.com/gpu.product: expected 'A100-SXM4-40GB-MIG-1g.5gb', seen 'A100-SXM4-40GB'; ")
     assert message.endswith("started after the last MIG change, or raise timeout")
     assert caught.value.result["differences"]["labels"]["nvidia.com/mig.strategy"] == {"expected": "single", "seen": None}
     assert caught.value.result["differences"]["labels"]["nvidia.com/gpu.replicas"] == {"expected": "1", "seen": "0"}
@@ -261,5 +262,15 @@ def test_without_gfd_only_resources_are_checked(api, client):
     api.cluster.set_node_labels(NODE, {"nvidia.com/mig.strategy": "single"})
     result = validate_node(client, NODE, expectation, timeout=1, poll_interval=0.1, check_labels=False)
     assert result["matched"] and result["seen"]["labels"] == {"nvidia.com/mig.strategy": "single"}
-    with pytest.raises(NodeValidationError, match="label nvidia.com/mig.strategy: expected 'mixed', seen 'single'"):
+    with pytest.raises(NodeValidationError) as caught:
         validate_node(client, NODE, expectation, timeout=0, poll_interval=0.1)
+    assert "after 0 s: label nvidia.com/mig.strategy: expected 'mixed', seen 'single'; label nvidia.com/gpu.count: " \
+        "expected '1', seen absent;" in str(caught.value)
+
+
+def test_a_node_without_gfd_labels_is_summed_up():
+    expectation = node_expectation(seed_facts(MIXED_3_2_1, mig="enabled"), "mixed")
+    diff = compare_node(expectation, {"allocatable": expectation.resources, "capacity": expectation.resources}).diff
+    assert describe_diff(diff) == [
+        "none of the %d expected labels is present (nvidia.com/mig.strategy, nvidia.com/gpu.count, "
+        "nvidia.com/gpu.product, ...), so GPU feature discovery has not labelled the node" % len(expectation.labels.labels)]

@@ -416,8 +416,8 @@ def test_diff_names_each_wrong_resource_and_label():
         "allocatable nvidia.com/mig-7g.40gb: expected absent, seen 1",
         "capacity nvidia.com/gpu: expected 7, seen 1",
         "label nvidia.com/gpu.count: expected '7', seen '1'",
-        "label nvidia.com/gpu.multiprocessors: expected '14', seen absent",
         "label nvidia.com/mig-7g.40gb.count: expected absent, seen '1'",
+        "label nvidia.com/gpu.multiprocessors: expected '14', seen absent",
     ]
 
 

@@ -1,0 +1,155 @@
+"""site.yml end to end on the fleet twin: the real playbook, roles and modules against simulated GPU nodes and the
+emulated cluster. Outcomes are read back from the simulator and the API server, not from the playbook's output."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+kubernetes = pytest.importorskip("kubernetes", reason="the kubernetes client is not installed")
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", REPO_ROOT / ".venv")) / "bin"
+CALLBACK_DIR = Path(__file__).resolve().parent / "callback_plugins"
+TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
+CHART = REPO_ROOT / "tests" / "charts" / "nvidia-device-plugin"
+# The agents' clocks in seconds instead of kubelet's and GFD's real minutes.
+FAST_CLUSTER = {"timing": {"heartbeat": 0.5, "gfd_sleep_interval": 1, "crash_backoff": 1, "crash_backoff_max": 2, "tick": 0.2}}
+GPU_POD_RESOURCE = "nvidia.com/mig-1g.5gb"
+
+if not (TOOLS_BIN / "helm").exists():
+    pytest.skip("helm is not installed in .tools/bin (make tools)", allow_module_level=True)
+
+
+def a100_node(name, **hostvars):
+    return {"name": name, "driver_version": "550.54.15", "gpus": [{"model": "A100-SXM4-40GB", "count": 1, "mig_mode": "disabled"}],
+            "hostvars": hostvars}
+
+
+def run_site(fleet, *, check=False, diff=False, **extra_vars):
+    """ansible-playbook site.yml on the fleet; returns (returncode, output, task results as dicts)."""
+    run_dir = fleet.workdir / "runs"
+    run_dir.mkdir(exist_ok=True)
+    results_file = run_dir / ("site-%d.jsonl" % len(list(run_dir.glob("site-*.jsonl"))))
+    variables = {"mig_strategy": "mixed", "device_plugin_chart_ref": str(CHART), "device_plugin_chart_repo_url": "",
+                 "mig_report_dir": str(fleet.workdir / "report")}
+    variables.update(extra_vars)
+    argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(fleet.inventory), str(REPO_ROOT / "site.yml"), "-e", json.dumps(variables)]
+    argv += ["--check"] if check else []
+    argv += ["--diff"] if diff else []
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_CALLBACK_PLUGINS=str(CALLBACK_DIR),
+               ANSIBLE_CALLBACKS_ENABLED="gpufleet_results", ANSIBLE_NOCOLOR="1", GPUFLEET_RESULTS_FILE=str(results_file),
+               ANSIBLE_LOCAL_TEMP=str(run_dir / "tmp"), PATH="%s:%s:%s" % (TOOLS_BIN, VENV_BIN, os.environ.get("PATH", "")))
+    completed = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    results = [json.loads(line) for line in results_file.read_text().splitlines()] if results_file.exists() else []
+    return completed.returncode, completed.stdout + completed.stderr, results
+
+
+def named(results, task):
+    """Results of the task called ``task`` (role tasks are recorded as ``<role> : <name>``)."""
+    return [r for r in results if r["task"] == task or r["task"].endswith(" : " + task)]
+
+
+def core_api(fleet):
+    return kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(str(fleet.workdir / "kubeconfig")))
+
+
+def node_view(api, name):
+    node = api.read_node(name)
+    labels = {key: value for key, value in (node.metadata.labels or {}).items() if key.startswith("gpufleet.mig/")}
+    return bool(node.spec.unschedulable), labels
+
+
+def devices(status):
+    return [ci["profile_name"] for gpu in status["gpus"] for gi in gpu.get("gpu_instances", []) for ci in gi["compute_instances"]]
+
+
+def wait_running(api, namespace, name, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pod = api.read_namespaced_pod(name, namespace)
+        if pod.status.phase == "Running":
+            return pod
+        time.sleep(0.2)
+    raise AssertionError("pod %s/%s is not Running: %s" % (namespace, name, pod.status.phase))
+
+
+def test_a_bad_layout_on_one_node_stops_the_rollout_in_preflight_before_any_node_is_touched(sim_fleet):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [
+        a100_node("gpu-good", mig_config="all-balanced"),
+        a100_node("gpu-bad", mig_layout={"3g.20gb": 3}),
+    ]})
+
+    returncode, output, results = run_site(fleet)
+
+    assert returncode != 0, output
+    refused = [r for r in named(results, "Refuse the rollout when the node has a problem") if r["status"] == "failed"]
+    assert [r["host"] for r in refused] == ["gpu-bad"]
+    assert refused[0]["result"]["msg"].startswith(
+        "Preflight refused gpu-bad: The MIG layout cannot be rolled out on this node: GPU 0 (NVIDIA A100-SXM4-40GB, "
+        "00000000:07:00.0): MIG devices 3 x 3g.20gb do not fit on NVIDIA A100-SXM4-40GB")
+    assert not [r for r in results if r["action"] in ("gpufleet.mig.helm_release", "gpufleet.mig.mig_mode", "gpufleet.mig.mig_layout")]
+    api = core_api(fleet)
+    for name in ("gpu-good", "gpu-bad"):
+        assert node_view(api, name) == (False, {})
+        status = fleet.status(name)
+        assert status["gpus"][0]["mig"]["current"] == "disabled" and devices(status) == []
+    assert api.list_namespaced_pod("nvidia-device-plugin").items == []
+
+
+def test_check_mode_prints_the_fleet_plan_and_changes_nothing(sim_fleet):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-balanced")]})
+
+    returncode, output, results = run_site(fleet, check=True, diff=True)
+
+    assert returncode == 0, output
+    plan = named(results, "Show the plan of the node")[0]["result"]["msg"]
+    assert plan == ["reconfigure: cordon and drain the node, change the GPUs as below",
+                    "GPU 0 NVIDIA A100-SXM4-40GB: MIG disabled -> enabled; devices none -> 3g.20gb, 2g.10gb, 2 x 1g.5gb"]
+    release = [r for r in results if r["action"] == "gpufleet.mig.helm_release"][0]["result"]
+    assert release["changed"] is True and '"migStrategy": "mixed"' in json.dumps(release["diff"])
+    status = fleet.status("gpu-1")
+    assert status["gpus"][0]["mig"] == {"current": "disabled", "pending": "disabled", "supported": True}
+    assert devices(status) == []
+    api = core_api(fleet)
+    assert node_view(api, "gpu-1") == (False, {})
+    assert api.list_namespaced_pod("nvidia-device-plugin").items == []
+    assert not (fleet.workdir / "report").exists()
+
+
+def test_a_converged_fleet_rerun_evicts_nothing_and_changes_nothing(sim_fleet):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
+    returncode, output, _ = run_site(fleet)
+    assert returncode == 0, output
+    assert devices(fleet.status("gpu-1")) == ["1g.5gb"] * 7
+    api = core_api(fleet)
+    assert node_view(api, "gpu-1") == (False, {"gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb",
+                                               "gpufleet.mig/strategy": "mixed"})
+    workload = kubernetes.client.V1Pod(
+        metadata=kubernetes.client.V1ObjectMeta(name="train-0", namespace="default"),
+        spec=kubernetes.client.V1PodSpec(node_name="gpu-1", containers=[kubernetes.client.V1Container(
+            name="train", image="cuda", command=["sleep", "infinity"],
+            resources=kubernetes.client.V1ResourceRequirements(limits={GPU_POD_RESOURCE: "1"}))]))
+    uid = api.create_namespaced_pod("default", workload).metadata.uid
+    wait_running(api, "default", "train-0")
+
+    returncode, output, results = run_site(fleet)
+
+    assert returncode == 0, output
+    assert [r["task"] for r in results if r["result"].get("changed")] == []
+    assert "changed=0" in output.split("PLAY RECAP", 1)[1]
+    # The only cluster call is preflight's read of the node; no drain, no GPU change ran.
+    ran = [(r["action"], r["task"].split(" : ")[-1]) for r in results if r["status"] != "skipped"
+           and r["action"] in ("gpufleet.mig.k8s_node", "gpufleet.mig.mig_mode", "gpufleet.mig.mig_layout")]
+    assert ran == [("gpufleet.mig.k8s_node", "Read the node in the cluster")]
+    pod = api.read_namespaced_pod("train-0", "default")
+    assert (pod.metadata.uid, pod.status.phase) == (uid, "Running")
+    assert node_view(api, "gpu-1")[0] is False
+    report = json.loads((fleet.workdir / "report" / "fleet-report.json").read_text())
+    assert [(node["host"], node["result"], node["evicted_pods"]) for node in report["nodes"]] == [("gpu-1", "unchanged", [])]
+    assert "| gpu-1 | unchanged | GPU 0 NVIDIA A100-SXM4-40GB: MIG enabled; 7 x 1g.5gb |" in (fleet.workdir / "report" / "fleet-report.md").read_text()
