@@ -74,10 +74,11 @@ sanity: venv
 	echo "ansible-test sanity on the built artifact in $$sanity_root"; \
 	$(BIN)/ansible-test sanity --color no --venv --python 3.11
 
+# Scenarios share molecule/config.yml (the fleet twin is started in create, stopped in destroy).
 molecule: venv tools
-	@scenarios=$$(ls -d molecule/*/ 2>/dev/null | xargs -rn1 basename); \
+	@scenarios=$$(ls molecule/*/molecule.yml 2>/dev/null | xargs -rn1 dirname | xargs -rn1 basename); \
 	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios yet"; exit 0; fi; \
-	for scenario in $$scenarios; do $(BIN)/molecule test -s $$scenario; done
+	for scenario in $$scenarios; do $(BIN)/molecule -c molecule/config.yml test -s $$scenario; done
 
 demo: venv tools
 	$(BIN)/python demo/run_demo.py

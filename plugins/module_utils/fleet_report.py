@@ -50,7 +50,7 @@ def gpu_view(gpu):
             devices.append((ci.get("mig_device_index"), ci.get("profile_name") or gi.get("profile_name")))
     devices.sort(key=lambda item: (item[0] is None, item[0]))
     return {"index": gpu.get("index"), "name": gpu.get("name"), "mig": mig,
-            "devices": [name for _, name in devices]}
+            "devices": [name for _index, name in devices]}
 
 
 def describe_devices(devices):
@@ -69,7 +69,7 @@ def describe_devices(devices):
 
 def _device_size(name):
     # "3g.20gb" -> (3, 20); partial "1c.3g.20gb" sorts with its GPU instance; unknown text last.
-    parts = [part for part in str(name).split("+")[0].split(".") if part]
+    parts = [part for part in str(name).split("+", 1)[0].split(".") if part]
     numbers = []
     for part in parts:
         digits = "".join(ch for ch in part if ch.isdigit())

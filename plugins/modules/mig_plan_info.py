@@ -49,10 +49,10 @@ options:
   layout:
     description:
       - Inline layout, instead of a config, in the form M(gpufleet.mig.mig_layout) takes.
-      - A mapping of MIG device profile to count applies to every MIG-capable GPU, for example
-        V({"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 1}); V({}) means MIG enabled without devices.
-      - A mapping of GPU index to such a mapping sets GPUs one by one, for example
-        V({"0": {"1g.5gb": 7}, "1": "disabled"}). GPUs not listed are left as they are.
+      - 'A mapping of MIG device profile to count applies to every MIG-capable GPU, for example
+        V({"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 1}); V({}) means MIG enabled without devices.'
+      - 'A mapping of GPU index to such a mapping sets GPUs one by one, for example
+        V({"0": {"1g.5gb": 7}, "1": "disabled"}). GPUs not listed are left as they are.'
     type: raw
   strategy:
     description:

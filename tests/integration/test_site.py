@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ kubernetes = pytest.importorskip("kubernetes", reason="the kubernetes client is 
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", REPO_ROOT / ".venv")) / "bin"
+VENV_BIN = Path(sys.executable).parent
 CALLBACK_DIR = Path(__file__).resolve().parent / "callback_plugins"
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
 CHART = REPO_ROOT / "tests" / "charts" / "nvidia-device-plugin"
@@ -79,9 +80,12 @@ def wait_running(api, namespace, name, timeout=30):
     raise AssertionError("pod %s/%s is not Running: %s" % (namespace, name, pod.status.phase))
 
 
-def test_a_bad_layout_on_one_node_stops_the_rollout_in_preflight_before_any_node_is_touched(sim_fleet):
+def test_a_bad_layout_on_one_node_stops_the_rollout_in_preflight_before_any_node_is_touched(sim_fleet, tmp_path):
+    config_file = tmp_path / "mig-config.yaml"
+    config_file.write_text("version: v1\nmig-configs:\n  halves:\n    - devices: all\n      mig-enabled: true\n"
+                           "      mig-devices: {3g.20gb: 2}\n")
     fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [
-        a100_node("gpu-good", mig_config="all-balanced"),
+        a100_node("gpu-good", mig_config="halves", mig_config_file=str(config_file)),
         a100_node("gpu-bad", mig_layout={"3g.20gb": 3}),
     ]})
 
@@ -93,6 +97,8 @@ def test_a_bad_layout_on_one_node_stops_the_rollout_in_preflight_before_any_node
     assert refused[0]["result"]["msg"].startswith(
         "Preflight refused gpu-bad: The MIG layout cannot be rolled out on this node: GPU 0 (NVIDIA A100-SXM4-40GB, "
         "00000000:07:00.0): MIG devices 3 x 3g.20gb do not fit on NVIDIA A100-SXM4-40GB")
+    good_plan = [r for r in named(results, "Show the plan of the node") if r["host"] == "gpu-good"][0]["result"]["msg"]
+    assert good_plan[1] == "GPU 0 NVIDIA A100-SXM4-40GB: MIG disabled -> enabled; devices none -> 2 x 3g.20gb"
     assert not [r for r in results if r["action"] in ("gpufleet.mig.helm_release", "gpufleet.mig.mig_mode", "gpufleet.mig.mig_layout")]
     api = core_api(fleet)
     for name in ("gpu-good", "gpu-bad"):
