@@ -44,7 +44,9 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.apply import (
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, MigError
 from ansible_collections.gpufleet.mig.plugins.module_utils.layout import resolve_layout
-from ansible_collections.gpufleet.mig.plugins.module_utils.planner import devices_from_instances, plan_gpu_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils.planner import (
+    busy_gpu_instance_ids, devices_from_instances, plan_gpu_layout,
+)
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection, select_gpus
 
 IN_USE_FAIL = "fail"
@@ -190,7 +192,8 @@ class _LayoutRun(object):
             self.warnings.append("MIG mode %s is pending on %s: a GPU reset or reboot will discard the GPU "
                                  "instances this task creates" % (gpu["mig_mode"]["pending"], describe_gpu(gpu)))
         catalog = nvml.read_catalog(gpu["index"])
-        plan = plan_gpu_layout(catalog, gpu.get("gpu_instances") or (), desired.devices)
+        plan = plan_gpu_layout(catalog, gpu.get("gpu_instances") or (), desired.devices,
+                               busy_gpu_instances=busy_gpu_instance_ids(gpu))
         return LayoutDecision(gpu=gpu, desired=desired, catalog=catalog, plan=plan)
 
     def _start_entry(self, decision):

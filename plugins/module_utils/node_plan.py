@@ -37,7 +37,9 @@ from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
 from ansible_collections.gpufleet.mig.plugins.module_utils.apply import describe_gpu, describe_processes, gpu_identity
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, MigError, ProfileError, StrategyError
 from ansible_collections.gpufleet.mig.plugins.module_utils.layout import resolve_layout
-from ansible_collections.gpufleet.mig.plugins.module_utils.planner import devices_from_instances, plan_gpu_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils.planner import (
+    busy_gpu_instance_ids, devices_from_instances, plan_gpu_layout,
+)
 from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import (
     STRATEGIES,
     STRATEGY_MIXED,
@@ -224,7 +226,8 @@ def _decide(gpu, desired, strategy, catalogs, problems, warnings):
                         % (describe_gpu(gpu), decision.mode["current"], _describe_devices(desired.devices)))
         return decision
     try:
-        decision.plan = plan_gpu_layout(catalog, current_instances, desired.devices)
+        decision.plan = plan_gpu_layout(catalog, current_instances, desired.devices,
+                                        busy_gpu_instances=busy_gpu_instance_ids(gpu))
     except (LayoutError, ProfileError) as error:
         problems.append("%s: %s" % (describe_gpu(gpu), error))
     return decision

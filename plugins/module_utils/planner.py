@@ -443,10 +443,19 @@ def _explain_misfit(catalog, wanted, desired):
                        reason=reason, largest_fitting=fitting)
 
 
-def plan_gpu_layout(catalog, current_gpu_instances, desired_devices):
+def busy_gpu_instance_ids(gpu_facts):
+    """Ids of the GPU instances that processes run on, from a ``gpu.read_node_facts`` GPU record."""
+    return frozenset(process["gpu_instance_id"] for process in gpu_facts.get("processes") or ()
+                     if process.get("gpu_instance_id") is not None)
+
+
+def plan_gpu_layout(catalog, current_gpu_instances, desired_devices, busy_gpu_instances=()):
     """Plan one GPU: ``catalog`` (GpuCatalog), its current GIs (facts records or ExistingGpuInstance) and
     the desired MIG devices (names or ``{name: count}``) -> GpuPlan. Raises LayoutError when the desired
     devices cannot exist together on this GPU, ProfileError for malformed profile strings.
+
+    ``busy_gpu_instances`` are ids of GIs that processes run on: among equally good plans, the one that
+    keeps the most of them wins, so a layout that can leave running work alone never plans to destroy it.
     """
     if not catalog.profiles:
         raise LayoutError(
@@ -489,9 +498,11 @@ def plan_gpu_layout(catalog, current_gpu_instances, desired_devices):
         for combination in itertools.combinations(candidates, size):
             realised = _realise(catalog, list(combination), full_counts, partial_demand, profiles_by_id)
             if realised is not None:
-                options.append((len(realised), [k.existing.id for k in combination], list(combination), realised))
+                busy_kept = sum(1 for k in combination if k.existing.id in busy_gpu_instances)
+                options.append((-busy_kept, len(realised), [k.existing.id for k in combination],
+                                list(combination), realised))
         if options:
-            kept, created = min(options, key=lambda option: option[:2])[2:]
+            kept, created = min(options, key=lambda option: option[:3])[3:]
             break
 
     kept_ids = set(keepable.existing.id for keepable in kept)

@@ -6,35 +6,14 @@ same `SimFleet.play` the node tests use. `task(module, name, **args)` adds the k
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
+from fleet_harness import PlaybookRun, SimFleet
 from gpufleet_twin.kube import ApiServer, Cluster
-
-
-def _integration_conftest() -> Any:
-    # Loaded by path: `from conftest import ...` finds whichever conftest.py pytest imported last, which depends
-    # on collection order (tests/unit has one too).
-    path = Path(__file__).with_name("conftest.py")
-    loaded = sys.modules.get("conftest")
-    if loaded is not None and Path(getattr(loaded, "__file__", "")) == path:
-        return loaded
-    name = "gpufleet_integration_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while the file executes
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_conftest = _integration_conftest()
-PlaybookRun = _conftest.PlaybookRun
-SimFleet = _conftest.SimFleet
 
 
 @dataclass

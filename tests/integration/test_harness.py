@@ -1,7 +1,7 @@
 """The harness itself: a playbook on a simulated node reaches that node's GPUs through pynvml."""
 from __future__ import annotations
 
-from conftest import one_node_spec
+from fleet_harness import one_node_spec
 
 
 def test_modules_on_a_simulated_node_see_its_gpus_through_pynvml(sim_fleet):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import one_node_spec
+from fleet_harness import one_node_spec
 from gpufleet_twin import nvml
 
 pytestmark = pytest.mark.slow
@@ -161,9 +161,16 @@ def test_instances_in_use_are_never_destroyed_and_skip_leaves_their_gpu_alone(si
     fleet = sim_fleet(spec)
     nvml.add_process(fleet.state_path("gpu-node-1"), gpu=0, pid=4242, name="python3", gi=13, ci=0)
     run = fleet.play([
-        layout_task("Reshape while a process runs", True, layout={"3g.20gb": 1, "1g.5gb": 1}),
-        layout_task("Reshape the idle GPUs", layout={"3g.20gb": 1, "1g.5gb": 1}, in_use="skip"),
+        # 3g.20gb + 1g.5gb fits with the busy 1g.5gb at slot 6 kept and the 3g.20gb at 0:4.
+        layout_task("Reshape around the running process", layout={"3g.20gb": 1, "1g.5gb": 1}, gpus=["0"]),
+        layout_task("Reshape while a process runs", True, layout={"7g.40gb": 1}, gpus=["0"]),
+        layout_task("Reshape the idle GPUs", layout={"7g.40gb": 1}, in_use="skip"),
     ])
+    around = run.task("Reshape around the running process")
+    assert around.changed and not around.failed, around.msg
+    assert sim_lines(fleet, 0) == ["3g.20gb at 0:4: 3g.20gb", "1g.5gb at 6:1: 1g.5gb"]
+    assert [gi["id"] for gi in fleet.status("gpu-node-1")["gpus"][0]["gpu_instances"] if gi["placement"]["start"] == 6] == [13]
+
     refused = run.task("Reshape while a process runs")
     assert refused.failed and not refused.changed
     assert refused.msg == (
@@ -174,9 +181,9 @@ def test_instances_in_use_are_never_destroyed_and_skip_leaves_their_gpu_alone(si
     assert skipped.changed and [gpu["index"] for gpu in skipped.result["gpus"]] == [1]
     assert [(gpu["index"], gpu["reason"]) for gpu in skipped.result["skipped_gpus"]] == [(0, "in use")]
     assert skipped.result["warnings"] == ["left as it is: " + refused.msg]
-    assert sim_lines(fleet, 0) == SEVEN_1G_LINES
+    assert sim_lines(fleet, 0) == ["3g.20gb at 0:4: 3g.20gb", "1g.5gb at 6:1: 1g.5gb"]
     assert fleet.status("gpu-node-1")["processes"][0]["pid"] == 4242
-    assert sorted(device[0] for device in sim_devices(fleet, 1)) == ["1g.5gb", "3g.20gb"]
+    assert [device[0] for device in sim_devices(fleet, 1)] == ["7g.40gb"]
 
 
 def test_an_nvml_error_at_each_write_call_is_reported_exactly_and_a_rerun_converges(sim_fleet):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import one_node_spec
+from fleet_harness import one_node_spec
 from gpufleet_twin import nvml
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from conftest import one_node_spec
+from fleet_harness import one_node_spec
 
 kube = pytest.importorskip("gpufleet_twin.kube", reason="the fleet twin's API emulator is not installed")
 pytestmark = pytest.mark.slow

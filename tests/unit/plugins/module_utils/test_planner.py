@@ -10,6 +10,7 @@ import pytest
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, ProfileError
 from ansible_collections.gpufleet.mig.plugins.module_utils.planner import (
+    busy_gpu_instance_ids,
     devices_from_instances,
     plan_gpu_layout,
 )
@@ -149,6 +150,20 @@ def test_extras_are_destroyed_and_the_rest_kept(a100_40gb):
     assert [gi.id for gi in plan.keep] == [2, 3, 9]
     assert [gi.id for gi in plan.destroy] == [10]
     assert plan.create == () and not plan.converged
+
+
+def test_busy_instances_are_the_ones_kept(a100_40gb):
+    # Balanced -> one 1g.5gb fewer: either 1g instance (GI 9 or GI 10) could go; the one a process runs
+    # on must be the one kept, whichever of the two it is.
+    assert [gi.id for gi in plan_gpu_layout(a100_40gb, BALANCED, {"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 1},
+                                            busy_gpu_instances={9}).destroy] == [10]
+    assert [gi.id for gi in plan_gpu_layout(a100_40gb, BALANCED, {"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 1},
+                                            busy_gpu_instances={10}).destroy] == [9]
+
+
+def test_busy_gpu_instance_ids_come_from_the_processes_of_the_facts():
+    gpu = {"processes": [{"pid": 1, "gpu_instance_id": 10}, {"pid": 2, "gpu_instance_id": None}]}
+    assert busy_gpu_instance_ids(gpu) == {10}
 
 
 def test_keeps_as_many_instances_as_still_fit(a100_40gb):
