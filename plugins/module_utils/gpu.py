@@ -30,6 +30,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
     mig_profile_name,
     memory_size_gb,
     GPU_INSTANCE_PROFILE_SHAPES,
+    profile_resources,
 )
 
 try:
@@ -307,22 +308,17 @@ def _gpu_instances(handle, index, catalog, mig_devices):
               gpu_index=index, detail="profile %d" % profile.profile_id)
         for position in range(count.value):
             info = _call(pynvml.nvmlGpuInstanceGetInfo, handles[position], gpu_index=index)
-            instances.append({
+            record = {
                 "id": info.id,
                 "profile_id": info.profileId,
                 "profile_name": profile.name,
                 "placement": _placement(info.placement),
                 "memory_mib": profile.memory_mib,
-                "slice_count": profile.slice_count,
-                "multiprocessors": profile.multiprocessors,
-                "copy_engines": profile.copy_engines,
-                "decoders": profile.decoders,
-                "encoders": profile.encoders,
-                "jpegs": profile.jpegs,
-                "ofas": profile.ofas,
                 "compute_instances": _compute_instances(handles[position], info.id, profile,
                                                         catalog.memory_total_bytes, mig_devices, index),
-            })
+            }
+            record.update(profile_resources(profile))
+            instances.append(record)
     return sorted(instances, key=lambda gi: gi["id"])
 
 

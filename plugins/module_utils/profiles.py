@@ -514,28 +514,33 @@ def build_catalog(model, memory_total_bytes, raw_profiles):
     )
 
 
+def profile_resources(profile):
+    """What a GPU instance of ``profile`` owns: compute slices, SMs and engines, as NVML reports them."""
+    return {
+        "slice_count": profile.slice_count,
+        "multiprocessors": profile.multiprocessors,
+        "copy_engines": profile.copy_engines,
+        "decoders": profile.decoders,
+        "encoders": profile.encoders,
+        "jpegs": profile.jpegs,
+        "ofas": profile.ofas,
+    }
+
+
 def catalog_to_dict(catalog):
     """JSON-able form of a GpuCatalog (NVML numbers only; names and CI shapes are re-derived on load)."""
     return {
         "model": catalog.model,
         "memory_total_bytes": catalog.memory_total_bytes,
         "profiles": [
-            {
-                "index": profile.index,
-                "profile_id": profile.profile_id,
-                "name": profile.name,
-                "slice_count": profile.slice_count,
-                "instance_count": profile.instance_count,
-                "memory_mib": profile.memory_mib,
-                "multiprocessors": profile.multiprocessors,
-                "copy_engines": profile.copy_engines,
-                "decoders": profile.decoders,
-                "encoders": profile.encoders,
-                "jpegs": profile.jpegs,
-                "ofas": profile.ofas,
-                "placements": [[start, size] for start, size in profile.placements],
-                "reported_name": profile.reported_name,
-            }
+            dict(profile_resources(profile),
+                 index=profile.index,
+                 profile_id=profile.profile_id,
+                 name=profile.name,
+                 instance_count=profile.instance_count,
+                 memory_mib=profile.memory_mib,
+                 placements=[[start, size] for start, size in profile.placements],
+                 reported_name=profile.reported_name)
             for profile in catalog.profiles
         ],
     }
