@@ -111,11 +111,20 @@ def test_a100_r450_profiles_are_set_b_without_me_or_double_1g(a100_seed_node, nv
     gpu = nvml.nvmlDeviceGetHandleByIndex(0)
     rows = _profiles(nvml, gpu, version=1)
     assert [row[:2] + row[3:] for row in rows] == [row[:2] + row[3:] for row in A100_40GB_R450]
-    # Indices beyond R450's enum answer INVALID_ARGUMENT, known-but-absent ones NOT_SUPPORTED.
-    with pytest.raises(pynvml.NVMLError_InvalidArgument):
-        nvml.nvmlDeviceGetGpuInstanceProfileInfo(gpu, pynvml.NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV1, version=1)
+    # R450's nvml.h (go-nvml 695db45) ends the enum at 7_SLICE (COUNT 0x5): later indices answer
+    # INVALID_ARGUMENT.
+    for index in (pynvml.NVML_GPU_INSTANCE_PROFILE_8_SLICE, pynvml.NVML_GPU_INSTANCE_PROFILE_6_SLICE,
+                  pynvml.NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV1):
+        with pytest.raises(pynvml.NVMLError_InvalidArgument):
+            nvml.nvmlDeviceGetGpuInstanceProfileInfo(gpu, index, version=1)
+
+
+def test_known_but_absent_profile_index_is_not_supported(make_node, nvml_on):
+    """R470 knows 6_SLICE (15056a1, COUNT 0x8); an A100 has no such profile."""
+    nvml = nvml_on(make_node([{"model": "A100-SXM4-40GB", "mig_mode": "enabled"}], driver_version="470.57.02"))
     with pytest.raises(pynvml.NVMLError_NotSupported):
-        nvml.nvmlDeviceGetGpuInstanceProfileInfo(gpu, pynvml.NVML_GPU_INSTANCE_PROFILE_6_SLICE, version=1)
+        nvml.nvmlDeviceGetGpuInstanceProfileInfo(
+            nvml.nvmlDeviceGetHandleByIndex(0), pynvml.NVML_GPU_INSTANCE_PROFILE_6_SLICE, version=1)
 
 
 @pytest.mark.parametrize(
@@ -232,7 +241,8 @@ def test_old_450_51_driver_is_representable_without_mig(make_node, nvml_on):
 
 def test_compute_instance_profiles_follow_the_2c_rule(make_node, nvml_on):
     """hw 5: CI profiles per GI (1c/2c/3c/4c/full), counts, SMs, placements, shared engines."""
-    nvml = nvml_on(make_node([{"model": "A100-SXM4-40GB", "mig_mode": "enabled"}]))
+    # ...ProfileInfoByIdV: R580 (go-nvml 9da9e13).
+    nvml = nvml_on(make_node([{"model": "A100-SXM4-40GB", "mig_mode": "enabled"}], driver_version="580.65.06"))
     gpu = nvml.nvmlDeviceGetHandleByIndex(0)
     expected = {
         19: [(0, 1, 1, 14, [(0, 1)])],
@@ -256,8 +266,8 @@ def test_compute_instance_profiles_follow_the_2c_rule(make_node, nvml_on):
                 ci = nvml.nvmlGpuInstanceGetComputeInstanceProfileInfo(
                     gi, ci_index, pynvml.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED
                 )
-            except pynvml.NVMLError_NotSupported:
-                continue
+            except (pynvml.NVMLError_NotSupported, pynvml.NVMLError_InvalidArgument):
+                continue  # R580 knows CI indices 0..7 (9da9e13 COUNT 0x8); pynvml's COUNT is 9
             assert (ci.sharedCopyEngineCount, ci.sharedDecoderCount) == (gi_info.copyEngineCount, gi_info.decoderCount)
             array = (pynvml.c_nvmlComputeInstancePlacement_t * ci.instanceCount)()
             count = pynvml.c_uint()

@@ -163,7 +163,7 @@ def test_profile_listing_with_mig_off_depends_on_the_driver(make_node, nvml_on, 
     gpu = nvml.nvmlDeviceGetHandleByIndex(0)
     if listable:
         assert nvml.nvmlDeviceGetGpuInstanceProfileInfo(gpu, 0).id == 19
-        assert nvml.nvmlDeviceGetGpuInstanceProfileInfoById(gpu, 9).sliceCount == 3
+        assert nvml.nvmlDeviceGetGpuInstanceProfileInfo(gpu, pynvml.NVML_GPU_INSTANCE_PROFILE_3_SLICE).id == 9
     else:
         with pytest.raises(pynvml.NVMLError_NotSupported):
             nvml.nvmlDeviceGetGpuInstanceProfileInfo(gpu, 0)

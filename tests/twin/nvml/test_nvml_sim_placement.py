@@ -31,7 +31,8 @@ def test_seed_mixed_geometry_gives_seed_devices_in_seed_order(a100_seed_node, nv
             (
                 nvml.nvmlDeviceGetName(mig),
                 nvml.nvmlDeviceGetUUID(mig),
-                nvml.nvmlDeviceGetAttributes(mig).memorySizeMB,
+                # R450 exports only the v1 GetAttributes (no memorySizeMB); memory info has it.
+                nvml.nvmlDeviceGetMemoryInfo(mig).total // (1 << 20),
             )
         )
     assert devices == [
@@ -68,7 +69,9 @@ def test_seed_seven_1g_devices_are_gi_7_to_13(a100_seed_node, nvml_on):
     ],
 )
 def test_user_guide_examples_reproduce_ids_and_placements(make_node, nvml_on, sequence, expected):
-    nvml = nvml_on(make_node([A100], driver_version="580.65.06"))
+    # The guide's examples number GIs by placement, as drivers before R580 do (R580: see
+    # test_r580_gpu_instance_ids_do_not_follow_placement).
+    nvml = nvml_on(make_node([A100], driver_version="550.54.15"))
     gpu = _gpu0(nvml)
     for profile_id in sequence:
         nvml.nvmlDeviceCreateGpuInstance(gpu, profile_id)

@@ -97,7 +97,7 @@ def test_names_full_names_and_placements_in_cgi(make_node):
 
 
 def test_list_gpu_instances_in_profile_order(make_node):
-    path = make_node([{"model": "A100-SXM4-40GB", "mig_mode": "enabled"}], driver_version="580.65.06")
+    path = make_node([{"model": "A100-SXM4-40GB", "mig_mode": "enabled"}], driver_version="550.54.15")
     assert run_smi(path, "mig", "-lgi") == (0, "No GPU instances found.\n")
     run_smi(path, "mig", "-cgi", "9,19,14,19")
     code, out = run_smi(path, "mig", "-lgi")

@@ -17,7 +17,6 @@ from typing import Any
 from . import errors
 from .errors import NvmlCallError
 from .hardware import (
-    CI_PROFILE_ENUM_COUNT,
     CI_PROFILE_INDEX_BY_SLICES,
     ComputeInstanceProfile,
     DriverInfo,
@@ -50,6 +49,25 @@ def gpu_instance_id_for(placement_start: int, placement_size: int, memory_slices
     """
     blocks_of_this_size = memory_slices // placement_size
     return blocks_of_this_size - 1 + placement_start // placement_size
+
+
+# From R580 GI ids no longer follow the placement: an A100-SXM4-40GB on 580.126.09 numbered 4g at
+# 0:4 GI 2, 2g at 4:2 GI 3 and 1g at 6:1 GI 9 (hw 4 capture), and an H100 on 580.65.06 numbered
+# `-cgi 9,9` GI 2 then GI 1 (User Guide MPS example).  [choice] Each block size draws the lowest
+# unused id from an ordered pool whose first entries reproduce those captures; the later
+# entries (after 2 / 3 / 9) are not captured.
+_R580_GI_ID_POOLS = {
+    8: (0,),
+    4: (2, 1),
+    2: (3, 4, 5, 6),
+    1: (9, 10, 11, 12, 13, 14, 7, 8),
+}
+GI_IDS_FROM_POOL_SINCE = 580
+
+
+def gpu_instance_id_r580(placement_size: int, used_ids: set[int]) -> int:
+    """GI id on R580+: the first id of the block size's pool that is not in use [choice]."""
+    return next(gi_id for gi_id in _R580_GI_ID_POOLS[placement_size] if gi_id not in used_ids)
 
 
 @functools.lru_cache(maxsize=256)
@@ -262,8 +280,13 @@ class Node:
             chosen = next((by_start[start] for start in profile.auto_order if start in by_start), None)
             if chosen is None:
                 raise insufficient
+        if self.installed_driver().branch >= GI_IDS_FROM_POOL_SINCE and capability.memory_slices == 8:
+            used = {existing["id"] for existing in self.gpu(index)["gpu_instances"]}
+            gi_id = gpu_instance_id_r580(chosen[1], used)
+        else:
+            gi_id = gpu_instance_id_for(chosen[0], chosen[1], capability.memory_slices)
         gi = {
-            "id": gpu_instance_id_for(chosen[0], chosen[1], capability.memory_slices),
+            "id": gi_id,
             "profile_id": profile.id,
             "placement": list(chosen),
             "compute_instances": [],
@@ -284,7 +307,7 @@ class Node:
         return self.mig_capability(index).ci_profiles(self.gi_profile_of(index, gi))
 
     def ci_profile(self, index: int, gi_id: int, ci_profile_index: int) -> ComputeInstanceProfile:
-        if not 0 <= ci_profile_index < CI_PROFILE_ENUM_COUNT:
+        if not 0 <= ci_profile_index < self.mig_capability(index).ci_profile_enum_count:
             raise NvmlCallError(errors.ERROR_CODES["INVALID_ARGUMENT"], f"CI profile {ci_profile_index}")
         for profile in self.ci_profiles(index, gi_id):
             if profile.index == ci_profile_index:

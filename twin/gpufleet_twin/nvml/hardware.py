@@ -19,7 +19,9 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 
 # NVML_COMPUTE_INSTANCE_PROFILE_<n>_SLICE index for a compute instance of n slices (hw 2).
 CI_PROFILE_INDEX_BY_SLICES = {1: 0, 2: 1, 3: 2, 4: 3, 7: 4, 8: 5, 6: 6}
-CI_PROFILE_ENUM_COUNT = 9
+# NVML_COMPUTE_INSTANCE_PROFILE_1_SLICE_REV1 (0x7, nvml.h from 399f8e0 / R525): the compute
+# instance `nvidia-smi mig -cgi 15 -C` creates in Hopper's double-memory 1g GPU instances.
+CI_PROFILE_1_SLICE_REV1 = 7
 CI_ENGINE_PROFILE_SHARED = 0
 
 
@@ -68,6 +70,10 @@ class DriverInfo:
     def gi_profile_enum_count(self) -> int:
         return _value_for_branch(_driver_table()["gi_profile_enum_count"], self.branch)
 
+    @property
+    def ci_profile_enum_count(self) -> int:
+        return _value_for_branch(_driver_table()["ci_profile_enum_count"], self.branch)
+
     def exports(self, symbol: str) -> bool:
         since = _driver_table()["symbols_since"].get(symbol)
         return since is None or self.branch >= since
@@ -102,6 +108,8 @@ class GpuInstanceProfile:
     auto_order: tuple[int, ...]
     memory_mib: int
     media_extensions: bool
+    # The GI also offers CI profile 1_SLICE_REV1 beside 1_SLICE, and `-C` creates that one.
+    full_ci_rev1: bool = False
 
     @property
     def placement_size(self) -> int:
@@ -113,7 +121,7 @@ class ComputeInstanceProfile:
     index: int
     slices: int
     instance_count: int
-    multiprocessors: int
+    multiprocessors: int | None  # None: no capture shows it (the library reports 0)
     name: str
     placements: tuple[tuple[int, int], ...]
 
@@ -132,6 +140,7 @@ class MigCapability:
     ci_multiprocessors: dict[int, int]
     four_and_three_slice_coexist: bool
     gi_profile_enum_count: int
+    ci_profile_enum_count: int = 8
 
     def profile_by_id(self, profile_id: int) -> GpuInstanceProfile | None:
         return next((p for p in self.gi_profiles if p.id == profile_id), None)
@@ -146,11 +155,11 @@ class MigCapability:
         return next((p for p in self.gi_profiles if p.name == wanted), None)
 
     def ci_profiles(self, gi_profile: GpuInstanceProfile) -> tuple[ComputeInstanceProfile, ...]:
-        return compute_instance_profiles(gi_profile, self.ci_multiprocessors)
+        return compute_instance_profiles(gi_profile, self.ci_multiprocessors, self.ci_profile_enum_count)
 
 
 def compute_instance_profiles(
-    gi_profile: GpuInstanceProfile, ci_multiprocessors: dict[int, int]
+    gi_profile: GpuInstanceProfile, ci_multiprocessors: dict[int, int], ci_profile_enum_count: int = 8
 ) -> tuple[ComputeInstanceProfile, ...]:
     """CI profiles a GI offers (hw 5).
 
@@ -158,6 +167,10 @@ def compute_instance_profiles(
     the full-size CI always exists and takes the GI's name and SMs.  CI placements count
     compute slices: 1-slice CIs at every slot, 2-slice on even starts, 3/4-slice on starts
     0 and 4 [choice for 3c in a 7g GI: 0:3 and 4:3, hw 14 leaves it open].
+
+    A GI marked ``full_ci_rev1`` (Hopper's double-memory 1g) offers two full-size CIs: index 0
+    and index 7 (1_SLICE_REV1), the one ``-C`` creates.  Index 7 gets the GI's SMs [infer: a
+    full CI has its GI's SMs]; the SM count of index 0 there is unknown (None).
     """
     gi_slices = gi_profile.slices
     profiles = []
@@ -168,7 +181,9 @@ def compute_instance_profiles(
         if full:
             placements: tuple[tuple[int, int], ...] = ((0, gi_slices),)
             name = gi_profile.name
-            multiprocessors = gi_profile.multiprocessors
+            multiprocessors: int | None = gi_profile.multiprocessors
+            if gi_profile.full_ci_rev1 and ci_profile_enum_count > CI_PROFILE_1_SLICE_REV1:
+                multiprocessors = None
         else:
             step = 1 if ci_slices == 1 else 2 if ci_slices == 2 else 4
             placements = tuple(
@@ -186,11 +201,30 @@ def compute_instance_profiles(
                 placements=placements,
             )
         )
+        if full and gi_profile.full_ci_rev1 and ci_profile_enum_count > CI_PROFILE_1_SLICE_REV1:
+            profiles.append(_rev1_ci_profile(gi_profile))
     return tuple(profiles)
 
 
+def _rev1_ci_profile(gi_profile: GpuInstanceProfile) -> ComputeInstanceProfile:
+    return ComputeInstanceProfile(
+        index=CI_PROFILE_1_SLICE_REV1,
+        slices=gi_profile.slices,
+        instance_count=1,
+        multiprocessors=gi_profile.multiprocessors,
+        name=gi_profile.name,
+        placements=((0, gi_profile.slices),),
+    )
+
+
 def default_ci_profile(gi_profile: GpuInstanceProfile) -> ComputeInstanceProfile:
-    """The CI spanning the whole GI: what `-cgi ... -C` and `-cci` without an id create."""
+    """The CI spanning the whole GI: what `-cgi ... -C` and `-cci` without an id create.
+
+    Hopper's double-memory 1g GIs get 1_SLICE_REV1: "Successfully created compute instance ID  0
+    on GPU  3 GPU instance ID  5 using profile MIG 1g.20gb (ID  7)" (public H100 capture).
+    """
+    if gi_profile.full_ci_rev1:
+        return _rev1_ci_profile(gi_profile)
     return ComputeInstanceProfile(
         index=CI_PROFILE_INDEX_BY_SLICES[gi_profile.slices],
         slices=gi_profile.slices,
@@ -308,6 +342,7 @@ def _resolve_mig(mig_raw: dict[str, Any], driver: DriverInfo) -> MigCapability:
                 auto_order=tuple(int(start) for start in str(row["auto_order"]).split()),
                 memory_mib=_value_for_branch(row["memory_mib"], driver.branch),
                 media_extensions=bool(row.get("media_extensions", False)),
+                full_ci_rev1=bool(row.get("full_ci_rev1", False)),
             )
         )
     return MigCapability(
@@ -318,4 +353,5 @@ def _resolve_mig(mig_raw: dict[str, Any], driver: DriverInfo) -> MigCapability:
         ci_multiprocessors=dict(mig_raw["ci_multiprocessors"]),
         four_and_three_slice_coexist=driver.has("four_and_three_slice_coexist"),
         gi_profile_enum_count=driver.gi_profile_enum_count,
+        ci_profile_enum_count=driver.ci_profile_enum_count,
     )

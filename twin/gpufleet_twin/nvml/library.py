@@ -406,10 +406,71 @@ def _architecture(lib: FakeNvmlLibrary, node: Node, handle: Any, architecture: A
     return errors.SUCCESS
 
 
-@_symbol("nvmlDeviceGetComputeRunningProcesses_v3")
-def _running_processes(lib: FakeNvmlLibrary, node: Node, handle: Any, count: Any, infos: Any) -> int:
+# Struct layouts of the older entry points (NVIDIA/go-nvml gen/nvml/nvml.h).  A real driver
+# writes these bytes wherever the caller's pointer points, whatever ctypes type the caller
+# used, so the twin does the same: a caller that passes pynvml's newer struct to an old symbol
+# reads garbage here as it would on the hardware.
+class ProcessInfoV1(ctypes.Structure):
+    """nvmlProcessInfo_t of R450 (695db45): no instance ids."""
+
+    _fields_ = [("pid", ctypes.c_uint), ("usedGpuMemory", ctypes.c_ulonglong)]
+
+
+class ProcessInfoV2(ctypes.Structure):
+    """nvmlProcessInfo_v2_t (7dce688, R455); `_v3` (R510) uses the same layout."""
+
+    _fields_ = [
+        ("pid", ctypes.c_uint),
+        ("usedGpuMemory", ctypes.c_ulonglong),
+        ("gpuInstanceId", ctypes.c_uint),
+        ("computeInstanceId", ctypes.c_uint),
+    ]
+
+
+class ComputeInstanceInfoV1(ctypes.Structure):
+    """nvmlComputeInstanceInfo_t of R450/R455 (695db45, 7dce688): no placement."""
+
+    _fields_ = [
+        ("device", ctypes.c_void_p),
+        ("gpuInstance", ctypes.c_void_p),
+        ("id", ctypes.c_uint),
+        ("profileId", ctypes.c_uint),
+    ]
+
+
+class DeviceAttributesV1(ctypes.Structure):
+    """nvmlDeviceAttributes_t of R450 (695db45): engines only, no slice counts or memory."""
+
+    _fields_ = [
+        ("multiprocessorCount", ctypes.c_uint),
+        ("sharedCopyEngineCount", ctypes.c_uint),
+        ("sharedDecoderCount", ctypes.c_uint),
+        ("sharedEncoderCount", ctypes.c_uint),
+        ("sharedJpegCount", ctypes.c_uint),
+        ("sharedOfaCount", ctypes.c_uint),
+    ]
+
+
+class BufferOverrunError(RuntimeError):
+    """The caller's buffer is smaller than what the driver writes: memory corruption on hardware."""
+
+
+def _raw_view(argument: Any, layout: Any, count: int = 1) -> Any:
+    """``count`` structs of ``layout`` over the memory ``argument`` points at, as a C library sees it."""
+    target = _target(argument)
+    needed = ctypes.sizeof(layout) * count
+    if ctypes.sizeof(target) < needed:
+        raise BufferOverrunError(
+            f"{type(target).__name__} of {ctypes.sizeof(target)} bytes where the driver writes {needed}"
+        )
+    return (layout * count).from_address(ctypes.addressof(target))
+
+
+def _fill_processes(node: Node, handle: Any, count: Any, infos: Any, layout: Any, graphics: bool) -> int:
     ref = _device(node, handle)
-    if ref.kind == KIND_MIG_DEVICE:
+    if graphics:
+        processes: list[dict[str, Any]] = []  # the twin runs compute work only
+    elif ref.kind == KIND_MIG_DEVICE:
         processes = node.processes_on(ref.gpu, gi_id=ref.gi, ci_id=ref.ci)
     else:
         processes = node.processes_on(ref.gpu)
@@ -417,14 +478,36 @@ def _running_processes(lib: FakeNvmlLibrary, node: Node, handle: Any, count: Any
     if infos is None or counter.value < len(processes):
         counter.value = len(processes)
         return errors.SUCCESS if not processes else _INSUFFICIENT_SIZE
-    entries = _array(infos)
-    for entry, process in zip(entries, processes):
-        entry.pid = process["pid"]
-        entry.usedGpuMemory = process["used_memory_mib"] * _MIB
-        entry.gpuInstanceId = NO_INSTANCE_ID if process.get("gi") is None else process["gi"]
-        entry.computeInstanceId = NO_INSTANCE_ID if process.get("ci") is None else process["ci"]
+    if processes:
+        entries = _raw_view(infos, layout, len(processes))
+        for entry, process in zip(entries, processes):
+            entry.pid = process["pid"]
+            entry.usedGpuMemory = process["used_memory_mib"] * _MIB
+            if layout is ProcessInfoV2:
+                entry.gpuInstanceId = NO_INSTANCE_ID if process.get("gi") is None else process["gi"]
+                entry.computeInstanceId = NO_INSTANCE_ID if process.get("ci") is None else process["ci"]
     counter.value = len(processes)
     return errors.SUCCESS
+
+
+@_symbol("nvmlDeviceGetComputeRunningProcesses")
+def _running_processes_v1(lib: FakeNvmlLibrary, node: Node, handle: Any, count: Any, infos: Any) -> int:
+    return _fill_processes(node, handle, count, infos, ProcessInfoV1, graphics=False)
+
+
+@_symbol("nvmlDeviceGetComputeRunningProcesses_v2", "nvmlDeviceGetComputeRunningProcesses_v3")
+def _running_processes(lib: FakeNvmlLibrary, node: Node, handle: Any, count: Any, infos: Any) -> int:
+    return _fill_processes(node, handle, count, infos, ProcessInfoV2, graphics=False)
+
+
+@_symbol("nvmlDeviceGetGraphicsRunningProcesses")
+def _graphics_processes_v1(lib: FakeNvmlLibrary, node: Node, handle: Any, count: Any, infos: Any) -> int:
+    return _fill_processes(node, handle, count, infos, ProcessInfoV1, graphics=True)
+
+
+@_symbol("nvmlDeviceGetGraphicsRunningProcesses_v2", "nvmlDeviceGetGraphicsRunningProcesses_v3")
+def _graphics_processes(lib: FakeNvmlLibrary, node: Node, handle: Any, count: Any, infos: Any) -> int:
+    return _fill_processes(node, handle, count, infos, ProcessInfoV2, graphics=True)
 
 
 # ----------------------------------------------------------------------- MIG mode
@@ -495,23 +578,32 @@ def _parent_of_mig(lib: FakeNvmlLibrary, node: Node, handle: Any, device: Any) -
     return errors.SUCCESS
 
 
-@_symbol("nvmlDeviceGetAttributes_v2")
-def _attributes(lib: FakeNvmlLibrary, node: Node, handle: Any, attributes: Any) -> int:
+def _fill_attributes(node: Node, handle: Any, target: Any, version_two: bool) -> int:
     ref = _mig_device(node, handle)
     gi = node.find_gpu_instance(ref.gpu, ref.gi)
     gi_profile = node.gi_profile_of(ref.gpu, gi)
     ci_profile = node.ci_profile_of(ref.gpu, ref.gi, node.find_compute_instance(ref.gpu, ref.gi, ref.ci))
-    target = _target(attributes)
-    target.multiprocessorCount = ci_profile.multiprocessors
+    target.multiprocessorCount = ci_profile.multiprocessors or 0  # unknown SM counts read 0
     target.sharedCopyEngineCount = gi_profile.copy_engines
     target.sharedDecoderCount = gi_profile.decoders
     target.sharedEncoderCount = gi_profile.encoders
     target.sharedJpegCount = gi_profile.jpegs
     target.sharedOfaCount = gi_profile.ofas
-    target.gpuInstanceSliceCount = gi_profile.slices
-    target.computeInstanceSliceCount = ci_profile.slices
-    target.memorySizeMB = gi_profile.memory_mib
+    if version_two:
+        target.gpuInstanceSliceCount = gi_profile.slices
+        target.computeInstanceSliceCount = ci_profile.slices
+        target.memorySizeMB = gi_profile.memory_mib
     return errors.SUCCESS
+
+
+@_symbol("nvmlDeviceGetAttributes")
+def _attributes_v1(lib: FakeNvmlLibrary, node: Node, handle: Any, attributes: Any) -> int:
+    return _fill_attributes(node, handle, _raw_view(attributes, DeviceAttributesV1)[0], version_two=False)
+
+
+@_symbol("nvmlDeviceGetAttributes_v2")
+def _attributes(lib: FakeNvmlLibrary, node: Node, handle: Any, attributes: Any) -> int:
+    return _fill_attributes(node, handle, _target(attributes), version_two=True)
 
 
 # ------------------------------------------------------------ GPU instance profiles
@@ -674,7 +766,7 @@ def _fill_ci_profile(target: Any, gi_profile: Any, profile: Any, with_name: bool
     target.id = profile.id
     target.sliceCount = profile.slices
     target.instanceCount = profile.instance_count
-    target.multiprocessorCount = profile.multiprocessors
+    target.multiprocessorCount = profile.multiprocessors or 0  # unknown SM counts read 0
     # hw 5: a CI shares its GI's engines.
     target.sharedCopyEngineCount = gi_profile.copy_engines
     target.sharedDecoderCount = gi_profile.decoders
@@ -775,6 +867,17 @@ def _compute_instance_by_id(lib: FakeNvmlLibrary, node: Node, instance: Any, ci_
     gpu, gi = _gpu_instance(node, instance)
     ci = node.find_compute_instance(gpu, gi["id"], _int(ci_id))
     store_handle(_target(compute), _ci_ref(gpu, gi["id"], ci))
+    return errors.SUCCESS
+
+
+@_symbol("nvmlComputeInstanceGetInfo")
+def _ci_info_v1(lib: FakeNvmlLibrary, node: Node, compute: Any, info: Any) -> int:
+    ref, ci = _compute_instance(node, compute)
+    target = _raw_view(info, ComputeInstanceInfoV1)[0]
+    target.device = HandleRef(KIND_DEVICE, ref.gpu).address
+    target.gpuInstance = HandleRef(KIND_GPU_INSTANCE, ref.gpu, ref.gi).address
+    target.id = ci["id"]
+    target.profileId = ci["profile_id"]
     return errors.SUCCESS
 
 
