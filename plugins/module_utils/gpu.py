@@ -13,6 +13,19 @@ Driver differences handled here (mig-hardware.md sections 8 and 12):
 * ``nvmlDeviceGetGpuInstanceProfileInfoV`` (with the profile ``name``) exists from R510; older drivers get
   the v1 call, and names are computed from the numbers anyway (profiles.py);
 * ``nvmlDeviceGetGpuInstancePossiblePlacements_v2`` exists from R470; older drivers get the v1 C symbol;
+* pynvml 13 only calls ``nvmlComputeInstanceGetInfo_v2`` (R460+) and the ``_v3``/``_v2`` process queries
+  (R510+/R455+). Older drivers export only the unversioned symbols, whose structs are shorter: the v1
+  compute-instance info has no ``placement`` (reported as None) and the v1 process info has no instance
+  ids (a MIG device's processes take that device's ids). Those are called through pynvml's own
+  function-pointer lookup with structs declared here (``_ProcessInfoV1``, ``_ComputeInstanceInfoV1``);
+* compute-instance placements (``...CreateComputeInstanceWithPlacement``) exist from R525; apply.py falls
+  back to automatic placement before that;
+* Hopper's double-memory 1g GPU instances (H100 ``1g.20gb``, H200 ``1g.35gb``) offer compute profile
+  1_SLICE_REV1 (index 7) beside 1_SLICE (0), and ``nvidia-smi mig -cgi 15 -C`` creates index 7: a
+  driver-placed compute instance takes the latest revision of the requested slice count the GPU
+  instance offers (``_revised_compute_profile``);
+* GPU instance ids are opaque: from R580 they do not follow placement, so placements are always read
+  from ``nvmlGpuInstanceGetInfo``, never derived from an id;
 * GPU instance profile indices a driver does not know answer INVALID_ARGUMENT, profiles a GPU lacks
   NOT_SUPPORTED: both are skipped, as go-nvlib does. Drivers before ~R550 list no profile at all while
   MIG mode is off (the catalog is then empty, and the planner says so);
@@ -21,6 +34,7 @@ Driver differences handled here (mig-hardware.md sections 8 and 12):
 
 from __future__ import annotations
 
+import ctypes
 import traceback
 from ctypes import byref, c_uint
 
@@ -188,6 +202,59 @@ def _possible_placements_v1(handle, profile_id, placements, count):
 _possible_placements_v1.__name__ = "nvmlDeviceGetGpuInstancePossiblePlacements"
 
 
+class _ComputeInstanceInfoV1(ctypes.Structure):
+    """``nvmlComputeInstanceInfo_t`` as R450/R455 write it (nvml.h of NVML 11.0/11.1): no placement."""
+
+    _fields_ = [("device", ctypes.c_void_p), ("gpuInstance", ctypes.c_void_p),
+                ("id", ctypes.c_uint), ("profileId", ctypes.c_uint)]
+
+
+class _ProcessInfoV1(ctypes.Structure):
+    """``nvmlProcessInfo_t`` as R450 writes it (nvml.h of NVML 11.0): no GPU/compute instance ids."""
+
+    _fields_ = [("pid", ctypes.c_uint), ("usedGpuMemory", ctypes.c_ulonglong)]
+
+
+def _compute_instance_info(compute, index):
+    """{id, profile_id, placement} of a compute instance; placement None where the driver has no v2 info."""
+    try:
+        info = pynvml.nvmlComputeInstanceGetInfo(compute)
+    except pynvml.NVMLError as error:
+        if error.value != NVML_ERROR_FUNCTION_NOT_FOUND:
+            raise _nvml_error("nvmlComputeInstanceGetInfo", error, index)
+        info = _call(_compute_instance_info_v1, compute, gpu_index=index)
+        return {"id": info.id, "profile_id": info.profileId, "placement": None}
+    return {"id": info.id, "profile_id": info.profileId, "placement": _placement(info.placement)}
+
+
+def _compute_instance_info_v1(compute):
+    """The pre-R460 C symbol with its own struct (pynvml's wrapper always calls ``_v2``)."""
+    info = _ComputeInstanceInfoV1()
+    # pylint: disable-next=protected-access
+    function = pynvml._nvmlGetFunctionPointer("nvmlComputeInstanceGetInfo")
+    pynvml._nvmlCheckReturn(function(compute, byref(info)))  # pylint: disable=protected-access
+    return info
+
+
+_compute_instance_info_v1.__name__ = "nvmlComputeInstanceGetInfo"
+
+
+def _processes_v1(kind, handle):
+    """The R450 unversioned process query (v1 struct), called as pynvml calls the newer ones."""
+    # pylint: disable-next=protected-access
+    function = pynvml._nvmlGetFunctionPointer("nvmlDevice%sRunningProcesses" % kind)
+    count = c_uint(0)
+    status = function(handle, byref(count), None)
+    if status == NVML_SUCCESS:
+        return []
+    if status != NVML_ERROR_INSUFFICIENT_SIZE:
+        pynvml._nvmlCheckReturn(status)  # pylint: disable=protected-access
+    count.value = count.value * 2 + 5  # room for processes that start between the two calls
+    infos = (_ProcessInfoV1 * count.value)()
+    pynvml._nvmlCheckReturn(function(handle, byref(count), infos))  # pylint: disable=protected-access
+    return [infos[position] for position in range(count.value)]
+
+
 def read_catalog(handle_or_index):
     """GpuCatalog of one GPU, read from NVML now (the product never hard-codes profile tables)."""
     index = handle_or_index if isinstance(handle_or_index, int) else None
@@ -285,13 +352,13 @@ def _compute_instances(gpu_instance, gi_id, gi_profile, total_bytes, mig_devices
               gpu_index=index, detail="GPU instance %d" % gi_id)
         name = _compute_instance_name(gi_profile, info.sliceCount, total_bytes)
         for position in range(count.value):
-            ci = _call(pynvml.nvmlComputeInstanceGetInfo, handles[position], gpu_index=index)
-            device = mig_devices.get((gi_id, ci.id), {})
+            ci = _compute_instance_info(handles[position], index)
+            device = mig_devices.get((gi_id, ci["id"]), {})
             computes.append({
-                "id": ci.id,
-                "profile_id": ci.profileId,
+                "id": ci["id"],
+                "profile_id": ci["profile_id"],
                 "profile_name": name,
-                "placement": _placement(ci.placement),
+                "placement": ci["placement"],
                 "mig_uuid": device.get("mig_uuid"),
                 "mig_device_index": device.get("mig_device_index"),
                 "multiprocessors": info.multiprocessorCount,
@@ -323,21 +390,27 @@ def _gpu_instances(handle, index, catalog, mig_devices):
 
 
 def _versioned_processes(kind, handle, index, required):
-    """Running processes of one kind through the newest versioned call the driver exports.
+    """Running processes of one kind through the newest call the driver exports.
 
     The unversioned pynvml wrappers turn FUNCTION_NOT_FOUND into a non-NVML exception, so call the
-    versions directly: _v3 (R510+), then _v2 (same struct).
+    versions directly: _v3 (R510+), then _v2 (R455+, same struct), then the R450 unversioned symbol
+    with the v1 struct (no instance ids).
     """
     last_error = None
-    for suffix in ("_v3", "_v2"):
-        function = getattr(pynvml, "nvmlDevice%sRunningProcesses%s" % (kind, suffix))
+    for suffix in ("_v3", "_v2", ""):
+        if suffix:
+            function = getattr(pynvml, "nvmlDevice%sRunningProcesses%s" % (kind, suffix))
+            arguments = (handle,)
+        else:
+            function = _processes_v1
+            arguments = (kind, handle)
         try:
-            return list(function(handle))
+            return list(function(*arguments))
         except pynvml.NVMLError as error:
             if error.value != NVML_ERROR_FUNCTION_NOT_FOUND and not (
                     not required and error.value == NVML_ERROR_NOT_SUPPORTED):
                 raise _nvml_error(function.__name__, error, index)
-            last_error = (function.__name__, error)
+            last_error = ("nvmlDevice%sRunningProcesses%s" % (kind, suffix), error)
     if required:
         raise _nvml_error(last_error[0], last_error[1], index)
     return []
@@ -489,6 +562,8 @@ def create_compute_instance(index, gi_id, ci_profile_index, placement=None):
     handle = gpu_handle(index)
     instance = _gpu_instance_by_id(handle, index, gi_id)
     info = _compute_profile_info(instance, ci_profile_index, index)
+    if info is not None and placement is None:
+        info = _revised_compute_profile(instance, ci_profile_index, info, index)
     if info is None:
         raise NvmlCallError("nvmlGpuInstanceGetComputeInstanceProfileInfo", NVML_ERROR_NOT_SUPPORTED,
                             "Not Supported", gpu_index=index,
@@ -501,8 +576,22 @@ def create_compute_instance(index, gi_id, ci_profile_index, placement=None):
         where = pynvml.c_nvmlComputeInstancePlacement_t(start, size)
         compute = _call(pynvml.nvmlGpuInstanceCreateComputeInstanceWithPlacement, instance, info.id, byref(where),
                         gpu_index=index, detail="%s at %d:%d" % (detail, start, size))
-    ci = _call(pynvml.nvmlComputeInstanceGetInfo, compute, gpu_index=index)
-    return {"id": ci.id, "profile_id": ci.profileId, "placement": _placement(ci.placement)}
+    return _compute_instance_info(compute, index)
+
+
+def _revised_compute_profile(gpu_instance, requested_index, info, gpu_index):
+    """The latest revision of a compute profile of ``info``'s slice count that the GPU instance offers.
+
+    Hopper's double-memory 1g GPU instances offer 1_SLICE (index 0) and 1_SLICE_REV1 (index 7), and
+    ``nvidia-smi mig -cgi 15 -C`` creates index 7 ("... using profile MIG 1g.20gb (ID  7)"), so a
+    driver-placed compute instance is created as the revision the driver's own tool picks.
+    """
+    chosen = info
+    for ci_profile_index in range(requested_index + 1, pynvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
+        other = _compute_profile_info(gpu_instance, ci_profile_index, gpu_index)
+        if other is not None and other.sliceCount == info.sliceCount and other.id != info.id:
+            chosen = other
+    return chosen
 
 
 def destroy_compute_instance(index, gi_id, ci_id):

@@ -36,12 +36,12 @@ def test_seed_walkthrough(seed_node):
     code, out = run_smi(seed_node, "mig", "-cgi", "9,14,19", "-C")
     assert code == 0
     assert out.splitlines() == [
-        "Successfully created GPU instance ID 2 on GPU 0 using profile MIG 3g.20gb (ID 9)",
-        "Successfully created compute instance ID 0 on GPU 0 GPU instance ID 2 using profile MIG 3g.20gb (ID 2)",
-        "Successfully created GPU instance ID 3 on GPU 0 using profile MIG 2g.10gb (ID 14)",
-        "Successfully created compute instance ID 0 on GPU 0 GPU instance ID 3 using profile MIG 2g.10gb (ID 1)",
-        "Successfully created GPU instance ID 9 on GPU 0 using profile MIG 1g.5gb (ID 19)",
-        "Successfully created compute instance ID 0 on GPU 0 GPU instance ID 9 using profile MIG 1g.5gb (ID 0)",
+        "Successfully created GPU instance ID  2 on GPU  0 using profile MIG 3g.20gb (ID  9)",
+        "Successfully created compute instance ID  0 on GPU  0 GPU instance ID  2 using profile MIG 3g.20gb (ID  2)",
+        "Successfully created GPU instance ID  3 on GPU  0 using profile MIG 2g.10gb (ID 14)",
+        "Successfully created compute instance ID  0 on GPU  0 GPU instance ID  3 using profile MIG 2g.10gb (ID  1)",
+        "Successfully created GPU instance ID  9 on GPU  0 using profile MIG 1g.5gb (ID 19)",
+        "Successfully created compute instance ID  0 on GPU  0 GPU instance ID  9 using profile MIG 1g.5gb (ID  0)",
     ]
     assert run_smi(seed_node, "-L") == (
         0,
@@ -78,9 +78,9 @@ def test_wrong_order_fails_like_the_user_guide(make_node):
     code, out = run_smi(path, "mig", "-cgi", "19,19,14,9")
     assert code != 0
     assert out.splitlines() == [
-        "Successfully created GPU instance ID 13 on GPU 0 using profile MIG 1g.5gb (ID 19)",
-        "Successfully created GPU instance ID 11 on GPU 0 using profile MIG 1g.5gb (ID 19)",
-        "Successfully created GPU instance ID 3 on GPU 0 using profile MIG 2g.10gb (ID 14)",
+        "Successfully created GPU instance ID 13 on GPU  0 using profile MIG 1g.5gb (ID 19)",
+        "Successfully created GPU instance ID 11 on GPU  0 using profile MIG 1g.5gb (ID 19)",
+        "Successfully created GPU instance ID  3 on GPU  0 using profile MIG 2g.10gb (ID 14)",
         "Unable to create a GPU instance on GPU 0 using profile 9: Insufficient Resources",
         "Failed to create GPU instances: Insufficient Resources",
     ]
@@ -90,10 +90,10 @@ def test_wrong_order_fails_like_the_user_guide(make_node):
 def test_names_full_names_and_placements_in_cgi(make_node):
     path = make_node([{"model": "A100-SXM4-40GB", "mig_mode": "enabled"}])
     code, out = run_smi(path, "mig", "-cgi", "3g.20gb,MIG 3g.20gb")
-    assert code == 0 and "GPU instance ID 2" in out.splitlines()[0] and "GPU instance ID 1" in out.splitlines()[1]
+    assert code == 0 and "GPU instance ID  2" in out.splitlines()[0] and "GPU instance ID  1" in out.splitlines()[1]
     run_smi(path, "mig", "-dgi")
     code, out = run_smi(path, "mig", "-cgi", "14:2")
-    assert (code, out) == (0, "Successfully created GPU instance ID 4 on GPU 0 using profile MIG 2g.10gb (ID 14)\n")
+    assert (code, out) == (0, "Successfully created GPU instance ID  4 on GPU  0 using profile MIG 2g.10gb (ID 14)\n")
 
 
 def test_list_gpu_instances_in_profile_order(make_node):
@@ -213,14 +213,14 @@ def test_destroy_in_use_reports_and_keeps_going(make_node):
     code, out = run_smi(path, "mig", "-dci")
     assert code == 19
     assert out.splitlines() == [
-        "Unable to destroy compute instance ID 0 from GPU 0 GPU instance ID 1: In use by another client",
-        "Successfully destroyed compute instance ID 0 from GPU 0 GPU instance ID 2",
+        "Unable to destroy compute instance ID  0 from GPU  0 GPU instance ID  1: In use by another client",
+        "Successfully destroyed compute instance ID  0 from GPU  0 GPU instance ID  2",
         "Failed to destroy compute instances: In use by another client",
     ]
     code, out = run_smi(path, "mig", "-dgi")
     assert out.splitlines() == [
-        "Unable to destroy GPU instance ID 1 from GPU 0: In use by another client",
-        "Successfully destroyed GPU instance ID 2 from GPU 0",
+        "Unable to destroy GPU instance ID  1 from GPU  0: In use by another client",
+        "Successfully destroyed GPU instance ID  2 from GPU  0",
         "Failed to destroy GPU instances: In use by another client",
     ]
     assert run_smi(path, "mig", "-dci", "-gi", "2") == (6, "No compute instances found.\n")

@@ -439,8 +439,8 @@ def _create_gpu_instances(node: Node, gpus: list[int], profiles_text: str, with_
                 say(f"Failed to create GPU instances: {reason}")
                 return exit_code_for(failure.code)
             say(
-                f"Successfully created GPU instance ID {gi['id']} on GPU {index} "
-                f"using profile MIG {profile.name} (ID {profile.id})"
+                f"Successfully created GPU instance ID {gi['id']:>2} on GPU {index:>2} "
+                f"using profile MIG {profile.name} (ID {profile.id:>2})"
             )
             if with_ci:
                 ci_profile = default_ci_profile(profile)
@@ -452,14 +452,14 @@ def _create_gpu_instances(node: Node, gpus: list[int], profiles_text: str, with_
                 except NvmlCallError as failure:
                     reason = error_string(failure.code)
                     say(
-                        f"Unable to create a compute instance on GPU {index} GPU instance ID {gi['id']} "
+                        f"Unable to create a compute instance on GPU {index:>2} GPU instance ID {gi['id']:>2} "
                         f"using profile {ci_profile.index}: {reason}"
                     )
                     say(f"Failed to create compute instances: {reason}")
                     return exit_code_for(failure.code)
                 say(
-                    f"Successfully created compute instance ID {ci['id']} on GPU {index} GPU instance ID "
-                    f"{gi['id']} using profile MIG {ci_profile.name} (ID {ci_profile.index})"
+                    f"Successfully created compute instance ID {ci['id']:>2} on GPU {index:>2} GPU instance ID "
+                    f"{gi['id']:>2} using profile MIG {ci_profile.name} (ID {ci_profile.index:>2})"
                 )
     return 0
 
@@ -485,12 +485,13 @@ def _destroy_compute_instances(
                 except NvmlCallError as failure:
                     failure_code = failure.code
                     say(
-                        f"Unable to destroy compute instance ID {ci['id']} from GPU {index} GPU instance ID "
-                        f"{gi['id']}: {error_string(failure.code)}"
+                        f"Unable to destroy compute instance ID {ci['id']:>2} from GPU {index:>2} GPU instance ID "
+                        f"{gi['id']:>2}: {error_string(failure.code)}"
                     )
                     continue
                 say(
-                    f"Successfully destroyed compute instance ID {ci['id']} from GPU {index} GPU instance ID {gi['id']}"
+                    f"Successfully destroyed compute instance ID {ci['id']:>2} from GPU {index:>2} "
+                    f"GPU instance ID {gi['id']:>2}"
                 )
     if not destroyed_any:
         say("No compute instances found.")
@@ -516,9 +517,9 @@ def _destroy_gpu_instances(node: Node, gpus: list[int], gi_ids: set[int] | None,
                 node.destroy_gpu_instance(index, gi["id"])
             except NvmlCallError as failure:
                 failure_code = failure.code
-                say(f"Unable to destroy GPU instance ID {gi['id']} from GPU {index}: {error_string(failure.code)}")
+                say(f"Unable to destroy GPU instance ID {gi['id']:>2} from GPU {index:>2}: {error_string(failure.code)}")
                 continue
-            say(f"Successfully destroyed GPU instance ID {gi['id']} from GPU {index}")
+            say(f"Successfully destroyed GPU instance ID {gi['id']:>2} from GPU {index:>2}")
     if not destroyed_any:
         say("No GPU instances found.")
         return EXIT_NOT_FOUND

@@ -59,29 +59,30 @@ def test_a_failed_write_reports_the_steps_done_and_leaves_them_in_place(tmp_path
         with pytest.raises(ApplyError) as raised:
             plan_and_apply(0, ["3g.20gb", "1g.5gb"])
     error = raised.value
-    # The 1g.5gb at 6:1 (GI 13) rules out a 3g at 4:4, so the plan keeps it, destroys the 2g (GI 5 at 4:2) and
-    # creates the 3g at 0:4; creating its compute instance then fails.
+    # The 1g.5gb at 6:1 (GI 9 on R580) rules out a 3g at 4:4, so the plan keeps it, destroys the 2g (GI 3 at
+    # 4:2) and creates the 3g at 0:4; creating its compute instance then fails. R580 numbers GIs apart from
+    # their placement (A100 on 580.126.09: 4g at 0:4 is GI 2), so the 3g at 0:4 is GI 2 here.
     assert [describe_step(step) for step in error.done] == [
-        "destroy compute instance 0 (2g.10gb) of GPU instance 5",
-        "destroy GPU instance 5 (2g.10gb at 4:2)",
-        "create GPU instance 3g.20gb at 0:4 (GPU instance 1)"]
-    assert error.step == {"action": "create_compute_instance", "gpu_instance_id": 1, "profile": "3g.20gb",
+        "destroy compute instance 0 (2g.10gb) of GPU instance 3",
+        "destroy GPU instance 3 (2g.10gb at 4:2)",
+        "create GPU instance 3g.20gb at 0:4 (GPU instance 2)"]
+    assert error.step == {"action": "create_compute_instance", "gpu_instance_id": 2, "profile": "3g.20gb",
                           "profile_index": 2}
     assert (error.cause.call, error.cause.code, error.gpu_index) == ("nvmlGpuInstanceCreateComputeInstance", 23, 0)
-    assert str(error) == ("create compute instance 3g.20gb in GPU instance 1 failed: nvmlGpuInstanceCreateComputeInstance "
-                          "failed on GPU 0 (compute profile 2 in GPU instance 1): Insufficient Resources (NVML error 23)")
+    assert str(error) == ("create compute instance 3g.20gb in GPU instance 2 failed: nvmlGpuInstanceCreateComputeInstance "
+                          "failed on GPU 0 (compute profile 2 in GPU instance 2): Insufficient Resources (NVML error 23)")
     assert node.lines(0) == ["3g.20gb at 0:4: no compute instance", "1g.5gb at 6:1: 1g.5gb"]
 
 
 def test_destroying_instances_removes_compute_instances_first(tmp_path):
-    # The 1g.5gb lands on slot 0 (GPU instance 7): the 3g.20gb at 4:4 covers slots 4-7.
+    # The 1g.5gb lands on slot 0 (GPU instance 9 on R580): the 3g.20gb at 4:4 covers slots 4-7.
     gpus = [{"model": "A100-SXM4-40GB", "count": 1, "mig_mode": "enabled", "mig_devices": ["3g.20gb", "1g.5gb"]}]
     with simulated_node(tmp_path / "node.json", gpus=gpus) as node, gpu.NvmlSession():
         facts = gpu.read_node_facts()["gpus"][0]
         steps = destroy_gpu_instances(0, facts["gpu_instances"])
     assert [(step["action"], step["gpu_instance_id"]) for step in steps] == [
         ("destroy_compute_instance", 2), ("destroy_gpu_instance", 2),
-        ("destroy_compute_instance", 7), ("destroy_gpu_instance", 7)]
+        ("destroy_compute_instance", 9), ("destroy_gpu_instance", 9)]
     assert node.lines(0) == []
 
 

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu
+from ansible_collections.gpufleet.mig.plugins.module_utils.apply import apply_gpu_plan
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import NvmlCallError
 from ansible_collections.gpufleet.mig.plugins.module_utils.planner import devices_from_instances, plan_gpu_layout
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import catalog_from_dict, catalog_to_dict
@@ -195,3 +196,74 @@ def test_injected_faults_surface_with_their_nvml_code(node):
         with pytest.raises(NvmlCallError) as raised:
             gpu.create_gpu_instance(0, 9)
     assert (raised.value.call, raised.value.code) == ("nvmlDeviceCreateGpuInstance", 23)
+
+
+# ------------------------------------------------- driver branches (issue 8: entry points per branch)
+SEED_GEOMETRY = [{"model": "A100-SXM4-40GB", "count": 1, "mig_mode": "enabled",
+                  "mig_devices": ["3g.20gb", "2g.10gb", "1g.5gb"]}]
+
+
+@pytest.mark.parametrize("driver", ["450.80.02", "455.23.05", "460.91.03", "470.57.02", "515.86.01", "535.104.05"])
+def test_facts_with_processes_and_compute_instances_on_every_branch(node, driver):
+    # R450 exports neither nvmlComputeInstanceGetInfo_v2 (R460) nor the _v2/_v3 process queries (R455/R510);
+    # R455 has the v2 process struct but still only the v1 compute-instance info (no placement).
+    path = node(driver_version=driver, gpus=SEED_GEOMETRY)
+    sim.add_process(path, 0, 4242, "trainer", used_memory_mib=300, gi=2, ci=0)
+    sim.add_process(path, 0, 4343, "eval", used_memory_mib=100, gi=9, ci=0)
+    with gpu.NvmlSession():
+        facts = gpu.read_node_facts()
+    gpu0 = facts["gpus"][0]
+    assert [(gi["id"], gi["profile_name"], gi["placement"]) for gi in gpu0["gpu_instances"]] == [
+        (2, "3g.20gb", {"start": 4, "size": 4}), (3, "2g.10gb", {"start": 0, "size": 2}),
+        (9, "1g.5gb", {"start": 2, "size": 1})]
+    computes = [gi["compute_instances"] for gi in gpu0["gpu_instances"]]
+    assert [[ci["profile_name"] for ci in cis] for cis in computes] == [["3g.20gb"], ["2g.10gb"], ["1g.5gb"]]
+    ci_placement = computes[0][0]["placement"]
+    assert ci_placement == (None if driver.startswith(("450.", "455.")) else {"start": 0, "size": 3})
+    assert [(p["pid"], p["gpu_instance_id"], p["compute_instance_id"], p["used_memory_mib"], p.get("name"))
+            for p in gpu0["processes"]] == [(4242, 2, 0, 300, "trainer"), (4343, 9, 0, 100, "eval")]
+
+
+def test_r450_node_is_reconfigured_through_the_older_entry_points(node):
+    node(driver_version="450.80.02", gpus=SEED_GEOMETRY)
+    with gpu.NvmlSession():
+        catalog = gpu.read_catalog(0)
+        facts = gpu.read_node_facts()["gpus"][0]
+        plan = plan_gpu_layout(catalog, facts["gpu_instances"], ["1g.5gb"] * 7)
+        apply_gpu_plan(0, plan, catalog)
+        after = gpu.read_node_facts()["gpus"][0]["gpu_instances"]
+    assert [ci["profile_name"] for gi in after for ci in gi["compute_instances"]] == ["1g.5gb"] * 7
+
+
+@pytest.mark.parametrize("model, name", [("H100-SXM5-80GB", "1g.20gb"), ("H200-141GB", "1g.35gb")])
+def test_double_memory_1g_gets_the_compute_instance_nvidia_smi_creates(node, model, name):
+    # `nvidia-smi mig -cgi 15 -C` on an H100: "... GPU instance ID  5 using profile MIG 1g.20gb (ID  7)".
+    node(driver_version="550.90.07", gpus=[{"model": model, "count": 1, "mig_mode": "enabled"}])
+    with gpu.NvmlSession():
+        catalog = gpu.read_catalog(0)
+        plan = plan_gpu_layout(catalog, [], [name])
+        apply_gpu_plan(0, plan, catalog)
+        gpu0 = gpu.read_node_facts()["gpus"][0]
+        again = plan_gpu_layout(catalog, gpu0["gpu_instances"], [name])
+    [gi] = gpu0["gpu_instances"]
+    [ci] = gi["compute_instances"]
+    assert (gi["profile_id"], ci["profile_id"], ci["profile_name"]) == (15, 7, name)
+    assert not again.create and not again.destroy
+
+
+def test_r580_gpu_instance_ids_are_read_back_never_mapped_to_placements(node):
+    # A100 on 580.126.09 numbers 4g at 0:4 GI 2, 2g at 4:2 GI 3, 1g at 6:1 GI 9: under the older
+    # numbering GI 2 would sit at 4:4 and GI 3 at 0:2. Facts, plans and the keep decision use the
+    # placements NVML reports.
+    node(driver_version="580.126.09")
+    with gpu.NvmlSession():
+        handle = gpu.gpu_handle(0)
+        for profile_id in (5, 14, 19):  # automatic placement: 0:4, 4:2, 6:1
+            created = gpu.create_gpu_instance(0, profile_id)
+            gpu.create_compute_instance(0, created["id"], {5: 3, 14: 1, 19: 0}[profile_id])
+        catalog = gpu.read_catalog(handle)
+        facts = gpu.read_node_facts()["gpus"][0]
+        plan = plan_gpu_layout(catalog, facts["gpu_instances"], ["4g.20gb", "2g.10gb", "1g.5gb"])
+    assert [(gi["id"], gi["placement"]) for gi in facts["gpu_instances"]] == [
+        (2, {"start": 0, "size": 4}), (3, {"start": 4, "size": 2}), (9, {"start": 6, "size": 1})]
+    assert not plan.create and not plan.destroy
