@@ -23,8 +23,10 @@ def run_smi(path, *argv):
 
 @pytest.fixture
 def seed_node(make_node):
+    # The seed's `-mig 1` printed no persistence-mode warning: persistence mode was on.
     return make_node(
-        [{"model": "A100-SXM4-40GB", "uuid": SEED_GPU_UUID, "pci_bus_id": SEED_BUS}], driver_version="450.80.02"
+        [{"model": "A100-SXM4-40GB", "uuid": SEED_GPU_UUID, "pci_bus_id": SEED_BUS, "persistence_mode": True}],
+        driver_version="450.80.02",
     )
 
 
@@ -255,7 +257,8 @@ def test_reset_refused_while_held_then_applies_pending_mode(seed_node):
     ]
     assert out.splitlines()[3].startswith("1 device is currently being used by one or more other processes")
     sim.release_gpu(seed_node, 0)
-    assert run_smi(seed_node, "--gpu-reset", "-i", SEED_BUS) == (0, f"GPU {SEED_BUS} was successfully reset.\n")
+    assert run_smi(seed_node, "--gpu-reset", "-i", SEED_BUS) == (
+        0, f"GPU {SEED_BUS} was successfully reset.\nAll done.\n")
     assert run_smi(seed_node, "--query-gpu=mig.mode.current", "--format=csv,noheader") == (0, "Enabled\n")
 
 
@@ -319,3 +322,102 @@ def test_executable_on_the_node_path(seed_node):
     unset = {k: v for k, v in env.items() if k != sim.STATE_ENV_VAR}
     result = subprocess.run(["nvidia-smi"], env=unset, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 9
+
+
+# ----------------------------------------------------------- layouts as captured (issue 8 item 6)
+A100_R580_LGI = """\
++---------------------------------------------------------+
+| GPU instances:                                          |
+| GPU   Name               Profile  Instance   Placement  |
+|                            ID       ID       Start:Size |
+|=========================================================|
+|   0  MIG 1g.5gb            19        9          6:1     |
++---------------------------------------------------------+
+|   0  MIG 2g.10gb           14        3          4:2     |
++---------------------------------------------------------+
+|   0  MIG 4g.20gb            5        2          0:4     |
++---------------------------------------------------------+
+"""
+
+
+def _a100_r580_transcript_node(make_node):
+    """An A100-SXM4-40GB on 580.126.09 after -cgi 4g.20gb, 2g.10gb, 1g.5gb (public transcript)."""
+    path = make_node([{"model": "A100-SXM4-40GB", "mig_mode": "enabled"}], driver_version="580.126.09")
+    for profile in ("4g.20gb", "2g.10gb", "1g.5gb"):
+        assert run_smi(path, "mig", "-i", "0", "-cgi", profile)[0] == 0
+    return path
+
+
+def test_lgi_is_57_columns_from_r580_with_the_captured_ids(make_node):
+    path = _a100_r580_transcript_node(make_node)
+    assert run_smi(path, "mig", "-i", "0", "-lgi") == (0, A100_R580_LGI)
+
+
+def test_lci_rows_go_by_compute_profile_then_gpu_instance(make_node):
+    path = _a100_r580_transcript_node(make_node)
+    assert run_smi(path, "mig", "-i", "0", "-gi", "2", "-cci")[0] == 0
+    for _ in range(2):
+        assert run_smi(path, "mig", "-i", "0", "-gi", "3", "-cci", "0")[0] == 0
+    assert run_smi(path, "mig", "-i", "0", "-gi", "9", "-cci")[0] == 0
+    code, out = run_smi(path, "mig", "-i", "0", "-lci")
+    assert code == 0
+    assert out.splitlines()[6:] == [
+        "|   0      9       MIG 1g.5gb           0         0          0:1     |",
+        "+--------------------------------------------------------------------+",
+        "|   0      3       MIG 1c.2g.10gb       0         0          0:1     |",
+        "+--------------------------------------------------------------------+",
+        "|   0      3       MIG 1c.2g.10gb       0         1          1:1     |",
+        "+--------------------------------------------------------------------+",
+        "|   0      2       MIG 4g.20gb          3         0          0:4     |",
+        "+--------------------------------------------------------------------+",
+    ]
+
+
+def test_lgi_is_55_columns_before_r580(make_node):
+    """DCGM#138 capture (A100-80GB): `|   0  MIG 1g.10gb         19        9          2:1     |`."""
+    path = make_node([{"model": "A100-SXM4-80GB", "mig_mode": "enabled", "mig_devices": ["3g.40gb", "2g.20gb"]}],
+                     driver_version="535.104.05")
+    code, out = run_smi(path, "mig", "-lgi")
+    assert code == 0
+    lines = out.splitlines()
+    assert {len(line) for line in lines} == {57}  # 55 inside the borders
+    assert lines[2] == "| GPU   Name             Profile  Instance   Placement  |"
+    assert "|   0  MIG 2g.20gb         14        3          0:2     |" in lines
+
+
+@pytest.mark.parametrize("driver, width", [("535.104.05", 77), ("570.172.08", 77), ("580.65.06", 79)])
+def test_lgip_width_per_branch(make_node, driver, width):
+    """77 columns up to R575 (mig-parted#97, PR#166), 79 from R580 (probe, 580.126.09 capture)."""
+    path = make_node([{"model": "A100-SXM4-80GB", "mig_mode": "enabled"}], driver_version=driver)
+    code, out = run_smi(path, "mig", "-lgip")
+    assert code == 0
+    lines = out.splitlines()
+    assert {len(line) for line in lines} == {width + 2}
+    if width == 77:
+        assert lines[2] == "| GPU   Name             ID    Instances   Memory     P2P    SM    DEC   ENC  |"
+        assert lines[5].startswith("|   0  MIG 1g.10gb       19     7/7        9.")
+        assert lines[6] == "|" + " " * 61 + "1     0     0   |"
+
+
+def test_mig_mode_change_warns_when_persistence_mode_is_off(make_node):
+    path = make_node([{"model": "A100-SXM4-40GB", "pci_bus_id": "00000000:01:00.0"}], driver_version="550.54.15")
+    code, out = run_smi(path, "-i", "0", "-mig", "1")
+    assert code == 0
+    assert out.splitlines() == [
+        "Enabled MIG Mode for GPU 00000000:01:00.0",
+        "",
+        "Warning: persistence mode is disabled on device 00000000:01:00.0. See the Known Issues section of the "
+        "nvidia-smi(1) man page for more information. Run with [--help | -h] switch to get more information on "
+        "how to enable persistence mode.",
+        "All done.",
+    ]
+
+
+def test_list_one_gpu_with_its_mig_devices(make_node):
+    path = make_node([{"model": "A100-SXM4-40GB", "count": 2, "mig_mode": "enabled", "mig_devices": ["3g.20gb"]}],
+                     driver_version="550.54.15")
+    code, out = run_smi(path, "-i", "1", "-L")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2
+    assert lines[0].startswith("GPU 1: NVIDIA A100-SXM4-40GB (UUID: ")
+    assert lines[1].startswith("  MIG 3g.20gb     Device  0: (UUID: MIG-")

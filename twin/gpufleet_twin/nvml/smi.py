@@ -5,7 +5,7 @@ the fake libnvidia-ml (``core.Node``); injected faults on the NVML call behind a
 (for example ``nvmlDeviceCreateGpuInstance`` behind ``mig -cgi``) apply here too.
 
 Supported: ``-L``, ``--query-gpu=... --format=csv[,noheader][,nounits]``, ``-r/--gpu-reset``,
-``-mig 0|1``, ``mig -lgip | -lgipp | -lgi | -lci | -cgi <list> [-C] | -dci [-gi ..] [-ci ..] | -dgi [-gi ..]``,
+``-mig 0|1``, ``mig -lgip | -lgipp | -lgi | -lci | -cgi <list> [-C] | [-gi ..] -cci [<list>] | -dci [-gi ..] [-ci ..] | -dgi [-gi ..]``,
 ``--version``, each with ``-i``; no argument prints a short summary table.  Messages follow the
 captures quoted in shared/reference/mig-hardware.md 7 and the MIG User Guide; exit codes follow
 nvidia-smi's (the NVML code for codes up to 21, 255 otherwise).
@@ -43,6 +43,13 @@ BUSY_FOR_RESET = (
     "CUDA application, graphics application such as an X server, or a monitoring application such "
     "as another instance of nvidia-smi). Please first kill all processes using this device and all "
     "compute applications running in the system."
+)
+# Printed after "Enabled/Disabled MIG Mode for GPU <bus>" and a blank line when persistence mode is
+# off (public captures on 515.86.01 and later drivers).
+PERSISTENCE_WARNING = (
+    "Warning: persistence mode is disabled on device {bus}. See the Known Issues section of the "
+    "nvidia-smi(1) man page for more information. Run with [--help | -h] switch to get more "
+    "information on how to enable persistence mode."
 )
 INVALID_ARGUMENTS = "Invalid combination of input arguments. Please run 'nvidia-smi -h' for help."
 
@@ -114,6 +121,12 @@ def _split_args(argv: list[str]) -> dict[str, Any]:
         elif parsed["mig_subcommand"] and name in ("-cgi", "--create-gpu-instance"):
             parsed["action"] = "cgi"
             parsed["profiles"] = value_of(name)
+        elif parsed["mig_subcommand"] and name in ("-cci", "--create-compute-instance"):
+            parsed["action"] = "cci"
+            following = args[position + 1] if position + 1 < len(args) else None
+            if following is not None and not following.startswith("-"):
+                parsed["ci_profiles"] = following
+                position += 1
         elif parsed["mig_subcommand"] and name in ("-C", "--default-compute-instance"):
             parsed["default_ci"] = True
         elif parsed["mig_subcommand"] and name in ("-dci", "--destroy-compute-instance"):
@@ -240,6 +253,8 @@ def _reset(node: Node, gpus: list[int], say: _Output) -> int:
             code = exit_code_for(failure.code)
             continue
         say(f"GPU {bus} was successfully reset.")
+    if not busy and code == 0:
+        say("All done.")  # public captures: "... was successfully reset." then "All done."
     if busy:
         say("The following GPUs could not be reset:")
         for bus in busy:
@@ -272,6 +287,9 @@ def _set_mig_mode(node: Node, gpus: list[int], mode_text: str, say: _Output) -> 
             continue
         if status == errors.SUCCESS:
             say(f"{word.capitalize()}d MIG Mode for GPU {bus}")
+            if not _persistence_mode(node, index):
+                say()
+                say(PERSISTENCE_WARNING.format(bus=bus))
         elif status == errors.ERROR_CODES["IN_USE"]:
             say(f"Warning: MIG mode is in pending {word} state for GPU {bus}:{error_string(status)}")
             say(BUSY_FOR_MODE.format(bus=bus))
@@ -281,6 +299,14 @@ def _set_mig_mode(node: Node, gpus: list[int], mode_text: str, say: _Output) -> 
             say(f"Reboot the system or try nvidia-smi --gpu-reset to make MIG mode effective on GPU {bus}")
     say("All done.")
     return code
+
+
+def _persistence_mode(node: Node, index: int) -> bool:
+    """On when the GPU spec says so (legacy ``nvidia-smi -pm 1``) or nvidia-persistenced holds it."""
+    if node.gpu(index).get("persistence_mode"):
+        return True
+    return any(client["gpu"] == index and client["name"] == "nvidia-persistenced"
+               for client in node.state.get("clients", []))
 
 
 def _profiles_listable(node: Node, index: int) -> bool:
@@ -308,8 +334,19 @@ def _table(say: _Output, width: int, title: str, header: list[str], rows: list[l
         say(rule)
 
 
+# `mig -lgip` and `-lgi` tables grew two columns in R580, both in the name field: 77/55 columns up
+# to R575 (mig-parted#97, gpu-operator#900, DCGM#138 captures), 79/57 from R580 (our 580.159.04
+# probe, an A100 on 580.126.09 and an RTX PRO 6000 capture).
+WIDE_TABLES_SINCE = 580
+
+
+def _wide_tables(node: Node) -> bool:
+    return node.installed_driver().branch >= WIDE_TABLES_SINCE
+
+
 def _list_gi_profiles(node: Node, gpus: list[int], say: _Output) -> int:
-    """`mig -lgip`, laid out as nvidia-smi 580.159.04 prints it (captured on an H200)."""
+    """`mig -lgip`: 77 columns up to R575, 79 from R580 (name field 17 -> 19)."""
+    extra = 2 if _wide_tables(node) else 0
     rows = []
     for index in gpus:
         for profile in node.mig_capability(index).gi_profiles:
@@ -317,18 +354,19 @@ def _list_gi_profiles(node: Node, gpus: list[int], say: _Output) -> int:
             memory = f"{profile.memory_mib / 1024:.2f}"
             rows.append(
                 [
-                    f"{index:>4}  {'MIG ' + profile.name:<19}{profile.id:>3}{free:>6}/{profile.instance_count:<2}"
+                    f"{index:>4}  {'MIG ' + profile.name:<{17 + extra}}{profile.id:>3}{free:>6}/{profile.instance_count:<2}"
                     f"{'':7}{memory:<11}{'No':<7}{profile.multiprocessors:<7}{profile.decoders:<6}{profile.encoders:<4}",
-                    " " * 62 + f"{profile.copy_engines:>2}{'':5}{profile.jpegs:<6}{profile.ofas:<4}",
+                    " " * (60 + extra) + f"{profile.copy_engines:>2}{'':5}{profile.jpegs:<6}{profile.ofas:<4}",
                 ]
             )
+    pad = " " * extra
     _table(
         say,
-        79,
+        77 + extra,
         "GPU instance profiles:",
         [
-            " GPU   Name               ID    Instances   Memory     P2P    SM    DEC   ENC",
-            "                                Free/Total   GiB              CE    JPEG  OFA",
+            f" GPU   Name             {pad}ID    Instances   Memory     P2P    SM    DEC   ENC",
+            f"                              {pad}Free/Total   GiB              CE    JPEG  OFA",
         ],
         rows,
     )
@@ -352,24 +390,27 @@ def _ordered_gpu_instances(node: Node, index: int) -> list[dict[str, Any]]:
 
 
 def _list_gpu_instances(node: Node, gpus: list[int], say: _Output) -> int:
+    """`mig -lgi`: 55 columns up to R575 (DCGM#138), 57 from R580 (580.126.09 capture)."""
+    extra = 2 if _wide_tables(node) else 0
     rows = []
     for index in gpus:
         for gi in _ordered_gpu_instances(node, index):
             profile = node.gi_profile_of(index, gi)
             placement = "{}:{}".format(*gi["placement"])
             rows.append(
-                [f" {index:>3}  MIG {profile.name:<15}{profile.id:>3}       {gi['id']:>3}         {placement:<5}"]
+                [f"{index:>4}  MIG {profile.name:<{15 + extra}}{profile.id:>3}{gi['id']:>9}{'':10}{placement:<8}"]
             )
     if not rows:
         say("No GPU instances found.")
         return 0
+    pad = " " * extra
     _table(
         say,
-        55,
+        55 + extra,
         "GPU instances:",
         [
-            " GPU   Name             Profile  Instance   Placement",
-            "                          ID       ID       Start:Size",
+            f" GPU   Name             {pad}Profile  Instance   Placement",
+            f"                          {pad}ID       ID       Start:Size",
         ],
         rows,
     )
@@ -377,33 +418,35 @@ def _list_gpu_instances(node: Node, gpus: list[int], say: _Output) -> int:
 
 
 def _list_compute_instances(node: Node, gpus: list[int], gi_ids: set[int] | None, say: _Output) -> int:
-    rows = []
+    """`mig -lci`, 68 columns on every branch captured (R515 to R580).
+
+    Rows by compute profile id, then GPU instance in `-lgi` order, then CI id: an A100 on 580.126.09
+    listed (GI 9, 1g.5gb, profile 0), (GI 3, 1c.2g.10gb, profile 0) x2, then (GI 2, 4g.20gb, profile 3).
+    """
+    entries = []
     for index in gpus:
-        for gi in node.gpu_instances(index):
+        for gi_rank, gi in enumerate(_ordered_gpu_instances(node, index)):
             if gi_ids is not None and gi["id"] not in gi_ids:
                 continue
             for ci in node.compute_instances(index, gi["id"]):
                 profile = node.ci_profile_of(index, gi["id"], ci)
                 placement = "{}:{}".format(*ci["placement"])
-                rows.append(
-                    [
-                        f" {index:>3}  {gi['id']:>4}       MIG {profile.name:<14}{profile.id:>4}"
-                        f"      {ci['id']:>4}       {placement:<5}"
-                    ]
-                )
-    if not rows:
+                line = (f"{index:>4}{gi['id']:>7}{'':7}{'MIG ' + profile.name:<19}{profile.id:>3}"
+                        f"{ci['id']:>10}{'':10}{placement:<8}")
+                entries.append(((index, profile.id, gi_rank, ci["id"]), line))
+    if not entries:
         say("No compute instances found.")
         return 0
     _table(
         say,
-        75,
+        68,
         "Compute instances:",
         [
             " GPU     GPU       Name             Profile   Instance   Placement",
             "       Instance                       ID        ID       Start:Size",
             "         ID",
         ],
-        rows,
+        [[line] for _, line in sorted(entries, key=lambda entry: entry[0])],
     )
     return 0
 
@@ -461,6 +504,44 @@ def _create_gpu_instances(node: Node, gpus: list[int], profiles_text: str, with_
                     f"Successfully created compute instance ID {ci['id']:>2} on GPU {index:>2} GPU instance ID "
                     f"{gi['id']:>2} using profile MIG {ci_profile.name} (ID {ci_profile.index:>2})"
                 )
+    return 0
+
+
+def _create_compute_instances(
+    node: Node, gpus: list[int], gi_ids: set[int] | None, profiles_text: str | None, say: _Output
+) -> int:
+    """`mig [-gi ..] -cci [ids or names]`: the listed CI profiles in each GI, else its default CI."""
+    for index in gpus:
+        for gi in _ordered_gpu_instances(node, index):
+            if gi_ids is not None and gi["id"] not in gi_ids:
+                continue
+            available = node.ci_profiles(index, gi["id"])
+            if profiles_text is None:
+                wanted = [default_ci_profile(node.gi_profile_of(index, gi))]
+            else:
+                wanted = []
+                for token in (part.strip() for part in profiles_text.split(",") if part.strip()):
+                    name = token[4:] if token.upper().startswith("MIG ") else token
+                    match = next((p for p in available if str(p.id) == token or p.name == name), None)
+                    if match is None:
+                        say(f"Unable to create a compute instance on GPU {index:>2} GPU instance ID {gi['id']:>2} "
+                            f"using profile {token}: {error_string(errors.ERROR_CODES['NOT_SUPPORTED'])}")
+                        return exit_code_for(errors.ERROR_CODES["NOT_SUPPORTED"])
+                    wanted.append(match)
+            for ci_profile in wanted:
+                try:
+                    forced = node.take_fault("nvmlGpuInstanceCreateComputeInstance", index)
+                    if forced is not None:
+                        raise NvmlCallError(forced)
+                    ci = node.create_compute_instance(index, gi["id"], ci_profile.index)
+                except NvmlCallError as failure:
+                    reason = error_string(failure.code)
+                    say(f"Unable to create a compute instance on GPU {index:>2} GPU instance ID {gi['id']:>2} "
+                        f"using profile {ci_profile.index}: {reason}")
+                    say(f"Failed to create compute instances: {reason}")
+                    return exit_code_for(failure.code)
+                say(f"Successfully created compute instance ID {ci['id']:>2} on GPU {index:>2} GPU instance ID "
+                    f"{gi['id']:>2} using profile MIG {ci_profile.name} (ID {ci_profile.index:>2})")
     return 0
 
 
@@ -575,14 +656,15 @@ def run(argv: list[str], state_path: str | None, out: TextIO) -> int:
         if not node.driver_usable:
             say(NO_DRIVER_MESSAGE)
             return errors.ERROR_CODES["DRIVER_NOT_LOADED"]
-        if parsed.get("list") and "targets" in parsed:
-            # Observed on 580.159.04.
-            say("ERROR: Option -i is not valid for this command. Please run 'nvidia-smi -h' for help.")
-            say()
-            return EXIT_INVALID
         try:
             gpus = _select_gpus(node, parsed.get("targets"))
         except LookupError:
+            if parsed.get("list"):
+                # Observed on 580.159.04 for `-i 7 -L` on a one-GPU node.  A GPU that exists is
+                # listed (`nvidia-smi -i 0 -L`, audit: captures).
+                say("ERROR: Option -i is not valid for this command. Please run 'nvidia-smi -h' for help.")
+                say()
+                return EXIT_INVALID
             say("No devices were found")
             return EXIT_NOT_FOUND
         return _dispatch(node, parsed, gpus, say)
@@ -619,6 +701,10 @@ def _dispatch(node: Node, parsed: dict[str, Any], gpus: list[int], say: _Output)
                 return _list_compute_instances(node, enabled, _id_list(parsed.get("gi_ids")), say)
             if action == "cgi":
                 return _create_gpu_instances(node, mig_gpus, parsed["profiles"], parsed.get("default_ci", False), say)
+            if action == "cci":
+                return _create_compute_instances(
+                    node, enabled, _id_list(parsed.get("gi_ids")), parsed.get("ci_profiles"), say
+                )
             if action == "dci":
                 return _destroy_compute_instances(
                     node, mig_gpus, _id_list(parsed.get("gi_ids")), _id_list(parsed.get("ci_ids")), say

@@ -15,7 +15,8 @@ NVIDIA Container Toolkit; see ``toolkit.py``).  ``driver_version: null`` is a no
 Optional GPU keys: ``uuid`` / ``pci_bus_id`` (only with count 1), ``mig_mode`` (``enabled``,
 ``disabled`` or ``{current: .., pending: ..}``) and ``mig_devices`` (profiles created in order,
 each with its full-size compute instance, like ``nvidia-smi mig -cgi ... -C``; ``name:start``
-asks for a placement).
+asks for a placement), ``persistence_mode`` (true: legacy persistence mode is on, so the
+nvidia-smi stand-in prints no persistence warning; a ``nvidia-persistenced`` client does the same).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ NODE_KEYS = {
     "hostvars",
     "container_toolkit",
 }
-GPU_KEYS = {"model", "count", "mig_mode", "uuid", "pci_bus_id", "mig_devices"}
+GPU_KEYS = {"model", "count", "mig_mode", "uuid", "pci_bus_id", "mig_devices", "persistence_mode"}
 
 # Bus numbers of the eight GPUs of a DGX A100; nodes of one kind share a bus layout.
 _DGX_BUS_NUMBERS = (0x07, 0x0F, 0x47, 0x4E, 0x87, 0x90, 0xB7, 0xBD)
@@ -137,6 +138,7 @@ def build_node_state(spec: dict[str, Any]) -> dict[str, Any]:
                     "pci_bus_id": entry.get("pci_bus_id") or pci_bus_id_for(index),
                     "mig_current": current,
                     "mig_pending": pending,
+                    "persistence_mode": bool(entry.get("persistence_mode", False)),
                     "gpu_instances": [],
                 }
             )
