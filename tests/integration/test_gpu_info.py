@@ -149,3 +149,44 @@ def test_runs_directly_as_a_python_script(sim_fleet, tmp_path):
     result = json.loads(completed.stdout)
     assert (result["changed"], result["driver_version"], [g["uuid"] for g in result["gpus"]]) == (
         False, "450.80.02", [SEED_GPU_UUID])
+
+
+# Issue 8: a fleet with one node per driver branch. What each node's libnvidia-ml exports, read in the
+# node's own interpreter, and gpu_info on every branch (R450/R455 only have the unversioned process and
+# compute-instance calls with their older structs).
+BRANCH_DRIVERS = ("450.80.02", "460.91.03", "470.57.02", "515.86.01", "535.104.05")
+VERSIONED_SINCE = {"nvmlDeviceGetComputeRunningProcesses_v2": 455, "nvmlDeviceGetAttributes_v2": 455,
+                   "nvmlComputeInstanceGetInfo_v2": 460, "nvmlDeviceGetComputeRunningProcesses_v3": 510,
+                   "nvmlGpuInstanceCreateComputeInstanceWithPlacement": 525,
+                   "nvmlGpuInstanceGetComputeInstancePossiblePlacements": 525,
+                   "nvmlDeviceGetGpuInstanceProfileInfoByIdV": 580}
+EXPORTS_PROBE = (
+    "import json, pynvml\n"
+    "pynvml.nvmlInit()\n"
+    "print(json.dumps(sorted(n for n in %r if hasattr(pynvml.nvmlLib, n))))\n" % sorted(VERSIONED_SINCE))
+
+
+def _branch_node(driver):
+    return {"name": "r" + driver.split(".")[0], "driver_version": driver,
+            "gpus": [{"model": "A100-SXM4-40GB", "mig_mode": "enabled", "mig_devices": ["3g.20gb", "2g.10gb"]}],
+            "processes": [{"gpu": 0, "pid": 5000, "name": "train", "used_memory_mib": 2048, "gi": 2, "ci": 0}]}
+
+
+def test_every_driver_branch_exports_its_entry_points_and_reads_facts(sim_fleet):
+    fleet = sim_fleet({"cluster": False, "nodes": [_branch_node(driver) for driver in BRANCH_DRIVERS]})
+    for driver in BRANCH_DRIVERS:
+        node = "r" + driver.split(".")[0]
+        completed = subprocess.run([str(fleet.workdir / "nodes" / node / "python"), "-c", EXPORTS_PROBE],
+                                   capture_output=True, text=True, timeout=60, check=False)
+        assert completed.returncode == 0, completed.stderr
+        branch = int(driver.split(".")[0])
+        assert json.loads(completed.stdout) == sorted(
+            name for name, since in VERSIONED_SINCE.items() if branch >= since), driver
+
+    run = fleet.play([READ])
+    for driver in BRANCH_DRIVERS:
+        gpu = run.task("Read GPU facts", "r" + driver.split(".")[0]).result["gpus"][0]
+        assert [(gi["id"], gi["profile_name"], [ci["profile_name"] for ci in gi["compute_instances"]])
+                for gi in gpu["gpu_instances"]] == [(2, "3g.20gb", ["3g.20gb"]), (3, "2g.10gb", ["2g.10gb"])], driver
+        assert gpu["processes"] == [{"pid": 5000, "name": "train", "used_memory_mib": 2048, "gpu_instance_id": 2,
+                                     "compute_instance_id": 0}], driver
