@@ -52,7 +52,8 @@ def test_up_writes_state_wrapper_inventory_and_manifest(twin: Path):
                 "gpu_nodes": {
                     "hosts": {
                         "gpu-node-1": {
-                            "ansible_connection": "local",
+                            "ansible_connection": "gpufleet_sim",
+                            "mig_node_state_dir": str(node_dir / "var-lib-gpufleet-mig"),
                             "ansible_python_interpreter": str(node_dir / "python"),
                             "gpufleet_sim_state": str(node_dir / "state.json"),
                         }

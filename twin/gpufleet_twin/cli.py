@@ -31,6 +31,7 @@ from . import nvml
 MANIFEST_NAME = "twin.json"
 INVENTORY_NAME = "inventory.yml"
 NODE_GROUP = "gpu_nodes"
+SIM_CONNECTION = "gpufleet_sim"
 MANIFEST_VERSION = 1
 
 
@@ -127,7 +128,11 @@ class NodesComponent:
         hosts = {}
         for name, node in entry.get("nodes", {}).items():
             hosts[name] = {
-                "ansible_connection": "local",
+                # twin/ansible_plugins/connection/gpufleet_sim.py (ansible.cfg connection_plugins): the local
+                # connection in the node's environment, under which ansible.builtin.reboot reboots the simulated node.
+                "ansible_connection": SIM_CONNECTION,
+                # Where the rollout records the host services it stopped (roles/reconfigure), per node.
+                "mig_node_state_dir": str(Path(node["state"]).parent / "var-lib-gpufleet-mig"),
                 "ansible_python_interpreter": node["python"],
                 "gpufleet_sim_state": node["state"],
                 **node.get("hostvars", {}),
