@@ -67,7 +67,8 @@ class Connection(LocalConnection):
         from gpufleet_twin.nvml.state import read_state
 
         state = read_state(self._state_path())
-        return f"{uuid.uuid5(_BOOT_ID_NAMESPACE, f'{state['node']}/{state.get('boot_count', 0)}')}\n".encode()
+        boot = "%s/%d" % (state["node"], state.get("boot_count", 0))
+        return ("%s\n" % uuid.uuid5(_BOOT_ID_NAMESPACE, boot)).encode()
 
     @contextmanager
     def _node_environment(self) -> Iterator[None]:
