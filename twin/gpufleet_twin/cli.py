@@ -339,6 +339,18 @@ def _merge(into: dict[str, Any], fragment: dict[str, Any]) -> dict[str, Any]:
     return into
 
 
+def with_node_defaults(fleet: dict[str, Any]) -> dict[str, Any]:
+    """``node_defaults`` (fleet file top level) under every node's own keys, e.g. ``{host_services: dgx}`` for a
+    fleet of DGX/HGX-like nodes; a node's own key wins (``host_services: []`` keeps that node bare)."""
+    defaults = fleet.get("node_defaults") or {}
+    if not isinstance(defaults, dict):
+        raise TwinError("node_defaults: expected a mapping of node keys")
+    if not defaults:
+        return fleet
+    nodes = [{**defaults, **node} if isinstance(node, dict) else node for node in fleet.get("nodes") or []]
+    return {**{key: value for key, value in fleet.items() if key != "node_defaults"}, "nodes": nodes}
+
+
 def _load_manifest(workdir: Path) -> dict[str, Any]:
     path = workdir / MANIFEST_NAME
     if not path.is_file():
@@ -370,6 +382,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             raise TwinError(f"a fleet twin is already up in {workdir}; run gpufleet-sim down first (or up --force)")
         cmd_down(argparse.Namespace(workdir=str(workdir)))
     workdir.mkdir(parents=True, exist_ok=True)
+    fleet = with_node_defaults(fleet)
     context = FleetContext(workdir=workdir, fleet=fleet)
     started: list[tuple[Component, dict[str, Any]]] = []
     try:
