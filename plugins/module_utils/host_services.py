@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from typing import Any, Callable, Iterable, List, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
 
@@ -33,12 +34,12 @@ RECORD_VERSION = 1
 class HostServiceError(MigError):
     """A service could not be read, stopped or started; details name the command."""
 
-    def __init__(self, message, **details):
+    def __init__(self, message: str, **details: Any) -> None:
         super(HostServiceError, self).__init__(message)
         self.details = details
 
 
-def unit_of(name):
+def unit_of(name: str) -> str:
     """``nvsm`` and ``nvsm.service`` are one unit; other unit types keep their suffix."""
     name = name.strip()
     if "." in name.rsplit("/", 1)[-1]:
@@ -46,7 +47,7 @@ def unit_of(name):
     return name + SERVICE_SUFFIX
 
 
-def parse_show(text):
+def parse_show(text: str) -> dict:
     """``systemctl show -p LoadState,ActiveState`` output of one unit -> dict."""
     values = {}
     for line in text.splitlines():
@@ -56,7 +57,7 @@ def parse_show(text):
     return values
 
 
-def start_order(names):
+def start_order(names: Iterable[str]) -> List[str]:
     """Units in the order given, duplicates dropped (``nvsm`` and ``nvsm.service`` are one)."""
     seen = []
     for name in names:
@@ -66,17 +67,20 @@ def start_order(names):
     return seen
 
 
-def stop_order(names):
+def stop_order(names: Iterable[str]) -> List[str]:
     """Stop the later clients first (as mig-parted's hooks.sh stops its service lists in reverse)."""
     return list(reversed(start_order(names)))
 
 
+CommandRunner = Callable[[List[str]], Tuple[int, str, str]]
+
+
 class Systemctl(object):
-    def __init__(self, systemctl, run_command):
+    def __init__(self, systemctl: str, run_command: CommandRunner) -> None:
         self.systemctl = systemctl
         self.run_command = run_command
 
-    def state(self, unit):
+    def state(self, unit: str) -> Tuple[bool, bool]:
         """(loaded, active) of one unit; a unit that does not exist is (False, False)."""
         argv = [self.systemctl, "show", "--property=LoadState,ActiveState", unit]
         rc, stdout, stderr = self.run_command(argv)
@@ -88,7 +92,7 @@ class Systemctl(object):
         loaded = values.get("LoadState", "not-found") not in ("not-found", "")
         return loaded, values.get("ActiveState") in ("active", "activating", "reloading")
 
-    def change(self, verb, unit):
+    def change(self, verb: str, unit: str) -> None:
         argv = [self.systemctl, verb, unit]
         rc, stdout, stderr = self.run_command(argv)
         if rc != 0:
@@ -99,10 +103,10 @@ class Systemctl(object):
 class Record(object):
     """The services this collection stopped on the node and has not started again (JSON, written atomically)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.path = path
 
-    def read(self):
+    def read(self) -> List[str]:
         try:
             with open(self.path) as handle:
                 data = json.load(handle)
@@ -113,7 +117,7 @@ class Record(object):
                                    "it names by hand and remove it" % (self.path, bad))
         return start_order(data.get("stopped") or [])
 
-    def write(self, units):
+    def write(self, units: List[str]) -> None:
         if not units:
             if os.path.exists(self.path):
                 os.unlink(self.path)
@@ -128,12 +132,13 @@ class Record(object):
         os.rename(temporary, self.path)
 
 
-def stop_services(systemctl, record, names, check_mode=False):
+def stop_services(systemctl: Systemctl, record: Record, names: Iterable[str], check_mode: bool = False) -> dict:
     """Stop those of ``names`` that run; returns the module result.
 
     ``stopped``: what this call stopped (would stop, in check mode); ``to_restart``: everything the record names
     afterwards, which the start step will start again.
     """
+    names = list(names)
     recorded = record.read()
     stopped, absent, inactive = [], [], []
     for unit in stop_order(names):
@@ -156,7 +161,8 @@ def stop_services(systemctl, record, names, check_mode=False):
             "not_running": inactive, "not_installed": absent}
 
 
-def start_services(systemctl, record, names=(), order=(), check_mode=False):
+def start_services(systemctl: Systemctl, record: Record, names: Iterable[str] = (), order: Iterable[str] = (),
+                   check_mode: bool = False) -> dict:
     """Start what the record names (and ``names``) in ``order`` (unlisted ones last) and clear the record.
 
     Returns the module result. A recorded unit that runs already (a reboot started it) just leaves the record.
@@ -179,7 +185,7 @@ def start_services(systemctl, record, names=(), order=(), check_mode=False):
     return {"changed": bool(started), "started": started, "already_running": running}
 
 
-def _in_start_order(names, units):
+def _in_start_order(names: Iterable[str], units: Iterable[str]) -> List[str]:
     order = start_order(names)
     units = start_order(units)
     known = [u for u in order if u in units]

@@ -457,6 +457,10 @@ def _human_status(nodes: dict[str, Any]) -> str:
             busy = [f"pid {p['pid']} {p['name']} on GPU {p['gpu']}" for p in node["processes"]]
             busy += [f"{c['name']} holds GPU {c['gpu']}" for c in node["clients"]]
             lines.append(f"{'':<16} {'; '.join(busy)}")
+        host = [f"{s['name']} ({'running' if s['active'] else 'stopped'})" for s in node.get("host_services") or []]
+        host += [f"{module} (module)" for module in node.get("kernel_modules") or []]
+        if host:
+            lines.append(f"{'':<16} host: {', '.join(host)}")
     return "\n".join(lines)
 
 
