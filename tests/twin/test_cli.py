@@ -52,7 +52,8 @@ def test_up_writes_state_wrapper_inventory_and_manifest(twin: Path):
                 "gpu_nodes": {
                     "hosts": {
                         "gpu-node-1": {
-                            "ansible_connection": "local",
+                            "ansible_connection": "gpufleet_sim",
+                            "mig_node_state_dir": str(node_dir / "var-lib-gpufleet-mig"),
                             "ansible_python_interpreter": str(node_dir / "python"),
                             "gpufleet_sim_state": str(node_dir / "state.json"),
                         }
@@ -203,3 +204,19 @@ def test_fault_process_client_and_reboot_commands(twin: Path, capsys):
     assert cli.main(["process", "remove", *base, "--pid", "1"]) == 1
     assert cli.main(["env", "--workdir", str(twin), "--node", "nope"]) == 1
     capsys.readouterr()
+
+
+def test_node_defaults_give_every_node_the_dgx_holders_unless_it_says_otherwise(tmp_path: Path):
+    fleet = tmp_path / "dgx.yml"
+    fleet.write_text(yaml.safe_dump({"cluster": False, "node_defaults": {"host_services": "dgx", "kernel_modules": ["nvidia_drm"]},
+                                     "nodes": [{"name": "dgx-1", "driver_version": "550.54.15", "gpus": [{"model": "A100-SXM4-80GB"}]},
+                                               {"name": "bare", "driver_version": "550.54.15", "gpus": [{"model": "A100-SXM4-80GB"}],
+                                                "host_services": []}]}))
+    workdir = tmp_path / "twin"
+    assert cli.main(["up", "--fleet", str(fleet), "--workdir", str(workdir)]) == 0
+    dgx = sim.node_status(workdir / "nodes" / "dgx-1" / "state.json")
+    bare = sim.node_status(workdir / "nodes" / "bare" / "state.json")
+    assert [s["name"] for s in dgx["host_services"]][:2] == ["nvidia-persistenced", "nvidia-fabricmanager"]
+    assert dgx["kernel_modules"] == ["nvidia_drm"]
+    assert bare["host_services"] == [] and bare["kernel_modules"] == ["nvidia_drm"]
+    cli.main(["down", "--workdir", str(workdir)])

@@ -31,6 +31,7 @@ from . import nvml
 MANIFEST_NAME = "twin.json"
 INVENTORY_NAME = "inventory.yml"
 NODE_GROUP = "gpu_nodes"
+SIM_CONNECTION = "gpufleet_sim"
 MANIFEST_VERSION = 1
 
 
@@ -127,7 +128,11 @@ class NodesComponent:
         hosts = {}
         for name, node in entry.get("nodes", {}).items():
             hosts[name] = {
-                "ansible_connection": "local",
+                # twin/ansible_plugins/connection/gpufleet_sim.py (ansible.cfg connection_plugins): the local
+                # connection in the node's environment, under which ansible.builtin.reboot reboots the simulated node.
+                "ansible_connection": SIM_CONNECTION,
+                # Where the rollout records the host services it stopped (roles/reconfigure), per node.
+                "mig_node_state_dir": str(Path(node["state"]).parent / "var-lib-gpufleet-mig"),
                 "ansible_python_interpreter": node["python"],
                 "gpufleet_sim_state": node["state"],
                 **node.get("hostvars", {}),
@@ -334,6 +339,18 @@ def _merge(into: dict[str, Any], fragment: dict[str, Any]) -> dict[str, Any]:
     return into
 
 
+def with_node_defaults(fleet: dict[str, Any]) -> dict[str, Any]:
+    """``node_defaults`` (fleet file top level) under every node's own keys, e.g. ``{host_services: dgx}`` for a
+    fleet of DGX/HGX-like nodes; a node's own key wins (``host_services: []`` keeps that node bare)."""
+    defaults = fleet.get("node_defaults") or {}
+    if not isinstance(defaults, dict):
+        raise TwinError("node_defaults: expected a mapping of node keys")
+    if not defaults:
+        return fleet
+    nodes = [{**defaults, **node} if isinstance(node, dict) else node for node in fleet.get("nodes") or []]
+    return {**{key: value for key, value in fleet.items() if key != "node_defaults"}, "nodes": nodes}
+
+
 def _load_manifest(workdir: Path) -> dict[str, Any]:
     path = workdir / MANIFEST_NAME
     if not path.is_file():
@@ -365,6 +382,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             raise TwinError(f"a fleet twin is already up in {workdir}; run gpufleet-sim down first (or up --force)")
         cmd_down(argparse.Namespace(workdir=str(workdir)))
     workdir.mkdir(parents=True, exist_ok=True)
+    fleet = with_node_defaults(fleet)
     context = FleetContext(workdir=workdir, fleet=fleet)
     started: list[tuple[Component, dict[str, Any]]] = []
     try:
@@ -439,6 +457,10 @@ def _human_status(nodes: dict[str, Any]) -> str:
             busy = [f"pid {p['pid']} {p['name']} on GPU {p['gpu']}" for p in node["processes"]]
             busy += [f"{c['name']} holds GPU {c['gpu']}" for c in node["clients"]]
             lines.append(f"{'':<16} {'; '.join(busy)}")
+        host = [f"{s['name']} ({'running' if s['active'] else 'stopped'})" for s in node.get("host_services") or []]
+        host += [f"{module} (module)" for module in node.get("kernel_modules") or []]
+        if host:
+            lines.append(f"{'':<16} host: {', '.join(host)}")
     return "\n".join(lines)
 
 

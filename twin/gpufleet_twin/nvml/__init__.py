@@ -208,6 +208,8 @@ def describe_node(state: dict[str, Any]) -> dict[str, Any]:
         "gpus": [],
         "processes": [dict(p) for p in state["processes"]],
         "clients": [dict(c) for c in state["clients"]],
+        "host_services": [dict(s) for s in state.get("host_services") or []],
+        "kernel_modules": list(state.get("kernel_modules") or []),
         "faults": [dict(f) for f in state["faults"]],
     }
     for index, gpu in enumerate(state["gpus"]):

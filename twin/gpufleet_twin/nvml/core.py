@@ -14,7 +14,7 @@ import functools
 import uuid as uuidlib
 from typing import Any
 
-from . import errors
+from . import errors, host
 from .errors import NvmlCallError
 from .hardware import (
     CI_PROFILE_INDEX_BY_SLICES,
@@ -265,6 +265,8 @@ class Node:
     ) -> dict[str, Any]:
         capability = self.require_mig_enabled(index)
         profile = self.gi_profile_by_id(index, profile_id)
+        if host.instance_change_blockers(self.state):  # [choice] issue 8 item 4; host.py
+            raise NvmlCallError(errors.ERROR_CODES["IN_USE"], "held by " + ", ".join(host.instance_change_blockers(self.state)))
         if placement is not None and tuple(placement) not in profile.placements:
             raise NvmlCallError(errors.ERROR_CODES["INVALID_ARGUMENT"], f"placement {placement}")
         insufficient = NvmlCallError(errors.ERROR_CODES["INSUFFICIENT_RESOURCES"], profile.name)
@@ -408,7 +410,10 @@ class Node:
         return found
 
     def clients_on(self, index: int) -> list[dict[str, Any]]:
-        return [client for client in self.state["clients"] if client["gpu"] == index]
+        """What holds the GPU open besides compute processes: device plugin style clients, and the
+        host services and kernel modules of the node (host.py), which hold every GPU."""
+        held = [client for client in self.state["clients"] if client["gpu"] == index]
+        return held + [{"gpu": index, **holder} for holder in host.gpu_holders(self.state)]
 
     # ---------------------------------------------------------------- MIG mode
     def set_mig_mode(self, index: int, mode: int) -> int:
@@ -460,6 +465,7 @@ class Node:
         comes back with MIG disabled (hw 1).  Clients are services and come back [choice]."""
         self.state["processes"] = []
         self.state["boot_count"] = self.state.get("boot_count", 0) + 1
+        host.boot(self.state)
         for index, gpu in enumerate(self.gpus):
             gpu["gpu_instances"] = []
             architecture = self.model(index).architecture if self.driver else "unknown"

@@ -11,7 +11,8 @@ Optional node keys: ``cuda_version`` (12040 or "12.4"), ``driver_loaded`` (false
 answers DRIVER_NOT_LOADED), ``nvml_library`` (false: LIBRARY_NOT_FOUND), ``passthrough_vm``
 (true: GPU reset not exposed), ``processes``, ``clients``, ``faults``, ``hostvars`` (used by the
 CLI's inventory only), ``container_toolkit`` (``{version: "1.17.8"}``, the default; ``null``: no
-NVIDIA Container Toolkit; see ``toolkit.py``).  ``driver_version: null`` is a node without a driver.
+NVIDIA Container Toolkit; see ``toolkit.py``), ``host_services`` (``dgx`` or a list; what holds the
+GPUs besides processes, see ``host.py``) and ``kernel_modules`` (e.g. ``[nvidia_drm]``).  ``driver_version: null`` is a node without a driver.
 Optional GPU keys: ``uuid`` / ``pci_bus_id`` (only with count 1), ``mig_mode`` (``enabled``,
 ``disabled`` or ``{current: .., pending: ..}``) and ``mig_devices`` (profiles created in order,
 each with its full-size compute instance, like ``nvidia-smi mig -cgi ... -C``; ``name:start``
@@ -24,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from . import host
 from .core import MIG_DISABLE, MIG_ENABLE, Node
 from .errors import NvmlCallError, error_code
 from .hardware import canonical_model_name, default_ci_profile, parse_driver_version
@@ -43,6 +45,8 @@ NODE_KEYS = {
     "faults",
     "hostvars",
     "container_toolkit",
+    "host_services",
+    "kernel_modules",
 }
 GPU_KEYS = {"model", "count", "mig_mode", "uuid", "pci_bus_id", "mig_devices", "persistence_mode"}
 
@@ -119,6 +123,11 @@ def build_node_state(spec: dict[str, Any]) -> dict[str, Any]:
         "faults": [],
         "container_toolkit": toolkit_from_spec(spec.get("container_toolkit", DEFAULT_CONTAINER_TOOLKIT)),
     }
+    try:
+        host_services = host.services_from_spec(spec.get("host_services"))
+        kernel_modules = host.modules_from_spec(spec.get("kernel_modules"))
+    except host.HostSpecError as bad:
+        raise NodeSpecError(f"node {name}: {bad}") from None
     layouts: list[tuple[int, list[Any]]] = []
     for entry in spec.get("gpus") or []:
         unknown = set(entry) - GPU_KEYS
@@ -154,6 +163,9 @@ def build_node_state(spec: dict[str, Any]) -> dict[str, Any]:
             _create_layout(node, index, profiles)
     elif layouts:
         raise NodeSpecError(f"node {name}: mig_devices need a driver")
+    # The holders come last: the node's initial MIG devices were made before they started.
+    state["host_services"] = host_services
+    state["kernel_modules"] = kernel_modules
     for process in spec.get("processes") or []:
         add_process_to_state(state, **process)
     for client in spec.get("clients") or []:
