@@ -105,6 +105,17 @@ def _result(preflight, finalize):
     return RESULT_NOT_REACHED
 
 
+CORDON_KEPT_TEXT = "stays cordoned: it was cordoned before the rollout, which does not lift a cordon it did not set"
+
+
+def _cordon_outcome(drain, finalize):
+    """``kept`` when someone else's cordon was left in place; otherwise what finalize or drain did to it."""
+    outcomes = (finalize.get("cordon"), drain.get("cordon"))
+    if "kept" in outcomes:
+        return "kept"
+    return next((outcome for outcome in outcomes if outcome), None)
+
+
 def node_record(host, facts):
     """One node's report entry from its host facts (a mapping holding some of NODE_FACTS)."""
     facts = _mapping(facts)
@@ -136,6 +147,7 @@ def node_record(host, facts):
         "before": before,
         "after": after,
         "drained": bool(drain.get("drained")),
+        "cordon": _cordon_outcome(drain, finalize),
         "evicted_pods": list(drain.get("evicted_pods") or ()),
         "rebooted": bool(reconfigure.get("rebooted")),
         "resources": _mapping(validate.get("resources")) or None,
@@ -217,6 +229,8 @@ def render_markdown(report):
         for entry in node["plan"]:
             lines.append("- Plan: %s" % entry)
         lines.append("- After: %s" % "; ".join(_gpu_lines(node["after"])))
+        if node.get("cordon") == "kept":
+            lines.append("- Cordon: %s" % CORDON_KEPT_TEXT)
         if node["rebooted"]:
             lines.append("- Rebooted to activate the MIG mode")
         if node["evicted_pods"]:
