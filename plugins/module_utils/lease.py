@@ -18,6 +18,7 @@ https://kubernetes.io/docs/reference/kubernetes-api/cluster-resources/lease-v1/.
 from __future__ import annotations
 
 import datetime
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -108,7 +109,39 @@ def view_lease(lease: dict[str, Any] | None, now: datetime.datetime) -> LeaseVie
     )
 
 
-def decide_lease(lease: dict[str, Any] | None, holder: str, now: datetime.datetime) -> str:
+CONTROLLER_ANNOTATION = "gpufleet.mig/controller"
+
+
+def lease_controller(lease: dict[str, Any] | None) -> tuple[str, int] | None:
+    """``(hostname, pid)`` of the process that last wrote the lease, from its annotation, if it recorded one."""
+    text = ((lease or {}).get("metadata") or {}).get("annotations", {}).get(CONTROLLER_ANNOTATION) or ""
+    host, _, pid = text.rpartition(":")
+    if not host or not pid.isdigit():
+        return None
+    return host, int(pid)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def holder_gone(lease: dict[str, Any] | None, this_host: str | None, alive: Callable[[int], bool] = process_alive) -> bool:
+    """Whether the lease's last writer ran on this host and its process no longer exists (a killed run).
+
+    Only a process on this host can be checked; a holder elsewhere is presumed alive until its lease expires.
+    """
+    controller = lease_controller(lease)
+    return bool(this_host and controller and controller[0] == this_host and not alive(controller[1]))
+
+
+def decide_lease(lease: dict[str, Any] | None, holder: str, now: datetime.datetime, gone: bool = False) -> str:
+    """``gone``: the holder's process is known to be dead (see ``holder_gone``), so its lease is free now."""
     view = view_lease(lease, now)
     if view is None:
         return CREATE
@@ -116,18 +149,24 @@ def decide_lease(lease: dict[str, Any] | None, holder: str, now: datetime.dateti
         return RENEW
     if view.holder is None:
         return ACQUIRE
-    if view.expired:
+    if view.expired or gone:
         return TAKEOVER
     return WAIT
 
 
 def lease_body(name: str, namespace: str, holder: str, duration: int, now: datetime.datetime,
-               previous: dict[str, Any] | None, action: str) -> dict[str, Any]:
-    """The Lease to write for ``action``; keeps the acquire time on a renewal and counts transitions."""
+               previous: dict[str, Any] | None, action: str, controller: str | None = None) -> dict[str, Any]:
+    """The Lease to write for ``action``; keeps the acquire time on a renewal and counts transitions.
+
+    ``controller`` (``hostname:pid`` of the writing run) is recorded so a later run on that host can tell a
+    killed holder from a live one.
+    """
     view = view_lease(previous, now)
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if previous is not None:
         metadata = dict(previous.get("metadata") or {}, name=name, namespace=namespace)
+    if controller:
+        metadata["annotations"] = dict(metadata.get("annotations") or {}, **{CONTROLLER_ANNOTATION: controller})
     stamp = format_microtime(now)
     transitions = view.transitions if view else 0
     if action in (ACQUIRE, TAKEOVER):
@@ -155,12 +194,15 @@ def _utcnow() -> datetime.datetime:
 
 def hold_lease(client: Any, name: str, namespace: str, holder: str, duration: int, wait_timeout: float,
                check_mode: bool = False, poll_interval: float = DEFAULT_POLL_INTERVAL,
+               controller: str | None = None, alive: Callable[[int], bool] = process_alive,
                now: Callable[[], datetime.datetime] = _utcnow, monotonic: Callable[[], float] = time.monotonic,
                sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Create, renew, acquire or take over the lease for ``holder``; wait up to ``wait_timeout`` for a live holder.
 
     Returns ``{"action", "changed", "previous", "lease"}``: ``previous`` is the view of the lease before
     (``None`` when it did not exist), so a takeover from a dead run can be reported with its holder.
+    ``controller`` (``hostname:pid`` of this run) is recorded on the lease; a lease last written by a process of
+    this host that no longer exists is taken over at once instead of after its expiry.
     Raises ``LeaseHeldError`` when another holder keeps it past the wait (``wait_timeout`` 0: refuse at once).
     """
     if duration < 1:
@@ -169,7 +211,8 @@ def hold_lease(client: Any, name: str, namespace: str, holder: str, duration: in
     while True:
         moment = now()
         current = client.get_lease(namespace, name)
-        action = decide_lease(current, holder, moment)
+        gone = holder_gone(current, controller.rpartition(":")[0] if controller else None, alive)
+        action = decide_lease(current, holder, moment, gone)
         previous = view_lease(current, moment)
         if action == WAIT:
             if monotonic() >= deadline:
@@ -186,9 +229,12 @@ def hold_lease(client: Any, name: str, namespace: str, holder: str, duration: in
                 )
             sleep(min(poll_interval, max(0.0, deadline - monotonic())) or poll_interval / 10)
             continue
-        body = lease_body(name, namespace, holder, duration, moment, current, action)
+        body = lease_body(name, namespace, holder, duration, moment, current, action, controller)
+        previous_result = previous.as_result() if previous else None
+        if previous_result is not None:
+            previous_result["controller_gone"] = gone
         if check_mode:
-            return {"action": action, "changed": True, "previous": previous.as_result() if previous else None, "lease": body}
+            return {"action": action, "changed": True, "previous": previous_result, "lease": body}
         try:
             if action == CREATE:
                 written = client.create_lease(namespace, body)
@@ -199,7 +245,7 @@ def hold_lease(client: Any, name: str, namespace: str, holder: str, duration: in
             if error.status == 409:
                 continue
             raise
-        return {"action": action, "changed": True, "previous": previous.as_result() if previous else None, "lease": written}
+        return {"action": action, "changed": True, "previous": previous_result, "lease": written}
 
 
 def release_lease(client: Any, name: str, namespace: str, holder: str, check_mode: bool = False,

@@ -15,8 +15,9 @@ description:
     O(holder) already has it, and releases it with O(state=absent).
   - A lease held by another live holder is waited for up to O(wait_timeout) seconds (V(0) refuses at once); the
     failure names the holder and since when it holds the lease.
-  - A lease whose holder stopped renewing it (its C(renewTime) plus C(leaseDurationSeconds) has passed) is
-    taken over; RV(action=takeover) and RV(previous) report from whom.
+  - A lease whose holder stopped renewing it (its C(renewTime) plus C(leaseDurationSeconds) has passed), or whose
+    holder was a process of this control host that no longer exists (see O(controller)), is taken over;
+    RV(action=takeover) and RV(previous) report from whom.
   - Writes are conditional on the C(resourceVersion) the decision was based on, so of two runs racing for the
     lease exactly one gets it.
 extends_documentation_fragment:
@@ -69,6 +70,14 @@ options:
     description: Seconds between looks at a lease held by someone else.
     type: float
     default: 5
+  controller:
+    description:
+      - C(<hostname>:<pid>) of the run that holds the lease (lookup P(gpufleet.mig.controller_process#lookup)), recorded
+        in the lease's C(gpufleet.mig/controller) annotation.
+      - When another holder's lease was last written by a process of this host that no longer exists (a run that was
+        killed), the lease is taken over at once instead of after it expires. The module must then run on the control
+        host that runs the play (C(delegate_to) it), as the liveness check looks at this host's processes.
+    type: str
 requirements:
   - kubernetes (the Python client)
 seealso:
@@ -83,6 +92,7 @@ EXAMPLES = r"""
   gpufleet.mig.k8s_lease:
     name: gpufleet-mig-rollout
     holder: "{{ mig_rollout_id }}"
+    controller: "{{ lookup('gpufleet.mig.controller_process') }}"
     duration: 900
   delegate_to: localhost
   run_once: true
@@ -144,6 +154,10 @@ previous:
       description: Its C(leaseTransitions).
       type: int
       sample: 2
+    controller_gone:
+      description: Whether its holder was a process of this control host that no longer exists.
+      type: bool
+      sample: false
   sample: {"holder": "rollout-1", "since": "2026-12-03T12:00:00.000000Z", "expired": true}
 lease:
   description: The Lease object after the task (in check mode, as it would be written).
@@ -189,6 +203,7 @@ def argument_spec():
         duration=dict(type="int", default=900),
         wait_timeout=dict(type="int", default=0),
         poll_interval=dict(type="float", default=5),
+        controller=dict(type="str"),
     )
     return spec
 
@@ -207,7 +222,8 @@ def main():
                 result = release_lease(client, params["name"], params["namespace"], params["holder"], check_mode=module.check_mode)
             else:
                 result = hold_lease(client, params["name"], params["namespace"], params["holder"], params["duration"],
-                                    params["wait_timeout"], check_mode=module.check_mode, poll_interval=params["poll_interval"])
+                                    params["wait_timeout"], check_mode=module.check_mode, poll_interval=params["poll_interval"],
+                                    controller=params["controller"])
     except LeaseHeldError as error:
         module.fail_json(msg=str(error), holder=error.holder, since=error.since)
     except KubeApiError as error:

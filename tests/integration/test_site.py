@@ -32,7 +32,7 @@ def a100_node(name, **hostvars):
             "hostvars": hostvars}
 
 
-def run_site(fleet, *, check=False, diff=False, **extra_vars):
+def run_site(fleet, *, check=False, diff=False, kill_after_task=None, **extra_vars):
     """ansible-playbook site.yml on the fleet; returns (returncode, output, task results as dicts)."""
     run_dir = fleet.workdir / "runs"
     run_dir.mkdir(exist_ok=True)
@@ -46,6 +46,8 @@ def run_site(fleet, *, check=False, diff=False, **extra_vars):
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_CALLBACK_PLUGINS=str(CALLBACK_DIR),
                ANSIBLE_CALLBACKS_ENABLED="gpufleet_results", ANSIBLE_NOCOLOR="1", GPUFLEET_RESULTS_FILE=str(results_file),
                ANSIBLE_LOCAL_TEMP=str(run_dir / "tmp"), PATH="%s:%s:%s" % (TOOLS_BIN, VENV_BIN, os.environ.get("PATH", "")))
+    if kill_after_task:
+        env["GPUFLEET_KILL_AFTER_TASK"] = kill_after_task
     completed = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     results = [json.loads(line) for line in results_file.read_text().splitlines()] if results_file.exists() else []
     return completed.returncode, completed.stdout + completed.stderr, results

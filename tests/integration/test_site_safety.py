@@ -71,3 +71,26 @@ def test_a_live_rollout_lease_refuses_a_second_run_and_an_expired_one_is_taken_o
     lease = coordination_api(fleet).read_namespaced_lease("gpufleet-mig-rollout", "kube-system")
     assert lease.spec.holder_identity is None  # released at the end of the run
     assert node_view(core_api(fleet), "gpu-1")[0] is False
+
+
+@pytest.mark.parametrize("boundary", [
+    "Cordon the node and evict its pods",
+    "Create and destroy MIG devices as planned",
+    "Let the device plugin and GPU feature discovery back onto the node",
+])
+def test_a_run_killed_at_a_node_phase_boundary_converges_on_a_plain_rerun(sim_fleet, boundary):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
+
+    returncode, output, results = run_site(fleet, kill_after_task=boundary)
+    assert returncode == -9, output
+    assert named(results, boundary), "the run never reached %r" % boundary
+    assert node_view(core_api(fleet), "gpu-1")[0] is True  # left cordoned by the dead run
+
+    # The dead run's lease names a process of this host that is gone: the re-run takes it over at once.
+    returncode, output, results = run_site(fleet)
+
+    assert returncode == 0, output
+    assert devices(fleet.status("gpu-1")) == ["1g.5gb"] * 7
+    assert node_view(core_api(fleet), "gpu-1") == (False, {
+        "gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb", "gpufleet.mig/strategy": "mixed"})
+    assert named(results, "Report a lease taken over from a rollout that stopped renewing it")

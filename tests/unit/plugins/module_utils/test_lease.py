@@ -129,3 +129,20 @@ def test_of_runs_racing_for_one_lease_exactly_one_wins(client: KubeClient, tmp_p
         thread.join()
     assert len(winners) == 1 and len(losers) == 5
     assert client.get_lease("kube-system", "race")["spec"]["holderIdentity"] == winners[0]
+
+
+def test_a_killed_holder_on_this_host_is_taken_over_at_once_one_elsewhere_is_waited_for(client: KubeClient) -> None:
+    hold_lease(client, "rollout", "kube-system", "run-a", 3600, 0, controller="ctl-1:4242")
+    dead = {4242}
+
+    def alive(pid: int) -> bool:
+        return pid not in dead
+
+    with pytest.raises(LeaseHeldError):
+        hold_lease(client, "rollout", "kube-system", "run-b", 3600, 0, controller="ctl-2:99", alive=alive)
+    taken = hold_lease(client, "rollout", "kube-system", "run-b", 3600, 0, controller="ctl-1:77", alive=alive)
+    assert taken["action"] == TAKEOVER and taken["previous"]["controller_gone"] is True
+    assert taken["lease"]["metadata"]["annotations"]["gpufleet.mig/controller"] == "ctl-1:77"
+    # A live process of this host keeps its lease.
+    with pytest.raises(LeaseHeldError):
+        hold_lease(client, "rollout", "kube-system", "run-c", 3600, 0, controller="ctl-1:78", alive=alive)
