@@ -108,6 +108,11 @@ def test_a_bad_layout_on_one_node_stops_the_rollout_in_preflight_before_any_node
         status = fleet.status(name)
         assert status["gpus"][0]["mig"]["current"] == "disabled" and devices(status) == []
     assert api.list_namespaced_pod("nvidia-device-plugin").items == []
+    # The refused run still leaves a report that says why and that nothing changed.
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
+    assert report["refused"].startswith("Preflight refused gpu-bad:")
+    assert {node["host"]: node["result"] for node in report["nodes"]} == {"gpu-good": "not reached", "gpu-bad": "refused"}
+    assert "Refused in preflight; nothing was changed on any node." in (fleet.workdir / "report" / "latest" / "fleet-report.md").read_text()
 
 
 def test_check_mode_prints_the_fleet_plan_and_changes_nothing(sim_fleet):
@@ -158,6 +163,6 @@ def test_a_converged_fleet_rerun_evicts_nothing_and_changes_nothing(sim_fleet):
     pod = api.read_namespaced_pod("train-0", "default")
     assert (pod.metadata.uid, pod.status.phase) == (uid, "Running")
     assert node_view(api, "gpu-1")[0] is False
-    report = json.loads((fleet.workdir / "report" / "fleet-report.json").read_text())
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
     assert [(node["host"], node["result"], node["evicted_pods"]) for node in report["nodes"]] == [("gpu-1", "unchanged", [])]
-    assert "| gpu-1 | unchanged | GPU 0 NVIDIA A100-SXM4-40GB: MIG enabled; 7 x 1g.5gb |" in (fleet.workdir / "report" / "fleet-report.md").read_text()
+    assert "| gpu-1 | unchanged | GPU 0 NVIDIA A100-SXM4-40GB: MIG enabled; 7 x 1g.5gb |" in (fleet.workdir / "report" / "latest" / "fleet-report.md").read_text()

@@ -37,9 +37,9 @@ def test_an_administrators_cordon_is_kept_and_reported(sim_fleet):
     unschedulable, labels = node_view(api, "gpu-1")
     assert unschedulable is True
     assert labels == {"gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb", "gpufleet.mig/strategy": "mixed"}
-    report = json.loads((fleet.workdir / "report" / "fleet-report.json").read_text())
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
     assert [(node["host"], node["result"], node["cordon"]) for node in report["nodes"]] == [("gpu-1", "success", "kept")]
-    assert "stays cordoned: it was cordoned before the rollout" in (fleet.workdir / "report" / "fleet-report.md").read_text()
+    assert "stays cordoned: it was cordoned before the rollout" in (fleet.workdir / "report" / "latest" / "fleet-report.md").read_text()
 
 
 def test_a_live_rollout_lease_refuses_a_second_run_and_an_expired_one_is_taken_over(sim_fleet):
