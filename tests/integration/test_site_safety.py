@@ -73,11 +73,20 @@ def test_a_live_rollout_lease_refuses_a_second_run_and_an_expired_one_is_taken_o
     assert node_view(core_api(fleet), "gpu-1")[0] is False
 
 
-@pytest.mark.parametrize("boundary", [
+# Each boundary leaves the node in a different interrupted state: cordoned and pending; device plugin paused; MIG mode
+# changed without instances; instances at the target with the plugin still paused; plugin back but not validated;
+# validated but still cordoned.
+NODE_PHASE_BOUNDARIES = [
     "Cordon the node and evict its pods",
+    "Pause the device plugin and GPU feature discovery on the node",
+    "Enable MIG mode where the plan enables it",
     "Create and destroy MIG devices as planned",
     "Let the device plugin and GPU feature discovery back onto the node",
-])
+    "Wait until the node advertises its MIG devices and GFD labels",
+]
+
+
+@pytest.mark.parametrize("boundary", NODE_PHASE_BOUNDARIES)
 def test_a_run_killed_at_a_node_phase_boundary_converges_on_a_plain_rerun(sim_fleet, boundary):
     fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
 
@@ -94,3 +103,17 @@ def test_a_run_killed_at_a_node_phase_boundary_converges_on_a_plain_rerun(sim_fl
     assert node_view(core_api(fleet), "gpu-1") == (False, {
         "gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb", "gpufleet.mig/strategy": "mixed"})
     assert named(results, "Report a lease taken over from a rollout that stopped renewing it")
+
+
+def test_a_bad_strategy_is_refused_naming_the_playbook_variable(sim_fleet):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
+
+    returncode, output, results = run_site(fleet, mig_strategy="bogus")
+
+    assert returncode != 0, output
+    refused = [r for r in named(results, "Check the rollout's variables") if r["status"] == "failed"]
+    message = refused[0]["result"]["msg"]
+    assert "mig_strategy must be none, single or mixed (got bogus)" in message
+    assert "preflight_mig_strategy" not in output and "argument_spec" not in output
+    assert node_view(core_api(fleet), "gpu-1") == (False, {})
+    assert json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())["refused"].startswith("Invalid rollout variables")
