@@ -29,8 +29,8 @@ VENV_BIN = Path(sys.executable).parent
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
 OUT_DIR = REPO_ROOT / "demo-out"
 FLEET_DIR = OUT_DIR / "fleet"
+# Each run writes REPORT_DIR/<run id>/ and points REPORT_DIR/latest at it.
 REPORT_DIR = OUT_DIR / "report"
-RERUN_REPORT_DIR = OUT_DIR / "report-rerun"
 STAND_IN_CHART = REPO_ROOT / "tests" / "charts" / "nvidia-device-plugin"
 WORKLOAD_NODE = "gpu-a100-1"
 WORKLOAD_RESOURCE = "nvidia.com/mig-1g.5gb"
@@ -120,26 +120,28 @@ def main() -> int:
 
         banner("Rollout")
         returncode, _ = rollout("site-1.log", REPORT_DIR)
+        first_report = (REPORT_DIR / "latest").resolve()
         if returncode:
             print(f"\nthe rollout failed (ansible-playbook exit {returncode}); see demo-out/site-1.log", flush=True)
             return returncode
 
         banner("A GPU workload on the converged fleet, then site.yml again")
         uid = start_workload()
-        returncode, output = rollout("site-2.log", RERUN_REPORT_DIR)
+        returncode, output = rollout("site-2.log", REPORT_DIR)
+        rerun_report = (REPORT_DIR / "latest").resolve()
         changed = changed_total(output)
         workload = workload_state(uid)
-        rerun = json.loads((RERUN_REPORT_DIR / "fleet-report.json").read_text(encoding="utf-8"))["totals"]
+        rerun = json.loads((rerun_report / "fleet-report.json").read_text(encoding="utf-8"))["totals"]
 
-        banner("Fleet report of the rollout (demo-out/report/fleet-report.md, .json)")
-        print((REPORT_DIR / "fleet-report.md").read_text(encoding="utf-8"), flush=True)
+        banner(f"Fleet report of the rollout (demo-out/report/{first_report.name}/fleet-report.md, .json)")
+        print((first_report / "fleet-report.md").read_text(encoding="utf-8"), flush=True)
 
         banner("The fleet after the rollout (read back from the simulated GPUs and the API server)")
         sim("status", "--workdir", str(FLEET_DIR))
 
         banner("Summary")
         print(f"second run of site.yml: exit {returncode}, changed={changed}, {rerun['unchanged']} of {rerun['nodes']} nodes "
-              f"unchanged (demo-out/report-rerun/); workload training-0: {workload}")
+              f"unchanged (demo-out/report/{rerun_report.name}/); workload training-0: {workload}")
         print("inventory, playbook logs and the report are in demo-out/")
         if returncode or changed or rerun["unchanged"] != rerun["nodes"] or not workload.startswith("the same pod, Running"):
             print("the converged fleet was not left alone on the second run", flush=True)

@@ -50,6 +50,22 @@ options:
       - Can also be set with the E(K8S_AUTH_SSL_CA_CERT) environment variable.
     type: path
     aliases: [ssl_ca_cert]
+  request_timeout:
+    description:
+      - Bounds, in seconds, of every request to the API server. A request whose connection is not made within
+        O(request_timeout.connect) (tried up to three times) or that waits longer than O(request_timeout.read)
+        for data fails the task, so a stalled or unreachable API server cannot hang a rollout.
+    type: dict
+    default: {connect: 10, read: 60}
+    suboptions:
+      connect:
+        description: Seconds to establish the connection.
+        type: float
+        default: 10
+      read:
+        description: Seconds to wait for each read of the response.
+        type: float
+        default: 60
 notes:
   - To avoid certificate validation errors when O(validate_certs=true), provide the full certificate chain of the
     API server through O(ca_cert) or the kubeconfig.

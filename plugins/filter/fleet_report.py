@@ -8,8 +8,8 @@ from __future__ import annotations
 from ansible_collections.gpufleet.mig.plugins.module_utils.fleet_report import fleet_report, render_markdown
 
 
-def _fleet_report(hosts, hostvars, generated=None, check_mode=False):
-    return fleet_report(list(hosts), hostvars, generated=generated, check_mode=check_mode)
+def _fleet_report(hosts, hostvars, generated=None, check_mode=False, rollout_id=None, refused=None):
+    return fleet_report(list(hosts), hostvars, generated=generated, check_mode=check_mode, rollout_id=rollout_id, refused=refused)
 
 
 def _fleet_report_markdown(report):

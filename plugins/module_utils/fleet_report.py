@@ -15,8 +15,9 @@ Inputs per node (host facts the roles set):
   end, duration and, for a failure, the task and message.
 
 Result of a node: ``success`` and ``failed`` as finalize recorded them; ``unchanged`` when preflight found nothing
-to do; ``interrupted`` when the node phase started but recorded no outcome; ``not reached`` when its batch has not
-run (a report written part-way, or a rollout stopped by max_fail_percentage).
+to do; ``refused`` when preflight found a problem on it; ``interrupted`` when the node phase started but recorded no
+outcome; ``not reached`` when its batch has not run (a report written part-way, a rollout stopped by
+max_fail_percentage, or one refused in preflight).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ RESULT_FAILED = "failed"
 RESULT_UNCHANGED = "unchanged"
 RESULT_INTERRUPTED = "interrupted"
 RESULT_NOT_REACHED = "not reached"
-RESULTS = (RESULT_SUCCESS, RESULT_UNCHANGED, RESULT_FAILED, RESULT_INTERRUPTED, RESULT_NOT_REACHED)
+RESULT_REFUSED = "refused"
+RESULTS = (RESULT_SUCCESS, RESULT_UNCHANGED, RESULT_FAILED, RESULT_REFUSED, RESULT_INTERRUPTED, RESULT_NOT_REACHED)
 
 NODE_FACTS = ("preflight_node", "drain_result", "reconfigure_result", "validate_result", "finalize_result")
 
@@ -100,9 +102,22 @@ def _result(preflight, finalize):
         return RESULT_FAILED
     if state:
         return RESULT_INTERRUPTED
+    if preflight.get("problems"):
+        return RESULT_REFUSED
     if preflight.get("converged"):
         return RESULT_UNCHANGED
     return RESULT_NOT_REACHED
+
+
+CORDON_KEPT_TEXT = "stays cordoned: it was cordoned before the rollout, which does not lift a cordon it did not set"
+
+
+def _cordon_outcome(drain, finalize):
+    """``kept`` when someone else's cordon was left in place; otherwise what finalize or drain did to it."""
+    outcomes = (finalize.get("cordon"), drain.get("cordon"))
+    if "kept" in outcomes:
+        return "kept"
+    return next((outcome for outcome in outcomes if outcome), None)
 
 
 def node_record(host, facts):
@@ -136,6 +151,7 @@ def node_record(host, facts):
         "before": before,
         "after": after,
         "drained": bool(drain.get("drained")),
+        "cordon": _cordon_outcome(drain, finalize),
         "evicted_pods": list(drain.get("evicted_pods") or ()),
         "rebooted": bool(reconfigure.get("rebooted")),
         "resources": _mapping(validate.get("resources")) or None,
@@ -146,12 +162,15 @@ def node_record(host, facts):
         "finished": finalize.get("finished"),
         "duration_s": finalize.get("duration_s"),
         "failed_task": finalize.get("failed_task"),
-        "message": finalize.get("message"),
+        "message": finalize.get("message") or ("; ".join(preflight.get("problems") or ()) or None),
     }
 
 
-def fleet_report(hosts, hostvars, generated=None, check_mode=False):
-    """The whole report: ``{generated, check_mode, nodes, totals}`` for ``hosts`` (names) from ``hostvars``."""
+def fleet_report(hosts, hostvars, generated=None, check_mode=False, rollout_id=None, refused=None):
+    """The whole report: ``{generated, rollout_id, check_mode, refused, nodes, totals}`` for ``hosts`` from ``hostvars``.
+
+    ``refused``: why preflight refused the run; nothing was changed then.
+    """
     nodes = []
     for host in hosts:
         facts = hostvars[host] if host in hostvars else {}
@@ -159,8 +178,8 @@ def fleet_report(hosts, hostvars, generated=None, check_mode=False):
     totals = dict((result, sum(1 for node in nodes if node["result"] == result)) for result in RESULTS)
     totals["nodes"] = len(nodes)
     strategies = sorted(set(node["strategy"] for node in nodes if node["strategy"]))
-    return {"generated": generated, "check_mode": bool(check_mode), "strategy": ", ".join(strategies) or None,
-            "totals": totals, "nodes": nodes}
+    return {"generated": generated, "rollout_id": rollout_id, "check_mode": bool(check_mode), "refused": refused or None,
+            "strategy": ", ".join(strategies) or None, "totals": totals, "nodes": nodes}
 
 
 def _gpu_lines(gpus):
@@ -202,6 +221,10 @@ def render_markdown(report):
         report.get("generated") or "now", " (check mode: nothing was changed)" if report.get("check_mode") else "",
         report.get("strategy") or "unknown", totals["nodes"],
         ", ".join("%d %s" % (totals[result], result) for result in RESULTS if totals.get(result))))
+    if report.get("rollout_id"):
+        lines += ["", "Rollout %s." % report["rollout_id"]]
+    if report.get("refused"):
+        lines += ["", "**Refused in preflight; nothing was changed on any node.** %s" % report["refused"]]
     lines += ["", "| Node | Result | Before | After | Evicted pods | Duration |", "|---|---|---|---|---|---|"]
     for node in report["nodes"]:
         duration = "" if node.get("duration_s") in (None, "") else "%s s" % node["duration_s"]
@@ -217,6 +240,8 @@ def render_markdown(report):
         for entry in node["plan"]:
             lines.append("- Plan: %s" % entry)
         lines.append("- After: %s" % "; ".join(_gpu_lines(node["after"])))
+        if node.get("cordon") == "kept":
+            lines.append("- Cordon: %s" % CORDON_KEPT_TEXT)
         if node["rebooted"]:
             lines.append("- Rebooted to activate the MIG mode")
         if node["evicted_pods"]:
@@ -231,4 +256,6 @@ def render_markdown(report):
             lines.append("- Warning: %s" % warning)
         if node["result"] == RESULT_FAILED:
             lines.append("- Failed in task '%s': %s" % (node.get("failed_task") or "?", node.get("message") or "no message"))
+        if node["result"] == RESULT_REFUSED:
+            lines.append("- Refused in preflight: %s" % (node.get("message") or "no message"))
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ Credentials: the bearer token goes into the client configuration only, never int
 from __future__ import annotations
 
 import json
+import os
 import traceback
 
 from ansible.module_utils.basic import env_fallback
@@ -37,6 +38,7 @@ try:
 
     # The client's transport; its errors (refused connection, TLS failure after retries) share this base.
     from urllib3.exceptions import HTTPError as TransportError
+    from urllib3.util.retry import Retry
 
     HAS_KUBERNETES = True
     KUBERNETES_IMPORT_ERROR = None
@@ -45,6 +47,7 @@ except ImportError:  # pragma: no cover - depends on the host that runs the modu
     k8s_config = None
     ApiException = None
     TransportError = None
+    Retry = None
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = traceback.format_exc()
 
@@ -59,6 +62,11 @@ AUTH_ENVIRONMENT = {
 }
 
 AUTH_OPTION_NAMES = tuple(AUTH_ENVIRONMENT)
+
+# Every request is bounded: a stalled or black-holed API server fails the call instead of hanging the task.
+# The read bound is per socket read, so it also bounds a response that stops half way.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
 
 HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
@@ -81,7 +89,30 @@ def k8s_auth_argument_spec():
             "fallback": (env_fallback, [AUTH_ENVIRONMENT["validate_certs"]]),
         },
         "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"], "fallback": (env_fallback, [AUTH_ENVIRONMENT["ca_cert"]])},
+        "request_timeout": {
+            "type": "dict",
+            "default": {"connect": DEFAULT_CONNECT_TIMEOUT, "read": DEFAULT_READ_TIMEOUT},
+            "options": {
+                "connect": {"type": "float", "default": DEFAULT_CONNECT_TIMEOUT},
+                "read": {"type": "float", "default": DEFAULT_READ_TIMEOUT},
+            },
+        },
     }
+
+
+def request_timeout_pair(request_timeout=None):
+    """``(connect, read)`` seconds from the ``request_timeout`` option; both must be positive."""
+    request_timeout = request_timeout or {}
+    connect = request_timeout.get("connect")
+    read = request_timeout.get("read")
+    connect = DEFAULT_CONNECT_TIMEOUT if connect is None else float(connect)
+    read = DEFAULT_READ_TIMEOUT if read is None else float(read)
+    if connect <= 0 or read <= 0:
+        raise KubeApiError(
+            "configure the Kubernetes client",
+            api_message="request_timeout.connect and request_timeout.read must be positive numbers of seconds (k8s_request_timeout)",
+        )
+    return connect, read
 
 
 class KubeApiError(MigError):
@@ -148,7 +179,11 @@ def _client_configuration(kubeconfig, context, host, api_key, validate_certs, ca
     if isinstance(kubeconfig, dict):
         k8s_config.load_kube_config_from_dict(kubeconfig, context=context, client_configuration=configuration)
     elif kubeconfig:
-        k8s_config.load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=configuration, persist_config=False)
+        path = os.path.expanduser(str(kubeconfig))
+        if not os.path.isfile(path):
+            # The client would only say "Invalid kube-config file. No configuration found."
+            raise k8s_config.ConfigException("the kubeconfig file %s does not exist or is not a file (set k8s_kubeconfig)" % path)
+        k8s_config.load_kube_config(config_file=path, context=context, client_configuration=configuration, persist_config=False)
     elif not host:
         # As kubernetes.core does: the default kubeconfig (KUBECONFIG, ~/.kube/config), else in-cluster.
         try:
@@ -169,6 +204,9 @@ def _client_configuration(kubeconfig, context, host, api_key, validate_certs, ca
         configuration.ssl_ca_cert = ca_cert
     if validate_certs is not None:
         configuration.verify_ssl = bool(validate_certs)
+    # A refused or reset connection is worth two more tries; a read that timed out is not re-sent, so one
+    # request costs at most 3 x connect + read seconds.
+    configuration.retries = Retry(total=2, connect=2, read=0, status=0, other=0, backoff_factor=0.5, raise_on_status=False)
     return configuration
 
 
@@ -205,9 +243,11 @@ def pod_key(pod):
 class KubeClient:
     """The calls gpufleet.mig makes to the API server, returning API JSON dicts."""
 
-    def __init__(self, api_client):
+    def __init__(self, api_client, request_timeout=None):
         self.api_client = api_client
         self.core = k8s_client.CoreV1Api(api_client)
+        self.coordination = k8s_client.CoordinationV1Api(api_client)
+        self.request_timeout = request_timeout_pair(request_timeout)
 
     @classmethod
     def from_params(cls, params):
@@ -220,7 +260,8 @@ class KubeClient:
                 api_key=params.get("api_key"),
                 validate_certs=params.get("validate_certs", True),
                 ca_cert=params.get("ca_cert"),
-            )
+            ),
+            request_timeout=params.get("request_timeout"),
         )
 
     def close(self):
@@ -234,6 +275,7 @@ class KubeClient:
 
     def _call(self, action, method, *args, **kwargs):
         kwargs["_preload_content"] = False
+        kwargs["_request_timeout"] = self.request_timeout
         try:
             return _decode(method(*args, **kwargs))
         except ApiException as error:
@@ -317,7 +359,7 @@ class KubeClient:
             kwargs["tail_lines"] = tail_lines
         action = "read the log of pod %s/%s" % (namespace, name)
         try:
-            response = self.core.read_namespaced_pod_log(name, namespace, _preload_content=False, **kwargs)
+            response = self.core.read_namespaced_pod_log(name, namespace, _preload_content=False, _request_timeout=self.request_timeout, **kwargs)
         except ApiException as error:
             raise _api_error(action, error)
         except (TransportError, OSError, ValueError) as error:
@@ -334,3 +376,21 @@ class KubeClient:
             if error.not_found:
                 return None
             raise
+
+    # Leases ------------------------------------------------------------------------------------------
+
+    def get_lease(self, namespace, name):
+        """The Lease, or ``None`` when it does not exist."""
+        try:
+            return self._call("read lease %s/%s" % (namespace, name), self.coordination.read_namespaced_lease, name, namespace)
+        except KubeApiError as error:
+            if error.not_found:
+                return None
+            raise
+
+    def create_lease(self, namespace, body):
+        return self._call("create lease %s/%s" % (namespace, body["metadata"]["name"]), self.coordination.create_namespaced_lease, namespace, body)
+
+    def replace_lease(self, namespace, name, body):
+        """PUT the lease; the body's ``metadata.resourceVersion`` makes a concurrent write answer 409."""
+        return self._call("replace lease %s/%s" % (namespace, name), self.coordination.replace_namespaced_lease, name, namespace, body)

@@ -22,13 +22,98 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.drain import (
     refusal_message,
     run_evictions,
 )
+import re
+import time
+
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError
+from ansible_collections.gpufleet.mig.plugins.module_utils.lease import LeaseHeldError, hold_lease, release_lease
 
 STATES = ("cordoned", "drained", "uncordoned")
 DEFAULT_TIMEOUT = 300
 
 _WANTS_UNSCHEDULABLE = {"cordoned": True, "drained": True, "uncordoned": False}
+
+# Set together with the cordon the rollout makes; its presence is what lets a later uncordon lift it. A node
+# that was already unschedulable without it was cordoned by someone else and stays cordoned.
+CORDONED_BY_LABEL = "gpufleet.mig/cordoned-by"
+# How long the cordon-budget lock may be held by a run that died holding it.
+BUDGET_LOCK_DURATION = 30
+BUDGET_POLL_INTERVAL = 5
+# The lock is held only for one count and one patch, so its waiters look again soon.
+BUDGET_LOCK_POLL_INTERVAL = 0.2
+DEFAULT_BUDGET_LOCK = {"name": "gpufleet-mig-cordon-budget", "namespace": "kube-system"}
+
+
+def owner_label_value(owner):
+    """``owner`` as a label value: at most 63 characters of ``[A-Za-z0-9._-]``, alphanumeric at both ends."""
+    value = re.sub(r"[^A-Za-z0-9._-]+", "-", owner or "")[:63].strip("._-")
+    if not value:
+        raise NodeTaskError("Cannot record who cordons the node: cordon_owner %r has no letters or digits." % owner, changed=False)
+    return value
+
+
+def cordoned_by_us(node):
+    view = node_view(node)
+    return view["unschedulable"] and CORDONED_BY_LABEL in view["labels"]
+
+
+def plan_cordon_ownership(node, state, cordon_owner):
+    """Pure: ``(unschedulable, labels, cordon)`` for a state when the rollout records whose cordon it is.
+
+    ``cordon`` says what happens to the node's schedulability: ``cordon`` (ours now), ``ours`` (we cordoned
+    it in this or an earlier run), ``kept`` (someone else's cordon: we neither take it nor lift it),
+    ``uncordon`` (ours, lifted), ``none`` (schedulable and stays so).
+    """
+    view = node_view(node)
+    ours = CORDONED_BY_LABEL in view["labels"]
+    if state in ("cordoned", "drained"):
+        if not view["unschedulable"]:
+            return True, {CORDONED_BY_LABEL: owner_label_value(cordon_owner)}, "cordon"
+        return None, {}, "ours" if ours else "kept"
+    if state == "uncordoned":
+        if view["unschedulable"] and not ours:
+            return None, {}, "kept"
+        if view["unschedulable"]:
+            return False, {CORDONED_BY_LABEL: None}, "uncordon"
+        return None, ({CORDONED_BY_LABEL: None} if ours else {}), "none"
+    return None, {}, "ours" if ours and view["unschedulable"] else ("kept" if view["unschedulable"] else "none")
+
+
+def budget_holders(nodes, excluding):
+    """Names of the nodes that hold the cordon budget: cordoned by a gpufleet.mig rollout and still cordoned."""
+    return sorted(
+        node_view(node)["name"] for node in nodes
+        if cordoned_by_us(node) and node_view(node)["name"] != excluding
+    )
+
+
+def _wait_for_budget(client, name, cordon_owner, max_unavailable, lock, wait_timeout, sleep=time.sleep, monotonic=time.monotonic):
+    """Hold the budget lock with room for one more cordon, or fail naming mig_max_unavailable and the holders.
+
+    Returns the lock's holder identity; the caller cordons, then releases the lock. The lock makes the
+    count and the cordon one step for every cooperating run (job slices each limited to their own hosts).
+    """
+    holder = "%s/%s" % (owner_label_value(cordon_owner), name)
+    deadline = monotonic() + max(0, wait_timeout)
+    while True:
+        remaining = max(0.0, deadline - monotonic())
+        try:
+            hold_lease(client, lock["name"], lock["namespace"], holder, BUDGET_LOCK_DURATION, remaining,
+                       poll_interval=BUDGET_LOCK_POLL_INTERVAL)
+        except LeaseHeldError as error:
+            raise NodeTaskError("Cannot cordon node %s: %s Raise drain_timeout to wait longer." % (name, error), changed=False)
+        holders = budget_holders(client.list_nodes(label_selector=CORDONED_BY_LABEL), excluding=name)
+        if len(holders) < max_unavailable:
+            return holder
+        release_lease(client, lock["name"], lock["namespace"], holder)
+        if monotonic() >= deadline:
+            raise NodeTaskError(
+                "Cannot cordon node %s: %d GPU node(s) are already cordoned by MIG rollouts (%s), which is the fleet-wide "
+                "budget mig_max_unavailable=%d. Waited %ds. Finish or fix those nodes, or raise mig_max_unavailable."
+                % (name, len(holders), ", ".join(holders), max_unavailable, wait_timeout),
+                changed=False, budget_holders=holders)
+        sleep(min(BUDGET_POLL_INTERVAL, max(0.1, deadline - monotonic())))
 
 
 class NodeTaskError(MigError):
@@ -119,11 +204,16 @@ def _predicted_node(node, patch):
 
 def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_selector=None, gpu_pods_only=False,
                  delete_emptydir_data=False, force=False, disable_eviction=False, grace_period=None,
-                 timeout=DEFAULT_TIMEOUT, poll_interval=DEFAULT_POLL_INTERVAL, check_mode=False):
+                 timeout=DEFAULT_TIMEOUT, poll_interval=DEFAULT_POLL_INTERVAL, check_mode=False,
+                 cordon_owner=None, max_unavailable=None, budget_lock=None, budget_timeout=DEFAULT_TIMEOUT):
     """Bring node ``name`` to ``state`` with ``labels``/``annotations``; return the module result.
 
     ``client`` is a ``k8s.KubeClient``. Result keys: ``changed``, ``node``, ``evicted`` (in check mode: the
-    pods that would be evicted), ``skipped_pods``, ``diff``. Raises ``NodeTaskError`` / ``KubeApiError``.
+    pods that would be evicted), ``skipped_pods``, ``diff`` and, with ``cordon_owner``, ``cordon`` (see
+    ``plan_cordon_ownership``). With ``cordon_owner`` the cordon is recorded as the rollout's and an uncordon lifts
+    only such a cordon; with ``max_unavailable`` too, a new cordon waits (up to ``budget_timeout``) until fewer
+    than that many nodes carry a rollout's cordon, counted under the ``budget_lock`` lease ``{name, namespace}``.
+    Raises ``NodeTaskError`` / ``KubeApiError``.
     """
     if timeout < 0 or poll_interval < 1:
         raise NodeTaskError("Cannot drain node %s: timeout must be 0 or more and poll_interval 1 or more (seconds)." % name, changed=False)
@@ -139,10 +229,23 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
             raise NodeTaskError(refusal_message(name, plan) + " Nothing was changed.", changed=False, refused=plan.refuse,
                                 node=node_view(node))
 
-    patch, before, after = plan_node_update(node, _WANTS_UNSCHEDULABLE.get(state), labels, annotations)
+    unschedulable = _WANTS_UNSCHEDULABLE.get(state)
+    cordon = None
+    if cordon_owner:
+        unschedulable, ownership_labels, cordon = plan_cordon_ownership(node, state, cordon_owner)
+        labels = dict(labels or {}, **ownership_labels)
+    patch, before, after = plan_node_update(node, unschedulable, labels, annotations)
     changed = patch is not None
+    budget_lock = budget_lock or DEFAULT_BUDGET_LOCK
     if patch and not check_mode:
-        node = client.patch_node(name, patch)
+        budget_holder = None
+        if cordon == "cordon" and max_unavailable:
+            budget_holder = _wait_for_budget(client, name, cordon_owner, max_unavailable, budget_lock, budget_timeout)
+        try:
+            node = client.patch_node(name, patch)
+        finally:
+            if budget_holder:
+                release_lease(client, budget_lock["name"], budget_lock["namespace"], budget_holder)
     node_after = node_view(node) if not check_mode else _predicted_node(node, patch)
 
     evicted = []
@@ -172,10 +275,13 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
         skipped = list(plan.skip)
         changed = changed or bool(evicted)
 
-    return {
+    result = {
         "changed": changed,
         "node": node_after,
         "evicted": evicted,
         "skipped_pods": skipped,
         "diff": {"before": before, "after": after},
     }
+    if cordon is not None:
+        result["cordon"] = cordon
+    return result

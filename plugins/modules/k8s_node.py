@@ -115,6 +115,42 @@ options:
       - Only with O(state=drained). Seconds between eviction retries while a PodDisruptionBudget refuses them.
     type: int
     default: 5
+  cordon_owner:
+    description:
+      - Record that this task's cordon belongs to a rollout, and lift only such a cordon.
+      - With O(state=cordoned) or O(state=drained), a schedulable node is cordoned and labelled
+        C(gpufleet.mig/cordoned-by) with this value (made a valid label value). A node that is already
+        unschedulable without that label was cordoned by someone else; it is drained as asked but not labelled.
+      - With O(state=uncordoned), the node is uncordoned only when it carries C(gpufleet.mig/cordoned-by), from
+        this or an earlier run; someone else's cordon stays (RV(cordon=kept)).
+      - Not set, the task cordons and uncordons whatever the node's history.
+    type: str
+  max_unavailable:
+    description:
+      - With O(cordon_owner), a new cordon waits until fewer than this many nodes carry a rollout's cordon
+        (label C(gpufleet.mig/cordoned-by) and unschedulable), across every run that uses the same O(budget_lock).
+      - Nodes that failed and stay cordoned keep counting until a later run finishes them.
+    type: int
+  budget_lock:
+    description:
+      - The coordination.k8s.io/v1 Lease under which the count and the cordon are one step for all runs.
+    type: dict
+    default: {name: gpufleet-mig-cordon-budget, namespace: kube-system}
+    options:
+      name:
+        description: Lease name.
+        type: str
+        default: gpufleet-mig-cordon-budget
+      namespace:
+        description: Lease namespace.
+        type: str
+        default: kube-system
+  budget_timeout:
+    description:
+      - Seconds a new cordon may wait for room in the O(max_unavailable) budget before the task fails with the
+        node untouched.
+    type: int
+    default: 300
 requirements:
   - kubernetes (the Python client)
 notes:
@@ -152,6 +188,22 @@ EXAMPLES = r"""
     labels:
       nvidia.com/mig.config.state: success
       example.com/maintenance: null
+  delegate_to: localhost
+
+- name: Cordon as part of a rollout, at most two rollout cordons in the cluster at once
+  gpufleet.mig.k8s_node:
+    name: gpu-node-1
+    state: drained
+    gpu_pods_only: true
+    cordon_owner: mig-rollout-20261203
+    max_unavailable: 2
+  delegate_to: localhost
+
+- name: Lift the rollout's cordon, leaving an administrator's cordon in place
+  gpufleet.mig.k8s_node:
+    name: gpu-node-1
+    state: uncordoned
+    cordon_owner: mig-rollout-20261203
   delegate_to: localhost
 
 - name: Use a given kubeconfig and context
@@ -223,6 +275,20 @@ refused:
   elements: dict
   returned: when a drain failed on such pods
   sample: [{"namespace": "default", "name": "scratch", "reason": "has no controller to recreate it (set force to evict it anyway)"}]
+cordon:
+  description:
+    - With O(cordon_owner), what happened to the node's cordon. V(cordon) the task cordoned it; V(ours) a rollout
+      had cordoned it before (an interrupted run); V(kept) someone else's cordon, neither taken nor lifted;
+      V(uncordon) the rollout's cordon was lifted; V(none) schedulable before and after.
+  type: str
+  returned: with O(cordon_owner)
+  sample: kept
+budget_holders:
+  description: When the O(max_unavailable) budget stayed full, the nodes holding it.
+  type: list
+  elements: str
+  returned: when a cordon waited for the budget in vain
+  sample: [gpu-node-3]
 api_status:
   description: The HTTP status of a failed Kubernetes API call.
   type: int
@@ -258,12 +324,25 @@ def argument_spec():
         grace_period=dict(type="int"),
         timeout=dict(type="int", default=DEFAULT_TIMEOUT),
         poll_interval=dict(type="int", default=5),
+        cordon_owner=dict(type="str"),
+        max_unavailable=dict(type="int"),
+        budget_lock=dict(
+            type="dict",
+            default=dict(name="gpufleet-mig-cordon-budget", namespace="kube-system"),
+            options=dict(
+                name=dict(type="str", default="gpufleet-mig-cordon-budget"),
+                namespace=dict(type="str", default="kube-system"),
+            ),
+        ),
+        budget_timeout=dict(type="int", default=DEFAULT_TIMEOUT),
     )
     return spec
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, required_by={"max_unavailable": "cordon_owner"})
+    if module.params["max_unavailable"] is not None and module.params["max_unavailable"] < 1:
+        module.fail_json(msg="max_unavailable must be 1 or more (mig_max_unavailable): with 0 no node could ever be cordoned.")
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
 
@@ -285,6 +364,10 @@ def main():
                 timeout=params["timeout"],
                 poll_interval=params["poll_interval"],
                 check_mode=module.check_mode,
+                cordon_owner=params["cordon_owner"],
+                max_unavailable=params["max_unavailable"],
+                budget_lock=params["budget_lock"],
+                budget_timeout=params["budget_timeout"],
             )
     except NodeTaskError as error:
         module.fail_json(msg=str(error), **error.details)

@@ -32,7 +32,7 @@ def a100_node(name, **hostvars):
             "hostvars": hostvars}
 
 
-def run_site(fleet, *, check=False, diff=False, **extra_vars):
+def run_site(fleet, *, check=False, diff=False, kill_after_task=None, **extra_vars):
     """ansible-playbook site.yml on the fleet; returns (returncode, output, task results as dicts)."""
     run_dir = fleet.workdir / "runs"
     run_dir.mkdir(exist_ok=True)
@@ -46,6 +46,8 @@ def run_site(fleet, *, check=False, diff=False, **extra_vars):
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_CALLBACK_PLUGINS=str(CALLBACK_DIR),
                ANSIBLE_CALLBACKS_ENABLED="gpufleet_results", ANSIBLE_NOCOLOR="1", GPUFLEET_RESULTS_FILE=str(results_file),
                ANSIBLE_LOCAL_TEMP=str(run_dir / "tmp"), PATH="%s:%s:%s" % (TOOLS_BIN, VENV_BIN, os.environ.get("PATH", "")))
+    if kill_after_task:
+        env["GPUFLEET_KILL_AFTER_TASK"] = kill_after_task
     completed = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     results = [json.loads(line) for line in results_file.read_text().splitlines()] if results_file.exists() else []
     return completed.returncode, completed.stdout + completed.stderr, results
@@ -106,6 +108,11 @@ def test_a_bad_layout_on_one_node_stops_the_rollout_in_preflight_before_any_node
         status = fleet.status(name)
         assert status["gpus"][0]["mig"]["current"] == "disabled" and devices(status) == []
     assert api.list_namespaced_pod("nvidia-device-plugin").items == []
+    # The refused run still leaves a report that says why and that nothing changed.
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
+    assert report["refused"].startswith("Preflight refused gpu-bad:")
+    assert {node["host"]: node["result"] for node in report["nodes"]} == {"gpu-good": "not reached", "gpu-bad": "refused"}
+    assert "Refused in preflight; nothing was changed on any node." in (fleet.workdir / "report" / "latest" / "fleet-report.md").read_text()
 
 
 def test_check_mode_prints_the_fleet_plan_and_changes_nothing(sim_fleet):
@@ -156,6 +163,6 @@ def test_a_converged_fleet_rerun_evicts_nothing_and_changes_nothing(sim_fleet):
     pod = api.read_namespaced_pod("train-0", "default")
     assert (pod.metadata.uid, pod.status.phase) == (uid, "Running")
     assert node_view(api, "gpu-1")[0] is False
-    report = json.loads((fleet.workdir / "report" / "fleet-report.json").read_text())
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
     assert [(node["host"], node["result"], node["evicted_pods"]) for node in report["nodes"]] == [("gpu-1", "unchanged", [])]
-    assert "| gpu-1 | unchanged | GPU 0 NVIDIA A100-SXM4-40GB: MIG enabled; 7 x 1g.5gb |" in (fleet.workdir / "report" / "fleet-report.md").read_text()
+    assert "| gpu-1 | unchanged | GPU 0 NVIDIA A100-SXM4-40GB: MIG enabled; 7 x 1g.5gb |" in (fleet.workdir / "report" / "latest" / "fleet-report.md").read_text()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 from ansible.plugins.callback import CallbackBase
 
@@ -44,6 +45,11 @@ class CallbackModule(CallbackBase):
         }
         with open(self._path, "a", encoding="utf-8") as stream:
             stream.write(json.dumps(record, default=str) + "\n")
+        # GPUFLEET_KILL_AFTER_TASK: the controller dies (SIGKILL, no cleanup) right after that task finished on a host,
+        # as when an operator's laptop or the AWX pod is lost mid-rollout.
+        kill_after = os.environ.get("GPUFLEET_KILL_AFTER_TASK")
+        if kill_after and status != "skipped" and (record["task"] == kill_after or record["task"].endswith(" : " + kill_after)):
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def v2_runner_on_ok(self, result):
         self._record(result, "changed" if result._result.get("changed") else "ok")

@@ -84,7 +84,7 @@ def test_fleet_report_counts_results_over_the_given_hosts():
 
     report = fleet_report(["gpu-1", "gpu-2", "gpu-3"], hostvars, generated="2026-01-01T00:00:00Z")
 
-    assert report["totals"] == {"success": 1, "unchanged": 1, "failed": 0, "interrupted": 0, "not reached": 1, "nodes": 3}
+    assert report["totals"] == {"success": 1, "unchanged": 1, "failed": 0, "refused": 0, "interrupted": 0, "not reached": 1, "nodes": 3}
     assert [node["host"] for node in report["nodes"]] == ["gpu-1", "gpu-2", "gpu-3"]
     assert report["strategy"] == "mixed"
 
@@ -102,3 +102,25 @@ def test_markdown_has_a_summary_table_and_a_section_per_node():
     assert ("- GFD labels: nvidia.com/mig-1g.5gb.count=2, nvidia.com/mig.strategy=mixed; 1 more in the JSON report\n") in text
     assert "- Failed in task 'Set the MIG mode': GPU reset refused\n" in text
     assert "## gpu-2" in text and "| gpu-2 | failed | " in text
+
+
+def test_a_refused_run_reports_why_per_node_and_that_nothing_changed():
+    hostvars = {"gpu-1": {"preflight_node": _preflight()},
+                "gpu-2": {"preflight_node": dict(_preflight(), problems=["3 x 3g.20gb do not fit"])}}
+
+    report = fleet_report(["gpu-1", "gpu-2"], hostvars, generated="T", rollout_id="run-7", refused="Preflight refused gpu-2")
+
+    assert [(node["host"], node["result"], node["message"]) for node in report["nodes"]] == [
+        ("gpu-1", "not reached", None), ("gpu-2", "refused", "3 x 3g.20gb do not fit")]
+    text = render_markdown(report)
+    assert "Rollout run-7." in text
+    assert "**Refused in preflight; nothing was changed on any node.** Preflight refused gpu-2" in text
+    assert "- Refused in preflight: 3 x 3g.20gb do not fit" in text
+
+
+def test_a_cordon_someone_else_set_is_reported_as_kept():
+    facts = dict(SUCCESS_FACTS, drain_result={"drained": True, "cordon": "kept"},
+                 finalize_result=dict(SUCCESS_FACTS["finalize_result"], cordon="kept"))
+    report = fleet_report(["gpu-1"], {"gpu-1": facts})
+    assert report["nodes"][0]["cordon"] == "kept"
+    assert "- Cordon: stays cordoned: it was cordoned before the rollout" in render_markdown(report)

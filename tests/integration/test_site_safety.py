@@ -1,0 +1,119 @@
+"""site.yml's safety rules end to end on the fleet twin: whose cordon it is, and one rollout at a time per cluster.
+Outcomes are read back from the simulator and the API server."""
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+from test_site import FAST_CLUSTER, a100_node, core_api, devices, named, node_view, run_site
+
+kubernetes = pytest.importorskip("kubernetes", reason="the kubernetes client is not installed")
+pytestmark = pytest.mark.slow
+
+CORDONED_BY = "gpufleet.mig/cordoned-by"
+
+
+def coordination_api(fleet):
+    return kubernetes.client.CoordinationV1Api(kubernetes.config.new_client_from_config(str(fleet.workdir / "kubeconfig")))
+
+
+def put_lease(fleet, holder, renewed, duration=3600):
+    stamp = renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    coordination_api(fleet).create_namespaced_lease("kube-system", {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "gpufleet-mig-rollout"},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration, "acquireTime": stamp, "renewTime": stamp}})
+
+
+def test_an_administrators_cordon_is_kept_and_reported(sim_fleet):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
+    api = core_api(fleet)
+    api.patch_node("gpu-1", {"spec": {"unschedulable": True}})  # kubectl cordon gpu-1
+
+    returncode, output, _ = run_site(fleet)
+
+    assert returncode == 0, output
+    assert devices(fleet.status("gpu-1")) == ["1g.5gb"] * 7
+    unschedulable, labels = node_view(api, "gpu-1")
+    assert unschedulable is True
+    assert labels == {"gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb", "gpufleet.mig/strategy": "mixed"}
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
+    assert [(node["host"], node["result"], node["cordon"]) for node in report["nodes"]] == [("gpu-1", "success", "kept")]
+    assert "stays cordoned: it was cordoned before the rollout" in (fleet.workdir / "report" / "latest" / "fleet-report.md").read_text()
+
+
+def test_a_live_rollout_lease_refuses_a_second_run_and_an_expired_one_is_taken_over(sim_fleet):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
+    now = datetime.datetime.now(datetime.timezone.utc)
+    put_lease(fleet, "rollout-of-someone-else", now)
+
+    returncode, output, results = run_site(fleet)
+
+    assert returncode != 0, output
+    refused = [r for r in named(results, "Hold the lease for this rollout (another live rollout is waited for, then refused)")
+               if r["status"] == "failed"]
+    assert refused and refused[0]["result"]["holder"] == "rollout-of-someone-else"
+    assert "is held by rollout-of-someone-else since %s" % now.strftime("%Y-%m-%dT%H:%M") in refused[0]["result"]["msg"]
+    assert not [r for r in results if r["action"] in ("gpufleet.mig.helm_release", "gpufleet.mig.mig_mode", "gpufleet.mig.mig_layout")]
+    assert node_view(core_api(fleet), "gpu-1") == (False, {})
+    assert devices(fleet.status("gpu-1")) == []
+
+    # The holder died: its lease ran out an hour ago. The next run takes it over, says from whom, and converges.
+    coordination_api(fleet).delete_namespaced_lease("gpufleet-mig-rollout", "kube-system")
+    put_lease(fleet, "rollout-that-died", now - datetime.timedelta(hours=2))
+
+    returncode, output, results = run_site(fleet)
+
+    assert returncode == 0, output
+    takeover = named(results, "Report a lease taken over from a rollout that stopped renewing it")
+    assert takeover and "Took the rollout lease over from rollout-that-died" in takeover[0]["result"]["msg"]
+    assert devices(fleet.status("gpu-1")) == ["1g.5gb"] * 7
+    lease = coordination_api(fleet).read_namespaced_lease("gpufleet-mig-rollout", "kube-system")
+    assert lease.spec.holder_identity is None  # released at the end of the run
+    assert node_view(core_api(fleet), "gpu-1")[0] is False
+
+
+# Each boundary leaves the node in a different interrupted state: cordoned and pending; device plugin paused; MIG mode
+# changed without instances; instances at the target with the plugin still paused; plugin back but not validated;
+# validated but still cordoned.
+NODE_PHASE_BOUNDARIES = [
+    "Cordon the node and evict its pods",
+    "Pause the device plugin and GPU feature discovery on the node",
+    "Enable MIG mode where the plan enables it",
+    "Create and destroy MIG devices as planned",
+    "Let the device plugin and GPU feature discovery back onto the node",
+    "Wait until the node advertises its MIG devices and GFD labels",
+]
+
+
+@pytest.mark.parametrize("boundary", NODE_PHASE_BOUNDARIES)
+def test_a_run_killed_at_a_node_phase_boundary_converges_on_a_plain_rerun(sim_fleet, boundary):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
+
+    returncode, output, results = run_site(fleet, kill_after_task=boundary)
+    assert returncode == -9, output
+    assert named(results, boundary), "the run never reached %r" % boundary
+    assert node_view(core_api(fleet), "gpu-1")[0] is True  # left cordoned by the dead run
+
+    # The dead run's lease names a process of this host that is gone: the re-run takes it over at once.
+    returncode, output, results = run_site(fleet)
+
+    assert returncode == 0, output
+    assert devices(fleet.status("gpu-1")) == ["1g.5gb"] * 7
+    assert node_view(core_api(fleet), "gpu-1") == (False, {
+        "gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb", "gpufleet.mig/strategy": "mixed"})
+    assert named(results, "Report a lease taken over from a rollout that stopped renewing it")
+
+
+def test_a_bad_strategy_is_refused_naming_the_playbook_variable(sim_fleet):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
+
+    returncode, output, results = run_site(fleet, mig_strategy="bogus")
+
+    assert returncode != 0, output
+    refused = [r for r in named(results, "Check the rollout's variables") if r["status"] == "failed"]
+    message = refused[0]["result"]["msg"]
+    assert "mig_strategy must be none, single or mixed (got bogus)" in message
+    assert "preflight_mig_strategy" not in output and "argument_spec" not in output
+    assert node_view(core_api(fleet), "gpu-1") == (False, {})
+    assert json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())["refused"].startswith("Invalid rollout variables")
