@@ -47,7 +47,8 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.apply import (
     layout_lines,
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
-from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection, select_gpus
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import select_mig_capable
+from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection
 
 ENABLED = "enabled"
 DISABLED = "disabled"
@@ -179,25 +180,16 @@ class _ModeRun(object):
 
     # ----------------------------------------------------------------- decide
     def decide(self, facts):
-        explicit = normalize_selection(self.gpus) != ALL_GPUS
-        decisions, problems = [], []
-        for gpu in select_gpus(facts["gpus"], self.gpus):
-            if not gpu.get("mig_capable"):
-                if explicit:
-                    problems.append("%s is not MIG-capable (with driver %s); remove it from gpus (gpus=all skips "
-                                    "such GPUs)" % (describe_gpu(gpu), facts.get("driver_version")))
-                else:
-                    entry = gpu_identity(gpu)
-                    entry["reason"] = "not MIG-capable"
-                    self.skipped.append(entry)
-                continue
+        capable, self.skipped, problems = select_mig_capable(facts, self.gpus)
+        decisions = []
+        for gpu in capable:
             try:
                 decisions.append(decide_mig_mode(gpu, self.state, self.force, self.reset))
             except MigError as error:
                 problems.append(str(error))
         if problems:
             raise MigTaskError("; ".join(problems), changed=False, gpus=[], skipped_gpus=self.skipped)
-        if not decisions and not explicit:
+        if not decisions and normalize_selection(self.gpus) == ALL_GPUS:
             self.warnings.append("no MIG-capable GPU among the selected GPUs; nothing to do")
         for decision in decisions:
             self.entries[decision.gpu["index"]] = _gpu_entry(decision.gpu, decision)

@@ -76,6 +76,14 @@ options:
       - A mapping of GPU index to such a mapping sets GPUs one by one. GPUs not listed are left as they are. The
         value V(disabled) instead of a mapping means MIG should be off, which this module only checks.
     type: raw
+  plan:
+    description:
+      - A node plan as M(gpufleet.mig.mig_plan_info) returned it, instead of a layout. The module carries out
+        the MIG devices that plan manages, deciding each GPU the way M(gpufleet.mig.mig_plan_info) did.
+      - The plan is refused, before anything changes, when the node's GPUs are not the ones it was made for
+        (another GPU UUID at an index, a GPU gone or added, MIG support changed with the driver).
+      - GPUs whose MIG devices the plan does not manage are reported in RV(skipped_gpus) as V(not in the layout).
+    type: dict
   in_use:
     description:
       - What to do with a GPU whose plan must destroy GPU instances that processes run on.
@@ -90,7 +98,8 @@ notes:
   - A GPU whose layout wants MIG devices while its MIG mode is disabled, or MIG disabled (for example a mig-parted
     entry with C(mig-enabled) set to false) while it is enabled, fails the task before anything changes. The
     message names the GPUs and the M(gpufleet.mig.mig_mode) call that fixes them.
-  - GPUs that cannot do MIG are skipped when O(gpus=all) and fail the task when named in O(gpus).
+  - GPUs that cannot do MIG are skipped when O(gpus=all) and fail the task when named in O(gpus). A layout that covers
+    no GPU because none of them can do MIG with this driver fails the task, as mig-parted does.
   - Drivers before R460 cannot place GPU instances explicitly. There the module lets the driver place them,
     largest first, and verifies that the resulting MIG devices are the ones asked for.
   - GPU instances do not survive a GPU reset or a reboot; run this module again afterwards.
@@ -137,6 +146,15 @@ EXAMPLES = r"""
   check_mode: true
   diff: true
   register: mig_plan
+
+- name: Plan the node, then apply exactly that plan
+  gpufleet.mig.mig_plan_info:
+    config: all-balanced
+  register: node_plan
+
+- name: Apply the plan (refused if the GPUs changed since)
+  gpufleet.mig.mig_layout:
+    plan: "{{ node_plan }}"
 
 - name: Converge the GPUs that are idle, leave busy ones for later
   gpufleet.mig.mig_layout:
@@ -313,6 +331,7 @@ def argument_spec():
         config_data=dict(type="raw"),
         layout=dict(type="raw"),
         gpus=dict(type="list", elements="str", default=["all"]),
+        plan=dict(type="dict"),
         in_use=dict(type="str", choices=[IN_USE_FAIL, IN_USE_SKIP], default=IN_USE_FAIL),
     )
 
@@ -320,6 +339,8 @@ def argument_spec():
 def layout_source(module):
     """The ``layout.resolve_layout`` source for the module's options; reads ``config_file`` on the node."""
     params = module.params
+    if params["plan"] is not None:
+        return None
     if params["layout"] is not None:
         return {"mig_layout": params["layout"]}
     source = {"mig_config": params["config"]}
@@ -341,8 +362,9 @@ def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
         mutually_exclusive=[("layout", "config"), ("layout", "config_file"), ("layout", "config_data"),
-                            ("config_file", "config_data")],
-        required_one_of=[("layout", "config", "config_file", "config_data")],
+                            ("config_file", "config_data"), ("plan", "layout"), ("plan", "config"),
+                            ("plan", "config_file"), ("plan", "config_data")],
+        required_one_of=[("layout", "config", "config_file", "config_data", "plan")],
         supports_check_mode=True,
     )
     if not HAS_PYNVML:
@@ -350,7 +372,7 @@ def main():
 
     try:
         result = run_mig_layout(layout_source(module), gpus=module.params["gpus"], in_use=module.params["in_use"],
-                                check_mode=module.check_mode)
+                                check_mode=module.check_mode, plan=module.params["plan"])
     except MigTaskError as error:
         module.fail_json(msg=str(error), **error.details)
     except MigError as error:
