@@ -21,7 +21,6 @@ mode stops after deciding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from typing import List, Optional
 

@@ -39,7 +39,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.planner import (
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import GpuCatalog
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection, select_gpus
-from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import (
+from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
     STRATEGIES,
     STRATEGY_MIXED,
     STRATEGY_NONE,

@@ -331,14 +331,15 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
     KubeClient,
     k8s_auth_argument_spec,
 )
+from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import STRATEGIES
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_validate import (
     CLEANUPS,
     DEFAULT_COMMAND,
     POD_COUNTS,
     NodeValidationError,
+    node_expectation,
     validate_node,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import STRATEGIES, node_expectation
 
 
 def argument_spec():

@@ -5,6 +5,7 @@ status and labels are written, and pods get their log and phase, through the emu
 """
 from __future__ import annotations
 
+import copy
 import threading
 import time
 
@@ -14,13 +15,15 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigErro
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient, build_api_client
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_validate import (
     NodeValidationError,
+    compare_node,
+    describe_diff,
+    node_expectation,
     parse_device_listing,
     pod_selector,
     validate_node,
     validation_pod,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import compare_node, describe_diff, node_expectation
-from test_strategy import MIXED_3_2_1, SEED_GPU_UUID, SEVEN_1G, seed_facts
+from test_mig_strategy import MIXED_3_2_1, SEED_GPU_UUID, SEVEN_1G, seed_facts
 
 kube = pytest.importorskip("gpufleet_twin.kube", reason="the fleet twin's API emulator is not installed")
 
@@ -274,3 +277,76 @@ def test_a_node_without_gfd_labels_is_summed_up():
     assert describe_diff(diff) == [
         "none of the %d expected labels is present (nvidia.com/mig.strategy, nvidia.com/gpu.count, "
         "nvidia.com/gpu.product, ...), so GPU feature discovery has not labelled the node" % len(expectation.labels.labels)]
+
+
+# ------------------------------------------------------------------------------------- comparison
+
+
+def _node(allocatable, capacity=None, labels=None):
+    return {"metadata": {"name": "gpu-node-1", "labels": labels or {}},
+            "status": {"allocatable": allocatable, "capacity": allocatable if capacity is None else capacity}}
+
+
+def test_a_node_showing_the_seed_single_state_matches():
+    facts = seed_facts(SEVEN_1G, mig="enabled")
+    expectation = node_expectation(facts, "single")
+    labels = dict(expectation.labels.labels, **{"nvidia.com/gfd.timestamp": "1605657366",
+                                                "nvidia.com/gpu.machine": "NVIDIA-DGX",
+                                                "nvidia.com/gpu.mode": "compute",
+                                                "nvidia.com/gpu.present": "true",
+                                                "kubernetes.io/hostname": "gpu-node-1"})
+    comparison = compare_node(expectation, _node({"cpu": "8", "nvidia.com/gpu": "7"}, labels=labels))
+    assert comparison.matches, comparison.diff
+    assert comparison.seen["allocatable"] == {"nvidia.com/gpu": 7}
+
+
+def test_stale_names_with_zero_allocatable_linger_without_failing():
+    expectation = node_expectation(seed_facts(MIXED_3_2_1, mig="enabled"), "mixed")
+    allocatable = {"nvidia.com/mig-1g.5gb": "1", "nvidia.com/mig-2g.10gb": "1", "nvidia.com/mig-3g.20gb": "1",
+                   "nvidia.com/mig-7g.40gb": "0"}
+    capacity = dict(allocatable, **{"nvidia.com/mig-7g.40gb": "1"})
+    comparison = compare_node(expectation, _node(allocatable, capacity, expectation.labels.labels))
+    assert comparison.matches, comparison.diff
+    assert comparison.lingering == {"nvidia.com/mig-7g.40gb": 1}
+
+
+def test_diff_names_each_wrong_resource_and_label():
+    expectation = node_expectation(seed_facts(SEVEN_1G, mig="enabled"), "single")
+    labels = dict(expectation.labels.labels)
+    labels["nvidia.com/gpu.count"] = "1"
+    labels["nvidia.com/mig-7g.40gb.count"] = "1"  # left over from an earlier mixed labelling
+    del labels["nvidia.com/gpu.multiprocessors"]
+    comparison = compare_node(expectation, _node({"nvidia.com/gpu": "1", "nvidia.com/mig-7g.40gb": "1"}, labels=labels))
+    assert not comparison.matches
+    assert comparison.diff == {
+        "allocatable": {"nvidia.com/gpu": {"expected": 7, "seen": 1},
+                        "nvidia.com/mig-7g.40gb": {"expected": None, "seen": 1}},
+        "capacity": {"nvidia.com/gpu": {"expected": 7, "seen": 1}},
+        "labels": {"nvidia.com/gpu.count": {"expected": "7", "seen": "1"},
+                   "nvidia.com/gpu.multiprocessors": {"expected": "14", "seen": None},
+                   "nvidia.com/mig-7g.40gb.count": {"expected": None, "seen": "1"}},
+    }
+    assert describe_diff(comparison.diff) == [
+        "allocatable nvidia.com/gpu: expected 7, seen 1",
+        "allocatable nvidia.com/mig-7g.40gb: expected absent, seen 1",
+        "capacity nvidia.com/gpu: expected 7, seen 1",
+        "label nvidia.com/gpu.count: expected '7', seen '1'",
+        "label nvidia.com/mig-7g.40gb.count: expected absent, seen '1'",
+        "label nvidia.com/gpu.multiprocessors: expected '14', seen absent",
+    ]
+
+
+def test_mig_strategy_label_under_none_is_a_difference_but_foreign_labels_are_not():
+    expectation = node_expectation(seed_facts(), "none")
+    labels = dict(expectation.labels.labels, **{"nvidia.com/mig.strategy": "single", "nvidia.com/mig.config": "all-1g.5gb",
+                                                "nvidia.com/gpu.deploy.device-plugin": "true"})
+    comparison = compare_node(expectation, _node({"nvidia.com/gpu": "1"}, labels=labels))
+    assert comparison.diff["labels"] == {"nvidia.com/mig.strategy": {"expected": None, "seen": "single"}}
+
+
+def test_expectation_round_trips_to_plain_data():
+    expectation = node_expectation(seed_facts(MIXED_3_2_1, mig="enabled"), "mixed")
+    data = expectation.to_dict()
+    assert data["resources"] == {"nvidia.com/mig-3g.20gb": 1, "nvidia.com/mig-2g.10gb": 1, "nvidia.com/mig-1g.5gb": 1}
+    assert data["devices"]["nvidia.com/mig-2g.10gb"][0]["uuid"] == "MIG-%s/3/0" % SEED_GPU_UUID
+    assert copy.deepcopy(data) == data and data["problem"] is None
