@@ -58,7 +58,6 @@ AUTH_ENVIRONMENT = {
     "ca_cert": "K8S_AUTH_SSL_CA_CERT",
 }
 
-AUTH_OPTION_NAMES = tuple(AUTH_ENVIRONMENT)
 
 HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
@@ -196,12 +195,6 @@ def _decode(response):
     return json.loads(data) if data else {}
 
 
-def pod_key(pod):
-    """``namespace/name`` of a pod (or any namespaced object) in API JSON form."""
-    metadata = pod.get("metadata") or {}
-    return "%s/%s" % (metadata.get("namespace", ""), metadata.get("name", ""))
-
-
 class KubeClient:
     """The calls gpufleet.mig makes to the API server, returning API JSON dicts."""
 
@@ -245,10 +238,6 @@ class KubeClient:
 
     def get_node(self, name):
         return self._call("read node %s" % name, self.core.read_node, name)
-
-    def list_nodes(self, label_selector=None):
-        kwargs = {"label_selector": label_selector} if label_selector else {}
-        return self._call("list nodes", self.core.list_node, **kwargs).get("items") or []
 
     def patch_node(self, name, patch):
         """Strategic merge patch of a node; a ``None`` label/annotation value removes that key."""

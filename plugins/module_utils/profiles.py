@@ -372,22 +372,6 @@ class GpuCatalog:
                 return profile
         return None
 
-    def by_index(self, index):
-        for profile in self.profiles:
-            if profile.index == index:
-                return profile
-        return None
-
-    def by_name(self, name):
-        """GPU instance profile by name (any spelling ``parse_profile`` accepts), or None."""
-        wanted = parse_profile(name)
-        if wanted.is_partial:
-            return None
-        for profile in self.profiles:
-            if parse_profile(profile.name) == wanted:
-                return profile
-        return None
-
     def device_names(self):
         """Every MIG device name this GPU can host, full devices first (``3g.20gb`` before ``1c.3g.20gb``)."""
         names = []
@@ -525,30 +509,3 @@ def profile_resources(profile):
         "jpegs": profile.jpegs,
         "ofas": profile.ofas,
     }
-
-
-def catalog_to_dict(catalog):
-    """JSON-able form of a GpuCatalog (NVML numbers only; names and CI shapes are re-derived on load)."""
-    return {
-        "model": catalog.model,
-        "memory_total_bytes": catalog.memory_total_bytes,
-        "profiles": [
-            dict(profile_resources(profile),
-                 index=profile.index,
-                 profile_id=profile.profile_id,
-                 name=profile.name,
-                 instance_count=profile.instance_count,
-                 memory_mib=profile.memory_mib,
-                 placements=[[start, size] for start, size in profile.placements],
-                 reported_name=profile.reported_name)
-            for profile in catalog.profiles
-        ],
-    }
-
-
-def catalog_from_dict(data):
-    """Inverse of ``catalog_to_dict`` (e.g. a catalog a gpu_info module returned to the controller)."""
-    try:
-        return build_catalog(data["model"], data["memory_total_bytes"], data["profiles"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ProfileError("invalid MIG profile catalog data: %s" % error)

@@ -104,11 +104,6 @@ def is_version(text):
     return True
 
 
-def version_at_least(actual, minimum):
-    """``actual >= minimum``; both may be strings or Versions."""
-    return parse_version(actual) >= parse_version(minimum)
-
-
 def _first_group(pattern, output):
     match = pattern.search(output or "")
     return match.group(1) if match else None

@@ -89,7 +89,7 @@ def _rename(labels, old, new):
 
 
 def _gpu_instance(gi_id, profile, start, mig_uuid, device_index, with_attributes):
-    catalog_profile = R450_CATALOG.by_name(profile)
+    catalog_profile = R450_CATALOG.resolve_device(profile)[0]
     gpu_instance = {
         "id": gi_id, "profile_id": catalog_profile.profile_id, "profile_name": profile,
         "placement": {"start": start, "size": catalog_profile.memory_slices},
