@@ -1,7 +1,8 @@
 # Copyright: (c) 2026, gpufleet.mig contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The work of the gpufleet.mig.k8s_node module: cordon, drain, uncordon, labels and annotations.
+"""The work of the gpufleet.mig.k8s_node module (cordon, drain, uncordon, labels and annotations) and of the
+read-only gpufleet.mig.k8s_node_info module (``read_node_info``: the node and the pods on it, with a wait).
 
 ``plan_node_update`` is pure: current node + wanted schedulability/labels/annotations -> the strategic
 merge patch (or ``None``) and the before/after the diff shows. ``run_k8s_node`` reads the node, decides,
@@ -15,9 +16,13 @@ node is never uncordoned by a failure: the failure leaves it cordoned and says s
 
 from __future__ import annotations
 
+import time
+from typing import List, Optional
+
 from ansible_collections.gpufleet.mig.plugins.module_utils.drain import (
     DEFAULT_POLL_INTERVAL,
     DrainError,
+    controller_of,
     plan_drain,
     refusal_message,
     run_evictions,
@@ -179,3 +184,60 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
         "skipped_pods": skipped,
         "diff": {"before": before, "after": after},
     }
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+WAIT_PODS_ABSENT = "pods_absent"
+WAIT_PODS_PRESENT = "pods_present"
+WAIT_CONDITIONS = (WAIT_PODS_ABSENT, WAIT_PODS_PRESENT)
+
+
+def pod_view(pod: dict) -> dict:
+    """What results report about a pod: where it is, what owns it and how far it got."""
+    metadata = pod.get("metadata") or {}
+    owner = controller_of(pod) or {}
+    return {
+        "namespace": metadata.get("namespace", ""),
+        "name": metadata.get("name", ""),
+        "phase": (pod.get("status") or {}).get("phase"),
+        "terminating": bool(metadata.get("deletionTimestamp")),
+        "controller_kind": owner.get("kind"),
+        "controller_name": owner.get("name"),
+    }
+
+
+def _wait_met(condition: Optional[str], pods: List[dict]) -> bool:
+    if condition == WAIT_PODS_ABSENT:
+        return not pods
+    if condition == WAIT_PODS_PRESENT:
+        return bool(pods)
+    return True
+
+
+def read_node_info(client, name: str, pod_selector: Optional[str] = None, wait_for: Optional[str] = None,
+                   timeout: int = DEFAULT_TIMEOUT, sleep_seconds: int = 2, clock=time.monotonic,
+                   sleep=time.sleep) -> dict:
+    """The node and, with ``pod_selector``, the pods on it that match; changes nothing.
+
+    ``wait_for`` polls every ``sleep_seconds`` until ``pods_absent`` (no matching pod is left on the node,
+    terminating ones included) or ``pods_present`` (at least one is there), and fails after ``timeout``
+    seconds. Returns ``{"node", "pods"}``; raises ``NodeTaskError`` / ``KubeApiError``.
+    """
+    if wait_for is not None and wait_for not in WAIT_CONDITIONS:
+        raise NodeTaskError("wait_for must be one of %s, got %r" % (", ".join(WAIT_CONDITIONS), wait_for))
+    if wait_for is not None and not pod_selector:
+        raise NodeTaskError("wait_for needs pod_selector: it waits for the pods that selector matches")
+    deadline = clock() + max(timeout, 0)
+    while True:
+        node = node_view(client.get_node(name))
+        pods = [pod_view(pod) for pod in client.pods_on_node(name, label_selector=pod_selector)] if pod_selector else []
+        if _wait_met(wait_for, pods):
+            return {"node": node, "pods": pods}
+        if clock() >= deadline:
+            raise NodeTaskError(
+                "Pods matching %s %s on node %s after %d s: %s" % (
+                    pod_selector, "are still" if wait_for == WAIT_PODS_ABSENT else "did not appear", name, timeout,
+                    ", ".join("%s/%s" % (pod["namespace"], pod["name"]) for pod in pods) or "none"),
+                node=node, pods=pods)
+        sleep(sleep_seconds)
