@@ -14,7 +14,7 @@ GPU instances in plan order (largest first), each followed by its compute instan
 
 Placement: GPU instances are created at the plan's placement with
 ``nvmlDeviceCreateGpuInstanceWithPlacement``. Drivers before R460 do not export it (FUNCTION_NOT_FOUND,
-mig-hardware.md section 12); then this GPU instance and every later one of the plan is created with
+docs/hardware.md); then this GPU instance and every later one of the plan is created with
 automatic placement (``nvmlDeviceCreateGpuInstance``), in the plan's largest-first order, which is the
 order mig-parted relies on. The driver then picks the placement; the step records it as
 ``placement_source: driver`` and the caller verifies the resulting devices. A full-size compute instance

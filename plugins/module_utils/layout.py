@@ -24,6 +24,7 @@ import json
 import re
 import traceback
 from dataclasses import dataclass
+from typing import Tuple, Union
 
 from ansible_collections.gpufleet.mig.plugins.module_utils._mig_parted_defaults import DEFAULT_MIG_CONFIGS
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ConfigError, ProfileError
@@ -67,7 +68,7 @@ class DesiredGpuLayout:
 class MigConfigEntry:
     """One validated entry of a mig-parted config (a list item under a config name)."""
 
-    devices: object  # "all" or a tuple of GPU indices
+    devices: Union[str, Tuple[int, ...]]  # "all" or GPU indices
     device_filter: tuple  # parsed PCI ids: ((device_vendor, subsystem or None), ...); empty = any GPU
     mig_enabled: bool
     mig_devices: dict  # profile string (as written) -> count

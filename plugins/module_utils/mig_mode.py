@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """MIG mode of a node's GPUs: decide per GPU (pure), then set the mode, reset, and report what happened.
 
-How MIG mode changes (mig-hardware.md sections 1 and 8, k8s-mig.md 3.6):
+How MIG mode changes (docs/hardware.md, "How MIG mode changes"):
 
 * ``nvmlDeviceSetMigMode`` sets the *pending* mode at once and returns an activation status. On Ampere
   the driver then resets the GPU itself; while clients hold the GPU that fails (IN_USE) and the mode stays
@@ -19,7 +19,7 @@ Idempotence: a GPU whose *pending* mode already matches is not set again (callin
 make the driver retry the activation, which is a change). A still-pending change is reported as
 ``reset_required``; with ``reset=True`` it is activated by a reset, which is a change.
 
-Choices where the reference is silent:
+Choices where NVIDIA's documentation is silent:
 
 * Check mode predicts that the driver activates the new mode by itself unless NVML lists processes on
   the GPU (clients that are not processes, such as nvidia-persistenced, are invisible to NVML, so a real

@@ -5,7 +5,7 @@
 
 Pure functions only; the same plan drives preflight, ``--check --diff`` and the real run.
 
-Model (mig-hardware.md sections 4-5):
+Model (docs/hardware.md, "Slices, placements, compute instances"):
 
 * A MIG device is a compute instance (CI). A full-size device (``3g.20gb``) is a GPU instance (GI) with
   one CI spanning it; partial devices (``1c.3g.20gb``) share GIs of their profile, packed first-fit
@@ -13,8 +13,7 @@ Model (mig-hardware.md sections 4-5):
 * GIs sit on fixed placements ``(start, size)`` in memory slices, must not overlap, and a profile allows at
   most ``instance_count`` GIs (this is what limits ``+me`` to one per GPU). The GPU's media engines
   (decoders, encoders, JPEG, OFA) are one pool the size of the full-GPU profile's; no captured layout
-  exceeds it, and it is what makes A30's ``1g.6gb+me`` and ``2g.12gb+me`` mutually exclusive (inferred in
-  the reference from the A30 owning a single JPEG/OFA unit).
+  exceeds it, and it is what makes A30's ``1g.6gb+me`` and ``2g.12gb+me`` mutually exclusive.
 * Placements are searched exhaustively (a GPU holds at most 7-8 GIs), so whenever any non-overlapping
   placement exists the planner finds one. Every GI is created with an explicit placement, which makes the
   creation order irrelevant to success (unlike automatic placement, where ``19,19,14,9`` fails).
@@ -30,10 +29,12 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, ProfileError
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
     MEDIA_ENGINE_FIELDS,
+    GpuInstanceProfile,
     canonical_devices,
     normalize_profile,
 )
@@ -65,8 +66,8 @@ def _slice_mask(placement):
 class ExistingComputeInstance:
     id: int
     profile_id: int
-    name: object  # Optional[str]: MIG device name, None when the catalog does not know the CI profile
-    placement: object  # Optional[(start, size)] in compute slices
+    name: Optional[str]  # MIG device name; None when the catalog does not know the CI profile
+    placement: Optional[Tuple[int, int]]  # (start, size) in compute slices
 
     def to_dict(self):
         return {"id": self.id, "profile_id": self.profile_id, "profile_name": self.name,
@@ -77,7 +78,7 @@ class ExistingComputeInstance:
 class ExistingGpuInstance:
     id: int
     profile_id: int
-    name: object  # Optional[str]: GI profile name, None when the catalog does not know the profile
+    name: Optional[str]  # GI profile name; None when the catalog does not know the profile
     placement: tuple
     compute_instances: tuple
 
@@ -145,7 +146,7 @@ class GpuPlan:
 
 @dataclass(frozen=True)
 class _DesiredGpuInstance:
-    profile: object  # GpuInstanceProfile
+    profile: GpuInstanceProfile
     compute_instances: tuple  # ((ComputeInstanceProfile, placement), ...)
 
     @property
@@ -156,7 +157,7 @@ class _DesiredGpuInstance:
 @dataclass(frozen=True)
 class _Keepable:
     existing: ExistingGpuInstance
-    profile: object  # GpuInstanceProfile
+    profile: GpuInstanceProfile
     is_full: bool
     compute_counts: tuple  # ((ci profile index, count), ...) for partial GIs
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Optional
 from functools import lru_cache
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ProfileError
@@ -298,7 +299,7 @@ class ComputeInstanceProfile:
     name: str
     slice_count: int
     instance_count: int
-    multiprocessors: object  # Optional[int]: unknown for partial CIs on most GPUs
+    multiprocessors: Optional[int]  # unknown for partial CIs on most GPUs
     placements: tuple
 
 
@@ -326,7 +327,7 @@ class GpuInstanceProfile:
     ofas: int
     placements: tuple
     compute_profiles: tuple
-    reported_name: object = field(default=None, compare=False)  # Optional[str]: NVML v2 name, diagnostics only
+    reported_name: Optional[str] = field(default=None, compare=False)  # NVML v2 name, diagnostics only
 
     @property
     def full_compute_profile(self):
@@ -405,8 +406,7 @@ def _derive_compute_profiles(gpu_slices, memory_gb, attributes, negative_attribu
     """Compute-instance shapes of a GPU instance profile.
 
     NVML can only list CI profiles on an existing GPU instance, so, like go-nvlib, we derive them: a CI of
-    c slices exists when c == g, or when c < g and 2c <= g + 1. Assumptions (mig-hardware.md section 5 marks
-    them inferred): CI profile id == CI profile index (true in every ``-lcip`` capture; gpu.py still
+    c slices exists when c == g, or when c < g and 2c <= g + 1. Assumptions (inferred, docs/hardware.md): CI profile id == CI profile index (true in every ``-lcip`` capture; gpu.py still
     resolves the real id before creating), ``g // c`` partial CIs at aligned starts ``0, c, 2c, ...``, and
     SM counts known only for the full CI.
     """
