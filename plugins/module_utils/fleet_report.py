@@ -14,12 +14,14 @@ Inputs per node (host facts the roles set):
 * ``finalize_result``: ``state`` (``pending`` while the node phase runs, then ``success`` or ``failed``), start,
   end, duration and, for a failure, the task and message.
 
-Result of a node: ``success`` and ``failed`` as finalize recorded them; ``unchanged`` when preflight found nothing
+Result of a node: ``success`` and ``failed`` as the rollout_state role recorded them; ``unchanged`` when preflight found nothing
 to do; ``interrupted`` when the node phase started but recorded no outcome; ``not reached`` when its batch has not
 run (a report written part-way, or a rollout stopped by max_fail_percentage).
 """
 
 from __future__ import annotations
+
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices
 
 RESULT_SUCCESS = "success"
 RESULT_FAILED = "failed"
@@ -53,32 +55,6 @@ def gpu_view(gpu):
             "devices": [name for _index, name in devices]}
 
 
-def describe_devices(devices):
-    """``["1g.5gb", "1g.5gb", "3g.20gb"]`` -> ``3g.20gb, 2 x 1g.5gb`` (largest first as given, counted)."""
-    if not devices:
-        return "no MIG devices"
-    counts = {}
-    order = []
-    for name in devices:
-        if name not in counts:
-            order.append(name)
-        counts[name] = counts.get(name, 0) + 1
-    order.sort(key=_device_size, reverse=True)
-    return ", ".join(("%d x %s" % (counts[name], name)) if counts[name] > 1 else name for name in order)
-
-
-def _device_size(name):
-    # "3g.20gb" -> (3, 20); partial "1c.3g.20gb" sorts with its GPU instance; unknown text last.
-    parts = [part for part in str(name).split("+", 1)[0].split(".") if part]
-    numbers = []
-    for part in parts:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        numbers.append(int(digits) if digits else 0)
-    if len(numbers) == 3:  # Nc.Mg.Kgb
-        numbers = numbers[1:]
-    return tuple(numbers)
-
-
 def validation_pod_text(pod):
     """A ``mig_node_validate`` pod record -> ``nvidia.com/mig-1g.5gb: MIG 1g.5gb MIG-... (Succeeded)``."""
     pod = _mapping(pod)
@@ -92,8 +68,8 @@ def validation_pod_text(pod):
     return text
 
 
-def _result(preflight, finalize):
-    state = finalize.get("state")
+def _result(preflight, outcome):
+    state = outcome.get("state")
     if state == RESULT_SUCCESS:
         return RESULT_SUCCESS
     if state == RESULT_FAILED:
@@ -112,14 +88,14 @@ def node_record(host, facts):
     drain = _mapping(facts.get("drain_result"))
     reconfigure = _mapping(facts.get("reconfigure_result"))
     validate = _mapping(facts.get("validate_result"))
-    finalize = _mapping(facts.get("finalize_result"))
+    outcome = _mapping(facts.get("finalize_result"))
     plan = _mapping(preflight.get("plan"))
-    result = _result(preflight, finalize)
+    result = _result(preflight, outcome)
     before = [gpu_view(gpu) for gpu in preflight.get("gpus_before") or ()]
     if reconfigure.get("gpus_after") is not None:
         after = [gpu_view(gpu) for gpu in reconfigure["gpus_after"]]
-    elif finalize.get("gpus_after") is not None:
-        after = [gpu_view(gpu) for gpu in finalize["gpus_after"]]  # read again after a failure
+    elif outcome.get("gpus_after") is not None:
+        after = [gpu_view(gpu) for gpu in outcome["gpus_after"]]  # read again after a failure
     elif result in (RESULT_UNCHANGED, RESULT_SUCCESS):
         after = before  # nothing on the GPUs changed (the node was converged, or only its labels were updated)
     else:
@@ -142,11 +118,11 @@ def node_record(host, facts):
         "labels": _mapping(validate.get("labels")) or None,
         "validation_pods": [validation_pod_text(pod) for pod in validate.get("pods") or ()],
         "validation_waited_s": validate.get("waited_s"),
-        "started": finalize.get("started"),
-        "finished": finalize.get("finished"),
-        "duration_s": finalize.get("duration_s"),
-        "failed_task": finalize.get("failed_task"),
-        "message": finalize.get("message"),
+        "started": outcome.get("started"),
+        "finished": outcome.get("finished"),
+        "duration_s": outcome.get("duration_s"),
+        "failed_task": outcome.get("failed_task"),
+        "message": outcome.get("message"),
     }
 
 
@@ -168,7 +144,7 @@ def _gpu_lines(gpus):
         return ["unknown"]
     if not gpus:
         return ["no GPUs"]
-    return ["GPU %s %s: MIG %s; %s" % (gpu["index"], gpu.get("name") or "", gpu["mig"], describe_devices(gpu["devices"]))
+    return ["GPU %s %s: MIG %s; %s" % (gpu["index"], gpu.get("name") or "", gpu["mig"], describe_devices(gpu["devices"], empty="no MIG devices"))
             for gpu in gpus]
 
 

@@ -27,21 +27,13 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.drain import (
     refusal_message,
     run_evictions,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError
 
 STATES = ("cordoned", "drained", "uncordoned")
 DEFAULT_TIMEOUT = 300
 
 _WANTS_UNSCHEDULABLE = {"cordoned": True, "drained": True, "uncordoned": False}
-
-
-class NodeTaskError(MigError):
-    """A k8s_node failure; ``details`` are extra result keys for ``fail_json`` (changed, evicted, blocked...)."""
-
-    def __init__(self, message, **details):
-        super(NodeTaskError, self).__init__(message)
-        self.details = details
 
 
 def label_value(key, value, what="label"):
@@ -56,7 +48,7 @@ def label_value(key, value, what="label"):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
-    raise NodeTaskError("Cannot set %s %s: its value must be a string, or null to remove it, not %s." % (what, key, type(value).__name__))
+    raise TaskError("Cannot set %s %s: its value must be a string, or null to remove it, not %s." % (what, key, type(value).__name__))
 
 
 def _normalised(mapping, what):
@@ -128,10 +120,10 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
     """Bring node ``name`` to ``state`` with ``labels``/``annotations``; return the module result.
 
     ``client`` is a ``k8s.KubeClient``. Result keys: ``changed``, ``node``, ``evicted`` (in check mode: the
-    pods that would be evicted), ``skipped_pods``, ``diff``. Raises ``NodeTaskError`` / ``KubeApiError``.
+    pods that would be evicted), ``skipped_pods``, ``diff``. Raises ``TaskError`` / ``KubeApiError``.
     """
     if timeout < 0 or poll_interval < 1:
-        raise NodeTaskError("Cannot drain node %s: timeout must be 0 or more and poll_interval 1 or more (seconds)." % name, changed=False)
+        raise TaskError("Cannot drain node %s: timeout must be 0 or more and poll_interval 1 or more (seconds)." % name, changed=False)
     if grace_period is not None and grace_period < 0:
         grace_period = None  # kubectl's --grace-period=-1: each pod's own terminationGracePeriodSeconds
     node = client.get_node(name)
@@ -141,7 +133,7 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
         plan = plan_drain(client.pods_on_node(name, label_selector=pod_selector), gpu_pods_only=gpu_pods_only,
                           delete_emptydir_data=delete_emptydir_data, force=force)
         if plan.refuse:
-            raise NodeTaskError(refusal_message(name, plan) + " Nothing was changed.", changed=False, refused=plan.refuse,
+            raise TaskError(refusal_message(name, plan) + " Nothing was changed.", changed=False, refused=plan.refuse,
                                 node=node_view(node))
 
     patch, before, after = plan_node_update(node, _WANTS_UNSCHEDULABLE.get(state), labels, annotations)
@@ -160,20 +152,20 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
             try:
                 pods = client.pods_on_node(name, label_selector=pod_selector)
             except KubeApiError as error:
-                raise NodeTaskError("%s. The node stays cordoned." % str(error).rstrip("."), changed=changed, node=node_after, api_status=error.status)
+                raise TaskError("%s. The node stays cordoned." % str(error).rstrip("."), changed=changed, node=node_after, api_status=error.status)
             plan = plan_drain(pods, gpu_pods_only=gpu_pods_only, delete_emptydir_data=delete_emptydir_data, force=force)
             if plan.refuse:
-                raise NodeTaskError(refusal_message(name, plan) + " The node stays cordoned.", changed=changed, refused=plan.refuse,
+                raise TaskError(refusal_message(name, plan) + " The node stays cordoned.", changed=changed, refused=plan.refuse,
                                     node=node_after)
             try:
                 evicted = run_evictions(client, name, plan, timeout, poll_interval=poll_interval, grace_period=grace_period,
                                         disable_eviction=disable_eviction)
             except DrainError as error:
-                raise NodeTaskError(str(error), changed=changed or bool(error.evicted), evicted=error.evicted, blocked=error.blocked,
+                raise TaskError(str(error), changed=changed or bool(error.evicted), evicted=error.evicted, blocked=error.blocked,
                                     terminating=error.terminating, node=node_after)
             except KubeApiError as error:
                 # Evictions succeeded but watching the pods go failed: some may have been evicted already.
-                raise NodeTaskError("%s. The node stays cordoned." % str(error).rstrip("."), changed=True, node=node_after, api_status=error.status)
+                raise TaskError("%s. The node stays cordoned." % str(error).rstrip("."), changed=True, node=node_after, api_status=error.status)
         skipped = list(plan.skip)
         changed = changed or bool(evicted)
 
@@ -222,12 +214,12 @@ def read_node_info(client, name: str, pod_selector: Optional[str] = None, wait_f
 
     ``wait_for`` polls every ``sleep_seconds`` until ``pods_absent`` (no matching pod is left on the node,
     terminating ones included) or ``pods_present`` (at least one is there), and fails after ``timeout``
-    seconds. Returns ``{"node", "pods"}``; raises ``NodeTaskError`` / ``KubeApiError``.
+    seconds. Returns ``{"node", "pods"}``; raises ``TaskError`` / ``KubeApiError``.
     """
     if wait_for is not None and wait_for not in WAIT_CONDITIONS:
-        raise NodeTaskError("wait_for must be one of %s, got %r" % (", ".join(WAIT_CONDITIONS), wait_for))
+        raise TaskError("wait_for must be one of %s, got %r" % (", ".join(WAIT_CONDITIONS), wait_for))
     if wait_for is not None and not pod_selector:
-        raise NodeTaskError("wait_for needs pod_selector: it waits for the pods that selector matches")
+        raise TaskError("wait_for needs pod_selector: it waits for the pods that selector matches")
     deadline = clock() + max(timeout, 0)
     while True:
         node = node_view(client.get_node(name))
@@ -235,7 +227,7 @@ def read_node_info(client, name: str, pod_selector: Optional[str] = None, wait_f
         if _wait_met(wait_for, pods):
             return {"node": node, "pods": pods}
         if clock() >= deadline:
-            raise NodeTaskError(
+            raise TaskError(
                 "Pods matching %s %s on node %s after %d s: %s" % (
                     pod_selector, "are still" if wait_for == WAIT_PODS_ABSENT else "did not appear", name, timeout,
                     ", ".join("%s/%s" % (pod["namespace"], pod["name"]) for pod in pods) or "none"),

@@ -25,17 +25,8 @@ from __future__ import annotations
 from typing import List, Optional
 
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import (
-    ApplyError,
-    MigTaskError,
-    apply_gpu_plan,
-    describe_gpu,
-    describe_step,
-    gpu_identity,
-    layout_lines,
-    mig_devices,
-)
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils.apply import ApplyError, apply_gpu_plan
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.layout import DesiredGpuLayout, resolve_layout
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import (
     REASON_NOT_IN_LAYOUT,
@@ -45,6 +36,9 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import (
     decide_gpu,
     plan_from_result,
     select_mig_capable,
+)
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
+    describe_gpu, describe_step, gpu_identity, layout_lines, mig_devices,
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.planner import devices_from_instances
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import select_gpus
@@ -157,7 +151,7 @@ class _LayoutRun(object):
             else:
                 decisions.append(decision)
         if problems:
-            raise MigTaskError("; ".join(problems), changed=False, gpus=[], skipped_gpus=self.skipped)
+            raise TaskError("; ".join(problems), changed=False, gpus=[], skipped_gpus=self.skipped)
         for decision in decisions:
             self._start_entry(decision)
         return decisions
@@ -207,9 +201,9 @@ class _LayoutRun(object):
         message = ("MIG layout of %s left incomplete: %s; steps done before it: %s; GPU %d now has: %s; re-run the "
                    "task to converge" % (describe_gpu(decision.gpu), error, ", ".join(done) or "none",
                                          decision.gpu["index"], "; ".join(now) or "no GPU instances"))
-        raise MigTaskError(message, changed=any(item["changed"] for item in self.entries.values()),
+        raise TaskError(message, changed=any(item["changed"] for item in self.entries.values()),
                            gpus=self.result_gpus(), skipped_gpus=self.skipped, failed_step=error.step,
-                           nvml_call=error.cause.call, nvml_code=error.cause.code)
+                           **error.cause.failure_keys())
 
     def _reread(self, index):
         for gpu in nvml.read_node_facts()["gpus"]:
@@ -238,7 +232,7 @@ class _LayoutRun(object):
                                  % (describe_gpu(gpu), ", ".join(have) or "none",
                                     ", ".join(decision.plan.desired_devices) or "none"))
         if wrong:
-            raise MigTaskError("; ".join(wrong) + "; re-run the task to converge", changed=True,
+            raise TaskError("; ".join(wrong) + "; re-run the task to converge", changed=True,
                                gpus=self.result_gpus(), skipped_gpus=self.skipped)
 
     def result_gpus(self):
@@ -255,7 +249,7 @@ def run_mig_layout(source=None, gpus=None, in_use=IN_USE_FAIL, check_mode=False,
     ``plan``, a node plan mig_plan_info returned (refused when the node's GPUs are no longer the planned ones).
 
     Returns the module result (``changed``, ``gpus``, ``skipped_gpus``, ``warnings``, ``diff``). Raises
-    MigTaskError with the partial result in ``details``, or MigError (ConfigError, LayoutError, ...).
+    TaskError with the partial result in ``details``, or MigError (ConfigError, LayoutError, ...).
     """
     if in_use not in (IN_USE_FAIL, IN_USE_SKIP):
         raise MigError("in_use must be %s or %s, got %r" % (IN_USE_FAIL, IN_USE_SKIP, in_use))

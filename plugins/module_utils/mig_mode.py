@@ -37,16 +37,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import (
-    ApplyError,
-    MigTaskError,
-    describe_gpu,
-    describe_processes,
-    destroy_gpu_instances,
-    gpu_identity,
-    layout_lines,
+from ansible_collections.gpufleet.mig.plugins.module_utils.apply import ApplyError, destroy_gpu_instances
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError, TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
+    describe_gpu, describe_processes, gpu_identity, layout_lines,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import select_mig_capable
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection
 
@@ -56,7 +51,6 @@ MODES = (ENABLED, DISABLED)
 
 # nvidia-smi exits with the NVML return code (NOT_SUPPORTED = 3) when a GPU reset is not exposed.
 _SMI_EXIT_NOT_SUPPORTED = 3
-C_LOCALE = {"LC_ALL": "C", "LANG": "C"}
 
 
 @dataclass(frozen=True)
@@ -188,7 +182,7 @@ class _ModeRun(object):
             except MigError as error:
                 problems.append(str(error))
         if problems:
-            raise MigTaskError("; ".join(problems), changed=False, gpus=[], skipped_gpus=self.skipped)
+            raise TaskError("; ".join(problems), changed=False, gpus=[], skipped_gpus=self.skipped)
         if not decisions and normalize_selection(self.gpus) == ALL_GPUS:
             self.warnings.append("no MIG-capable GPU among the selected GPUs; nothing to do")
         for decision in decisions:
@@ -212,7 +206,7 @@ class _ModeRun(object):
         details = dict(changed=any(entry["changed"] for entry in self.entries.values()),
                        gpus=self.result_gpus(), skipped_gpus=self.skipped)
         details.update(extra)
-        raise MigTaskError(message, **details)
+        raise TaskError(message, **details)
 
     def write(self, decision):
         """Destroy instances (force) and set the mode; inside an NVML session."""
@@ -225,14 +219,14 @@ class _ModeRun(object):
                 entry["actions"].extend(error.done)
                 entry["changed"] = entry["changed"] or bool(error.done)
                 self._fail("cannot disable MIG mode on %s: %s; nothing else was changed on it; re-run the task"
-                           % (describe_gpu(gpu), error), nvml_call=error.cause.call, nvml_code=error.cause.code)
+                           % (describe_gpu(gpu), error), **error.cause.failure_keys())
             entry["changed"] = True
         if decision.set_mode:
             try:
                 outcome = nvml.set_mig_mode(gpu["index"], decision.desired == ENABLED)
             except NvmlCallError as error:
                 self._fail("setting MIG mode %s on %s failed: %s" % (decision.desired, describe_gpu(gpu), error),
-                           nvml_call=error.call, nvml_code=error.code)
+                           **error.failure_keys())
             entry["changed"] = True
             entry["actions"].append({"action": "set_mig_mode", "mode": decision.desired,
                                      "activation_status": outcome["activation_status"],
@@ -312,7 +306,7 @@ def run_mig_mode(state, gpus=None, force=False, reset=False, check_mode=False, r
 
     ``resetter(gpu) -> {cmd, rc, stdout, stderr}`` runs the GPU reset (``NvidiaSmiReset``); it is needed
     only with ``reset=True``. Returns the module result (``changed``, ``gpus``, ``skipped_gpus``,
-    ``reset_required``, ``reboot_required``, ``warnings``, ``diff``). Raises MigTaskError (with the
+    ``reset_required``, ``reboot_required``, ``warnings``, ``diff``). Raises TaskError (with the
     partial result in ``details``) or MigError.
     """
     if reset and resetter is None and not check_mode:

@@ -29,11 +29,11 @@ import re
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import (
-    describe_gpu, describe_processes, gpu_identity, layout_lines, processes_on_gpu_instances,
-)
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, MigError, ProfileError, StrategyError
 from ansible_collections.gpufleet.mig.plugins.module_utils.layout import DesiredGpuLayout, resolve_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
+    describe_devices, describe_gpu, describe_processes, gpu_identity, layout_lines, processes_on_gpu_instances,
+)
 from ansible_collections.gpufleet.mig.plugins.module_utils.planner import (
     GpuPlan, busy_gpu_instance_ids, devices_from_instances, plan_gpu_layout,
 )
@@ -66,16 +66,6 @@ def _counts(devices):
     for name in devices:
         counts[name] = counts.get(name, 0) + 1
     return counts
-
-
-def describe_devices(devices) -> str:
-    """``2 x 1g.5gb, 3g.20gb`` for people; ``unmanaged`` for None, ``none`` when empty."""
-    if devices is None:
-        return "unmanaged"
-    if not devices:
-        return "none"
-    counts = _counts(devices)
-    return ", ".join(("%d x %s" % (count, name)) if count > 1 else name for name, count in counts.items())
 
 
 def config_id(source, desired_by_index):
@@ -401,16 +391,19 @@ def plan_node(facts, desired_by_index, catalogs, strategy, source=None):
     }
 
 
-def read_and_plan_node(source, strategy):
+def read_and_plan_node(source, strategy, gpus=None):
     """Read the node through NVML (one session) and plan it: ``(facts, plan)``.
 
-    Catalogs are read only for the GPUs whose devices the rollout manages. Raises NvmlCallError when NVML
+    Only the GPUs ``gpus`` selects (``selection.select_gpus``; all by default) are planned, the others are
+    left as they are. Catalogs are read only for the GPUs whose devices the rollout manages. Raises NvmlCallError when NVML
     fails (including a node without a driver), ConfigError for a bad layout source, StrategyError as
     ``plan_node``.
     """
     with nvml.NvmlSession():
         facts = nvml.read_node_facts()
-        desired_by_index = resolve_layout(source, facts["gpus"])
+        selected = set(gpu["index"] for gpu in select_gpus(facts["gpus"], gpus))
+        desired_by_index = dict((index, desired) for index, desired in resolve_layout(source, facts["gpus"]).items()
+                                if index in selected)
         catalogs = {}
         if strategy != STRATEGY_NONE:
             for gpu in facts["gpus"]:

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, ProfileError
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, ProfileError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import normalize_profile
 from ansible_collections.gpufleet.mig.plugins.module_utils.gfd_labels import MIG_STRATEGY_LABEL, LabelExpectation, expected_labels
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
@@ -242,14 +242,6 @@ def _shown(value):
 
 
 # ------------------------------------------------------------------------------------------ validation
-
-
-class NodeValidationError(MigError):
-    """Validation failed; ``result`` holds what was found so far (expected, seen, differences, pods)."""
-
-    def __init__(self, message, result):
-        super(NodeValidationError, self).__init__(message)
-        self.result = result
 
 
 # ------------------------------------------------------------------------------------ nvidia-smi -L
@@ -528,7 +520,7 @@ def validate_node(client, node_name, expectation, timeout=300, poll_interval=5, 
                   clock=time.monotonic, sleep=time.sleep):
     """Wait for the node to show ``expectation`` and run the validation pods; the module's result.
 
-    Raises ``NodeValidationError`` (carrying the partial result) when the node does not match in time or a
+    Raises ``TaskError`` (carrying the partial result in ``details``) when the node does not match in time or a
     pod check fails; ``changed`` is true when pods were deleted from an earlier run or are left behind.
     """
     result = {"changed": False, "node": node_name, "expected": expectation.to_dict(), "pods": []}
@@ -538,14 +530,14 @@ def validate_node(client, node_name, expectation, timeout=300, poll_interval=5, 
                   matched=comparison.matches, waited=waited)
     if not comparison.matches:
         lines = describe_diff(comparison.diff)
-        raise NodeValidationError(
+        raise TaskError(
             "Node %s does not show the resources %sits MIG state requires under the %s strategy%s: %s. "
             "Check that the device plugin and GPU feature discovery pods run on the node and started after the last "
             "MIG change%s" % (
                 node_name, "and labels " if check_labels else "", expectation.strategy,
                 "" if check_mode else " after %s s" % timeout, "; ".join(lines),
                 "" if check_mode else ", or raise timeout"),
-            result)
+            **result)
     if not validation_pods or check_mode or not expectation.devices:
         return result
     pods, problems, changed = run_validation_pods(
@@ -553,5 +545,5 @@ def validate_node(client, node_name, expectation, timeout=300, poll_interval=5, 
         clock=clock, sleep=sleep)
     result.update(pods=pods, changed=bool(changed))
     if problems:
-        raise NodeValidationError("Validation pods on node %s failed: %s" % (node_name, "; ".join(problems)), result)
+        raise TaskError("Validation pods on node %s failed: %s" % (node_name, "; ".join(problems)), **result)
     return result

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, ProfileError
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices, placement, placement_pair
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
     MEDIA_ENGINE_FIELDS,
     GpuInstanceProfile,
@@ -40,21 +41,6 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
 )
 
 _ENGINE_WORDS = {"decoders": "decoder", "encoders": "encoder", "jpegs": "JPEG", "ofas": "OFA"}
-
-
-def _placement_dict(placement):
-    if placement is None:
-        return None
-    return {"start": placement[0], "size": placement[1]}
-
-
-def _placement_tuple(value):
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return (int(value["start"]), int(value["size"]))
-    start, size = value
-    return (int(start), int(size))
 
 
 def _slice_mask(placement):
@@ -71,7 +57,7 @@ class ExistingComputeInstance:
 
     def to_dict(self):
         return {"id": self.id, "profile_id": self.profile_id, "profile_name": self.name,
-                "placement": _placement_dict(self.placement)}
+                "placement": placement(self.placement)}
 
 
 @dataclass(frozen=True)
@@ -84,7 +70,7 @@ class ExistingGpuInstance:
 
     def to_dict(self):
         return {"id": self.id, "profile_id": self.profile_id, "profile_name": self.name,
-                "placement": _placement_dict(self.placement),
+                "placement": placement(self.placement),
                 "compute_instances": [ci.to_dict() for ci in self.compute_instances]}
 
 
@@ -98,7 +84,7 @@ class PlannedComputeInstance:
 
     def to_dict(self):
         return {"profile_name": self.name, "profile_index": self.profile_index, "profile_id": self.profile_id,
-                "placement": _placement_dict(self.placement)}
+                "placement": placement(self.placement)}
 
 
 @dataclass(frozen=True)
@@ -111,7 +97,7 @@ class PlannedGpuInstance:
 
     def to_dict(self):
         return {"profile_name": self.name, "profile_id": self.profile_id, "profile_index": self.profile_index,
-                "placement": _placement_dict(self.placement),
+                "placement": placement(self.placement),
                 "compute_instances": [ci.to_dict() for ci in self.compute_instances]}
 
 
@@ -191,12 +177,12 @@ def existing_gpu_instances(catalog, gpu_instances):
                 id=int(ci["id"]),
                 profile_id=ci.get("profile_id"),
                 name=_compute_name(profile, ci),
-                placement=_placement_tuple(ci.get("placement")),
+                placement=placement_pair(ci.get("placement")),
             )
             for ci in sorted(gi.get("compute_instances") or (), key=lambda item: item["id"])
         )
         existing.append(ExistingGpuInstance(id=int(gi["id"]), profile_id=gi.get("profile_id"), name=name,
-                                            placement=_placement_tuple(gi.get("placement")),
+                                            placement=placement_pair(gi.get("placement")),
                                             compute_instances=computes))
     return tuple(sorted(existing, key=lambda gi: gi.id))
 
@@ -381,12 +367,6 @@ def _keepable(catalog, existing, desired_full, desired_partial):
     return _Keepable(existing, profile, False, tuple(sorted(counts.items())))
 
 
-def _describe(names):
-    counts = Counter(names)
-    ordered = canonical_devices(sorted(counts))
-    return ", ".join(("%d x %s" % (counts[name], name)) if counts[name] > 1 else name for name in ordered)
-
-
 def _largest_fitting(catalog, wanted):
     """MIG devices of the largest sub-multiset of the wanted GIs that fits on an empty GPU."""
     groups = {}
@@ -435,12 +415,12 @@ def _explain_misfit(catalog, wanted, desired):
         cause = "; ".join(problem[1] for problem in problems)
     else:
         reason = "placement"
-        cause = "no non-overlapping placement exists for GPU instances %s" % _describe(
+        cause = "no non-overlapping placement exists for GPU instances %s" % describe_devices(
             [profile.name for profile in profiles])
     fitting = canonical_devices(_largest_fitting(catalog, wanted))
-    hint = ("largest part of the request that fits: %s" % _describe(fitting)) if fitting else "nothing of it fits"
+    hint = ("largest part of the request that fits: %s" % describe_devices(fitting)) if fitting else "nothing of it fits"
     return LayoutError("MIG devices %s do not fit on %s: %s; %s"
-                       % (_describe(desired), catalog.model, cause, hint),
+                       % (describe_devices(desired), catalog.model, cause, hint),
                        reason=reason, largest_fitting=fitting)
 
 

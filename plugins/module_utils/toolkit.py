@@ -24,6 +24,7 @@ Commands run through two callables the module supplies (``AnsibleModule.get_bin_
 
 from __future__ import annotations
 
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner
 from ansible_collections.gpufleet.mig.plugins.module_utils.versions import (
     is_version,
     parse_dpkg_query_output,
@@ -45,7 +46,6 @@ _TOOLS = (
     ("nvidia-ctk", ("--version",), parse_nvidia_ctk_version),
     ("nvidia-container-cli", ("--version",), parse_nvidia_container_cli_version),
 )
-C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C"}
 _DPKG_QUERY_FORMAT = "-f=${Package}\\t${Status}\\t${Version}\\n"
 _RPM_QUERY_FORMAT = "%{NAME}\\t%{VERSION}\\n"
 
@@ -117,7 +117,7 @@ def detect_with_module(module):
     so tool output never changes with the node's language."""
     return detect_container_toolkit(
         module.get_bin_path,
-        lambda argv: module.run_command(argv, environ_update=C_LOCALE),
+        command_runner(module),
     )
 
 

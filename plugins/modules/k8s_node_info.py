@@ -130,16 +130,11 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigErro
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
-    KubeApiError,
     KubeClient,
     k8s_auth_argument_spec,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import (
-    DEFAULT_TIMEOUT,
-    WAIT_CONDITIONS,
-    NodeTaskError,
-    read_node_info,
-)
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import DEFAULT_TIMEOUT, WAIT_CONDITIONS, read_node_info
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, fail_with
 
 
 def argument_spec():
@@ -166,13 +161,9 @@ def main():
             result = read_node_info(client, params["name"], pod_selector=params["pod_selector"],
                                     wait_for=params["wait_for"], timeout=params["wait_timeout"],
                                     sleep_seconds=params["wait_sleep"])
-    except NodeTaskError as error:
-        module.fail_json(msg=str(error), **error.details)
-    except KubeApiError as error:
-        module.fail_json(msg=str(error), api_status=error.status)
     except MigError as error:
-        module.fail_json(msg=str(error))
-    module.exit_json(changed=False, **result)
+        fail_with(module, error)
+    exit_with(module, dict(result, changed=False))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.fleet_report import (
-    describe_devices,
     fleet_report,
     gpu_view,
     node_record,
@@ -45,11 +44,6 @@ def test_gpu_view_lists_devices_in_nvidia_smi_order_and_shows_a_pending_mode():
     assert gpu_view(gpu) == {"index": 0, "name": "NVIDIA A100-SXM4-40GB", "mig": "enabled (pending disabled)",
                              "devices": ["3g.20gb", "1g.5gb"]}
     assert gpu_view({"index": 1, "name": "Tesla T4", "mig_capable": False})["mig"] == "not supported"
-
-
-def test_describe_devices_counts_and_orders_largest_first():
-    assert describe_devices(["1g.5gb", "3g.20gb", "1g.5gb", "2g.10gb"]) == "3g.20gb, 2g.10gb, 2 x 1g.5gb"
-    assert describe_devices([]) == "no MIG devices"
 
 
 def test_a_successful_node_has_before_after_evictions_resources_and_timing():

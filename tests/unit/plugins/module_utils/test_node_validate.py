@@ -11,10 +11,9 @@ import time
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient, build_api_client
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_validate import (
-    NodeValidationError,
     compare_node,
     describe_diff,
     node_expectation,
@@ -132,7 +131,7 @@ def test_timeout_fails_with_a_precise_diff(api, client):
     api.cluster.set_extended_resources(NODE, {"nvidia.com/gpu": 1})
     api.cluster.set_node_labels(NODE, none_labels)
     started = time.monotonic()
-    with pytest.raises(NodeValidationError) as caught:
+    with pytest.raises(TaskError) as caught:
         validate_node(client, NODE, expectation, timeout=0.5, poll_interval=0.1)
     assert 0.5 <= time.monotonic() - started < 5
     message = str(caught.value)
@@ -142,14 +141,14 @@ def test_timeout_fails_with_a_precise_diff(api, client):
         "label nvidia.com/mig.strategy: expected 'single', seen absent; label nvidia.com/gpu.count: expected '7', "
         "seen '1'; label nvidia.com/gpu.product: expected 'A100-SXM4-40GB-MIG-1g.5gb', seen 'A100-SXM4-40GB'; ")
     assert message.endswith("started after the last MIG change, or raise timeout")
-    assert caught.value.result["differences"]["labels"]["nvidia.com/mig.strategy"] == {"expected": "single", "seen": None}
-    assert caught.value.result["differences"]["labels"]["nvidia.com/gpu.replicas"] == {"expected": "1", "seen": "0"}
+    assert caught.value.details["differences"]["labels"]["nvidia.com/mig.strategy"] == {"expected": "single", "seen": None}
+    assert caught.value.details["differences"]["labels"]["nvidia.com/gpu.replicas"] == {"expected": "1", "seen": "0"}
 
 
 def test_check_mode_reads_the_node_once(api, client):
     expectation = node_expectation(seed_facts(SEVEN_1G, mig="enabled"), "single")
     started = time.monotonic()
-    with pytest.raises(NodeValidationError, match="under the single strategy: allocatable nvidia.com/gpu: expected 7, seen absent"):
+    with pytest.raises(TaskError, match="under the single strategy: allocatable nvidia.com/gpu: expected 7, seen absent"):
         validate_node(client, NODE, expectation, timeout=30, poll_interval=1, check_mode=True, validation_pods=True)
     assert time.monotonic() - started < 2
     show(api, expectation)
@@ -200,22 +199,22 @@ def test_two_pods_on_the_same_device_fail_and_are_kept_on_request(api, client):
     expectation = node_expectation(seed_facts(SEVEN_1G, mig="enabled"), "single")
     show(api, expectation)
     with FakeKubelet(api.cluster, expectation, reuse_first_device=True):
-        with pytest.raises(NodeValidationError) as caught:
+        with pytest.raises(TaskError) as caught:
             validate_node(client, NODE, expectation, timeout=5, poll_interval=0.05, validation_pods=True,
                           pod_count="one_per_device", cleanup="on_success", pod_timeout=10)
-    pods = caught.value.result["pods"]
+    pods = caught.value.details["pods"]
     assert len([pod for pod in pods if pod["problem"]]) == 6
     assert "each validation pod must get a distinct device" in str(caught.value)
-    assert caught.value.result["changed"] is True
+    assert caught.value.details["changed"] is True
     assert len(api.cluster.list("pods", "default")) == 7
 
 
 def test_a_pod_that_never_lists_a_device_times_out_and_is_cleaned_up(api, client):
     expectation = node_expectation(seed_facts(), "none")
     show(api, expectation)
-    with pytest.raises(NodeValidationError) as caught:
+    with pytest.raises(TaskError) as caught:
         validate_node(client, NODE, expectation, timeout=5, poll_interval=0.05, validation_pods=True, pod_timeout=0.5)
-    (pod,) = caught.value.result["pods"]
+    (pod,) = caught.value.details["pods"]
     assert pod["problem"] == "pod %s for nvidia.com/gpu did not list its devices within 0.5 s (phase Running)" % pod["name"]
     assert api.cluster.list("pods", "default") == []
 
@@ -225,7 +224,7 @@ def test_a_device_of_another_node_is_refused(api, client):
     show(api, expectation)
     other = node_expectation(seed_facts(gpu_uuid="GPU-15f0798d-c807-231d-6525-a7827081f0f1"), "none")
     with FakeKubelet(api.cluster, other):
-        with pytest.raises(NodeValidationError, match="got GPU-15f0798d-c807-231d-6525-a7827081f0f1, which is not a "
+        with pytest.raises(TaskError, match="got GPU-15f0798d-c807-231d-6525-a7827081f0f1, which is not a "
                                                       "nvidia.com/gpu device of this node"):
             validate_node(client, NODE, expectation, timeout=5, poll_interval=0.05, validation_pods=True, pod_timeout=5)
 
@@ -265,7 +264,7 @@ def test_without_gfd_only_resources_are_checked(api, client):
     api.cluster.set_node_labels(NODE, {"nvidia.com/mig.strategy": "single"})
     result = validate_node(client, NODE, expectation, timeout=1, poll_interval=0.1, check_labels=False)
     assert result["matched"] and result["seen"]["labels"] == {"nvidia.com/mig.strategy": "single"}
-    with pytest.raises(NodeValidationError) as caught:
+    with pytest.raises(TaskError) as caught:
         validate_node(client, NODE, expectation, timeout=0, poll_interval=0.1)
     assert "after 0 s: label nvidia.com/mig.strategy: expected 'mixed', seen 'single'; label nvidia.com/gpu.count: " \
         "expected '1', seen absent;" in str(caught.value)
