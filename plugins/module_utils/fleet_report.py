@@ -11,7 +11,7 @@ Inputs per node (host facts the roles set):
 * ``drain_result``: whether the node was cordoned/drained and which pods were evicted;
 * ``reconfigure_result``: the GPUs after the change (``gpu_info`` records), mode changes, reboot;
 * ``validate_result``: the resources and labels the node showed when it was validated;
-* ``finalize_result``: ``state`` (``pending`` while the node phase runs, then ``success`` or ``failed``), start,
+* ``rollout_state_result``: ``state`` (``pending`` while the node phase runs, then ``success`` or ``failed``), start,
   end, duration and, for a failure, the task and message.
 
 Result of a node: ``success`` and ``failed`` as the rollout_state role recorded them; ``unchanged`` when preflight found nothing
@@ -30,7 +30,7 @@ RESULT_INTERRUPTED = "interrupted"
 RESULT_NOT_REACHED = "not reached"
 RESULTS = (RESULT_SUCCESS, RESULT_UNCHANGED, RESULT_FAILED, RESULT_INTERRUPTED, RESULT_NOT_REACHED)
 
-NODE_FACTS = ("preflight_node", "drain_result", "reconfigure_result", "validate_result", "finalize_result")
+NODE_FACTS = ("preflight_node", "drain_result", "reconfigure_result", "validate_result", "rollout_state_result")
 
 
 def _mapping(value):
@@ -88,7 +88,7 @@ def node_record(host, facts):
     drain = _mapping(facts.get("drain_result"))
     reconfigure = _mapping(facts.get("reconfigure_result"))
     validate = _mapping(facts.get("validate_result"))
-    outcome = _mapping(facts.get("finalize_result"))
+    outcome = _mapping(facts.get("rollout_state_result"))
     plan = _mapping(preflight.get("plan"))
     result = _result(preflight, outcome)
     before = [gpu_view(gpu) for gpu in preflight.get("gpus_before") or ()]

@@ -34,7 +34,7 @@ SUCCESS_FACTS = {
                         "labels": {"nvidia.com/mig.strategy": "mixed", "nvidia.com/mig-1g.5gb.count": "2",
                                    "nvidia.com/mig-1g.5gb.memory": "4864"},
                         "pods": [{"resource": "nvidia.com/mig-1g.5gb", "assigned": {"uuid": "MIG-abc", "profile": "1g.5gb"}}]},
-    "finalize_result": {"state": "success", "started": "t0", "finished": "t1", "duration_s": 12.5},
+    "rollout_state_result": {"state": "success", "started": "t0", "finished": "t1", "duration_s": 12.5},
 }
 
 
@@ -59,8 +59,8 @@ def test_a_successful_node_has_before_after_evictions_resources_and_timing():
 def test_results_follow_what_the_roles_recorded():
     assert node_record("a", {"preflight_node": _preflight(converged=True)})["result"] == "unchanged"
     assert node_record("b", {"preflight_node": _preflight()})["result"] == "not reached"
-    assert node_record("c", {"preflight_node": _preflight(), "finalize_result": {"state": "pending"}})["result"] == "interrupted"
-    failed = node_record("d", {"preflight_node": _preflight(), "finalize_result": {
+    assert node_record("c", {"preflight_node": _preflight(), "rollout_state_result": {"state": "pending"}})["result"] == "interrupted"
+    failed = node_record("d", {"preflight_node": _preflight(), "rollout_state_result": {
         "state": "failed", "failed_task": "Set the MIG mode", "message": "reset refused",
         "gpus_after": [_gpu(mode="disabled", pending="enabled")]}})
     assert (failed["result"], failed["message"]) == ("failed", "reset refused")
@@ -84,7 +84,7 @@ def test_fleet_report_counts_results_over_the_given_hosts():
 
 
 def test_markdown_has_a_summary_table_and_a_section_per_node():
-    report = fleet_report(["gpu-1", "gpu-2"], {"gpu-1": SUCCESS_FACTS, "gpu-2": {"preflight_node": _preflight(), "finalize_result": {
+    report = fleet_report(["gpu-1", "gpu-2"], {"gpu-1": SUCCESS_FACTS, "gpu-2": {"preflight_node": _preflight(), "rollout_state_result": {
         "state": "failed", "failed_task": "Set the MIG mode", "message": "GPU reset refused"}}}, generated="T")
 
     text = render_markdown(report)
