@@ -29,7 +29,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
     STRATEGY_NONE,
     STRATEGY_SINGLE,
     facts_gpus,
-    mig_devices,
+    plugin_devices,
     mig_enabled,
     validate_strategy,
 )
@@ -225,7 +225,7 @@ def _grouped_devices(gpus):
     """MIG devices grouped by GFD resource name, first device of each group first (GFD's migResource)."""
     groups = {}
     for gpu in gpus:
-        for device in mig_devices(gpu):
+        for device in plugin_devices(gpu):
             groups.setdefault(device.label_name, []).append(device)
     return groups
 
@@ -258,7 +258,7 @@ def expected_labels(facts, strategy):
         enabled = [gpu for gpu in gpus if mig_enabled(gpu)]
         if not enabled:
             return LabelExpectation(labels=labels, unverified=tuple(sorted(unverified)))
-        invalid = (any(not mig_devices(gpu) for gpu in enabled) or len(enabled) != len(gpus) or len(groups) != 1)
+        invalid = (any(not plugin_devices(gpu) for gpu in enabled) or len(enabled) != len(gpus) or len(groups) != 1)
         if invalid:
             _invalid_single_labels(gpus, labels)
             return LabelExpectation(labels=labels, unverified=tuple(sorted(unverified)))

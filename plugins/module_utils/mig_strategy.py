@@ -14,7 +14,7 @@ k8s-device-plugin v0.17 and later (docs/device-plugin.md has the semantics and t
 * ``resource_devices``: the ``nvidia.com/*`` extended resources and the devices behind each. ``none``: one
   ``nvidia.com/gpu`` per GPU; ``single``: one ``nvidia.com/gpu`` per MIG device (per GPU when no GPU has MIG
   on); ``mixed``: ``nvidia.com/gpu`` per MIG-disabled GPU plus ``nvidia.com/mig-<profile>`` per MIG device.
-* ``mig_devices``: the MIG devices of a GPU as the plugin and GPU feature discovery see them.
+* ``plugin_devices``: the MIG devices of a GPU as the plugin and GPU feature discovery see them.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ProfileError, StrategyError
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import mig_device_instances
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import parse_profile, resource_name
 
 STRATEGIES = ("none", "single", "mixed")
@@ -179,25 +180,25 @@ def _compute_instance_profile(gpu, gpu_instance, compute_instance):
         raise StrategyError("GPU %s: %s" % (gpu["index"], error))
 
 
-def mig_devices(gpu):
-    """The MIG devices of one GPU, in nvidia-smi order (GPU instance id, compute instance id)."""
+def plugin_devices(gpu):
+    """The MIG devices of one GPU as the device plugin and GFD see them (none while MIG is off), ordered by
+    GPU instance id and compute instance id as the plugin enumerates them."""
     if not mig_enabled(gpu):
         return []
     devices = []
-    for gpu_instance in gpu.get("gpu_instances") or ():
-        for compute_instance in gpu_instance.get("compute_instances") or ():
-            parsed = _compute_instance_profile(gpu, gpu_instance, compute_instance)
-            devices.append(MigDevice(
-                gpu_index=gpu["index"],
-                gpu_uuid=gpu.get("uuid"),
-                gpu_name=gpu.get("name") or "",
-                gpu_instance_id=gpu_instance.get("id"),
-                compute_instance_id=compute_instance.get("id"),
-                profile=parsed.name,
-                uuid=compute_instance.get("mig_uuid"),
-                device_index=compute_instance.get("mig_device_index"),
-                attributes=_device_attributes(gpu_instance, compute_instance, parsed),
-            ))
+    for gpu_instance, compute_instance in mig_device_instances(gpu):
+        parsed = _compute_instance_profile(gpu, gpu_instance, compute_instance)
+        devices.append(MigDevice(
+            gpu_index=gpu["index"],
+            gpu_uuid=gpu.get("uuid"),
+            gpu_name=gpu.get("name") or "",
+            gpu_instance_id=gpu_instance.get("id"),
+            compute_instance_id=compute_instance.get("id"),
+            profile=parsed.name,
+            uuid=compute_instance.get("mig_uuid"),
+            device_index=compute_instance.get("mig_device_index"),
+            attributes=_device_attributes(gpu_instance, compute_instance, parsed),
+        ))
     return sorted(devices, key=lambda device: (device.gpu_instance_id, device.compute_instance_id))
 
 
@@ -243,7 +244,7 @@ class GpuLayout:
 def gpu_layouts(facts):
     """The ``GpuLayout`` of every GPU in ``gpu_info`` facts."""
     return [GpuLayout(index=gpu["index"], mig_enabled=mig_enabled(gpu),
-                      devices=tuple((device.profile, device.attributes) for device in mig_devices(gpu)))
+                      devices=tuple((device.profile, device.attributes) for device in plugin_devices(gpu)))
             for gpu in facts_gpus(facts)]
 
 
@@ -336,7 +337,7 @@ def strategy_warnings(facts, strategy):
                 "GPU %d has a pending MIG mode change (current %s, pending %s); the device plugin and GFD act on the "
                 "current mode until the GPU is reset" % (gpu["index"], mode.get("current"), mode.get("pending"))
             )
-        if strategy == STRATEGY_MIXED and mig_enabled(gpu) and not mig_devices(gpu):
+        if strategy == STRATEGY_MIXED and mig_enabled(gpu) and not plugin_devices(gpu):
             warnings.append(
                 "GPU %d has MIG enabled but no MIG devices; under the mixed strategy it contributes no resource "
                 "(the device plugin logs 'device %d has no MIG devices configured')" % (gpu["index"], gpu["index"])
@@ -360,7 +361,7 @@ def resource_devices(facts, strategy):
         if strategy == STRATEGY_NONE or not mig_enabled(gpu):
             devices.setdefault(FULL_GPU_RESOURCE, []).append(_gpu_ref(gpu))
             continue
-        for device in mig_devices(gpu):
+        for device in plugin_devices(gpu):
             name = FULL_GPU_RESOURCE if strategy == STRATEGY_SINGLE else device.resource
             devices.setdefault(name, []).append(_mig_ref(device))
     if strategy == STRATEGY_SINGLE and not any_enabled:

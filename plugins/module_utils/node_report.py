@@ -110,25 +110,31 @@ def processes_on_gpu_instances(gpu, gpu_instance_ids):
     return [process for process in gpu.get("processes") or () if process.get("gpu_instance_id") in wanted]
 
 
+def mig_device_instances(gpu) -> list:
+    """The one projection of a GPU's MIG devices: ``(gpu instance, compute instance)`` facts records, one per
+    MIG device (a MIG device is a compute instance), in ``nvidia-smi -L`` order."""
+    pairs = [(gi, ci) for gi in gpu.get("gpu_instances") or () for ci in gi.get("compute_instances") or ()]
+    return sorted(pairs, key=lambda pair: (pair[1].get("mig_device_index") is None, pair[1].get("mig_device_index"),
+                                           pair[0]["id"], pair[1]["id"]))
+
+
 def mig_devices(gpu):
-    """The MIG devices of a ``read_node_facts`` GPU record: one entry per compute instance, in
-    nvidia-smi device order, with profile, placement, UUID and memory."""
+    """The MIG devices of a ``read_node_facts`` GPU record as results report them: profile, placement, UUID
+    and memory of each, in nvidia-smi device order."""
     devices = []
-    for gi in gpu.get("gpu_instances") or ():
-        for ci in gi.get("compute_instances") or ():
-            devices.append({
-                "profile": ci.get("profile_name"),
-                "gpu_instance_id": gi["id"],
-                "compute_instance_id": ci["id"],
-                "gpu_instance_profile": gi.get("profile_name"),
-                "placement": placement(gi.get("placement")),
-                "compute_placement": placement(ci.get("placement")),
-                "uuid": ci.get("mig_uuid"),
-                "mig_device_index": ci.get("mig_device_index"),
-                "memory_mib": gi.get("memory_mib"),
-            })
-    return sorted(devices, key=lambda device: (device["mig_device_index"] is None, device["mig_device_index"],
-                                               device["gpu_instance_id"], device["compute_instance_id"]))
+    for gi, ci in mig_device_instances(gpu):
+        devices.append({
+            "profile": ci.get("profile_name"),
+            "gpu_instance_id": gi["id"],
+            "compute_instance_id": ci["id"],
+            "gpu_instance_profile": gi.get("profile_name"),
+            "placement": placement(gi.get("placement")),
+            "compute_placement": placement(ci.get("placement")),
+            "uuid": ci.get("mig_uuid"),
+            "mig_device_index": ci.get("mig_device_index"),
+            "memory_mib": gi.get("memory_mib"),
+        })
+    return devices
 
 
 def _layout_line(profile, where, compute_names):
