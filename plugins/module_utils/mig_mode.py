@@ -3,33 +3,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """MIG mode of a node's GPUs: decide per GPU (pure), then set the mode, reset, and report what happened.
 
-How MIG mode changes (docs/hardware.md, "How MIG mode changes"):
+The driver behaviour this follows (pending vs current mode, activation status, resets through
+``nvidia-smi -r``, instances lost on a mode change) is in docs/hardware.md, "How MIG mode changes".
 
-* ``nvmlDeviceSetMigMode`` sets the *pending* mode at once and returns an activation status. On Ampere
-  the driver then resets the GPU itself; while clients hold the GPU that fails (IN_USE) and the mode stays
-  pending until a GPU reset or a reboot. Where no reset is exposed (passthrough VMs) the status is
-  RESET_REQUIRED: only a reboot activates it. Hopper needs no reset. Like mig-parted we decide from
-  ``current`` vs ``pending`` read back afterwards, and keep the status for the report.
-* NVML has no reset call, so a reset runs ``nvidia-smi -r -i <PCI bus id>`` (mig-parted does the same).
-  Our own NVML session counts as a client on real hardware, so it is closed before the reset and a new
-  one reads the result.
-* GPU and compute instances never survive a mode change; NVML refuses to disable MIG while they exist.
-
-Idempotence: a GPU whose *pending* mode already matches is not set again (calling SetMigMode again would
-make the driver retry the activation, which is a change). A still-pending change is reported as
-``reset_required``; with ``reset=True`` it is activated by a reset, which is a change.
-
-Choices where NVIDIA's documentation is silent:
-
-* Check mode predicts that the driver activates the new mode by itself unless NVML lists processes on
-  the GPU (clients that are not processes, such as nvidia-persistenced, are invisible to NVML, so a real
-  run may still end with the change pending).
-* ``reboot_required`` is reported when SetMigMode answers RESET_REQUIRED or when ``nvidia-smi -r``
-  answers that resetting is not supported (exit status 3, NVML's NOT_SUPPORTED, or that wording); both
-  mean only a reboot can activate the mode, so the task does not fail.
-* With ``reset=True`` a GPU that NVML shows processes on is refused before anything changes, naming the
-  processes. A reset that nvidia-smi refuses for other holders fails the task after the mode was set;
-  the result then says the change is pending.
+* A GPU whose *pending* mode already matches is not set again (that would make the driver retry the
+  activation); a change still pending is ``reset_required``, and ``reset=True`` activates it by a reset.
+* ``reboot_required`` when SetMigMode answers RESET_REQUIRED or ``nvidia-smi -r`` says resets are not
+  supported: only a reboot can activate the mode, so the task does not fail.
+* Check mode predicts that the driver activates the mode by itself unless NVML lists processes on the GPU.
+* ``reset=True`` on a GPU that NVML shows processes on is refused before anything changes; a reset that
+  nvidia-smi refuses for other holders fails the task after the mode was set, reporting it pending.
 """
 
 from __future__ import annotations
