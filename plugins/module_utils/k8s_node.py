@@ -134,7 +134,7 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
                           delete_emptydir_data=delete_emptydir_data, force=force)
         if plan.refuse:
             raise TaskError(refusal_message(name, plan) + " Nothing was changed.", changed=False, refused=plan.refuse,
-                                node=node_view(node))
+                            node=node_view(node))
 
     patch, before, after = plan_node_update(node, _WANTS_UNSCHEDULABLE.get(state), labels, annotations)
     changed = patch is not None
@@ -156,13 +156,13 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
             plan = plan_drain(pods, gpu_pods_only=gpu_pods_only, delete_emptydir_data=delete_emptydir_data, force=force)
             if plan.refuse:
                 raise TaskError(refusal_message(name, plan) + " The node stays cordoned.", changed=changed, refused=plan.refuse,
-                                    node=node_after)
+                                node=node_after)
             try:
                 evicted = run_evictions(client, name, plan, timeout, poll_interval=poll_interval, grace_period=grace_period,
                                         disable_eviction=disable_eviction)
             except DrainError as error:
                 raise TaskError(str(error), changed=changed or bool(error.evicted), evicted=error.evicted, blocked=error.blocked,
-                                    terminating=error.terminating, node=node_after)
+                                terminating=error.terminating, node=node_after)
             except KubeApiError as error:
                 # Evictions succeeded but watching the pods go failed: some may have been evicted already.
                 raise TaskError("%s. The node stays cordoned." % str(error).rstrip("."), changed=True, node=node_after, api_status=error.status)

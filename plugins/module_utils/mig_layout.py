@@ -202,8 +202,8 @@ class _LayoutRun(object):
                    "task to converge" % (describe_gpu(decision.gpu), error, ", ".join(done) or "none",
                                          decision.gpu["index"], "; ".join(now) or "no GPU instances"))
         raise TaskError(message, changed=any(item["changed"] for item in self.entries.values()),
-                           gpus=self.result_gpus(), skipped_gpus=self.skipped, failed_step=error.step,
-                           **error.cause.failure_keys())
+                        gpus=self.result_gpus(), skipped_gpus=self.skipped, failed_step=error.step,
+                        **error.cause.failure_keys())
 
     def _reread(self, index):
         for gpu in nvml.read_node_facts()["gpus"]:
@@ -233,7 +233,7 @@ class _LayoutRun(object):
                                     ", ".join(decision.plan.desired_devices) or "none"))
         if wrong:
             raise TaskError("; ".join(wrong) + "; re-run the task to converge", changed=True,
-                               gpus=self.result_gpus(), skipped_gpus=self.skipped)
+                            gpus=self.result_gpus(), skipped_gpus=self.skipped)
 
     def result_gpus(self):
         return [self.entries[index] for index in sorted(self.entries)]

@@ -406,7 +406,8 @@ def _derive_compute_profiles(gpu_slices, memory_gb, attributes, negative_attribu
     """Compute-instance shapes of a GPU instance profile.
 
     NVML can only list CI profiles on an existing GPU instance, so, like go-nvlib, we derive them: a CI of
-    c slices exists when c == g, or when c < g and 2c <= g + 1. Assumptions (inferred, docs/hardware.md): CI profile id == CI profile index (true in every ``-lcip`` capture; gpu.py still
+    c slices exists when c == g, or when c < g and 2c <= g + 1. Assumptions (inferred, docs/hardware.md):
+    CI profile id == CI profile index (true in every ``-lcip`` capture; gpu.py still
     resolves the real id before creating), ``g // c`` partial CIs at aligned starts ``0, c, 2c, ...``, and
     SM counts known only for the full CI.
     """
