@@ -14,37 +14,24 @@ GPU instances in plan order (largest first), each followed by its compute instan
 
 Placement: GPU instances are created at the plan's placement with
 ``nvmlDeviceCreateGpuInstanceWithPlacement``. Drivers before R460 do not export it (FUNCTION_NOT_FOUND,
-mig-hardware.md section 12); then this GPU instance and every later one of the plan is created with
+docs/hardware.md); then this GPU instance and every later one of the plan is created with
 automatic placement (``nvmlDeviceCreateGpuInstance``), in the plan's largest-first order, which is the
 order mig-parted relies on. The driver then picks the placement; the step records it as
 ``placement_source: driver`` and the caller verifies the resulting devices. A full-size compute instance
 is created without a placement (it has only one, as ``nvidia-smi mig -cgi ... -C`` does); partial ones
 at the planned placement, with the same fallback.
 
-The reporting helpers at the end (``describe_gpu``, ``describe_processes``, ``mig_devices``,
-``layout_lines``) turn ``gpu.read_node_facts()`` GPU records into the words and result keys the node
-modules share.
+The words and result keys the node modules report with are in node_report.py (pure, no NVML).
 """
 
 from __future__ import annotations
 
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_step, placement
 
 PLACEMENT_EXPLICIT = "explicit"
 PLACEMENT_DRIVER = "driver"
-
-
-class MigTaskError(MigError):
-    """A failure a node module reports with structured result keys besides ``msg``.
-
-    ``details`` holds them (for example ``changed``, ``gpus`` with what was done and what each GPU looks
-    like now, ``nvml_call`` / ``nvml_code``); a module passes them to ``fail_json`` as they are.
-    """
-
-    def __init__(self, message, **details):
-        super(MigTaskError, self).__init__(message)
-        self.details = details
 
 
 class ApplyError(MigError):
@@ -56,44 +43,6 @@ class ApplyError(MigError):
         self.cause = cause
         self.done = list(done)
         super(ApplyError, self).__init__("%s failed: %s" % (describe_step(step), cause))
-
-
-def _placement(pair_or_dict):
-    if pair_or_dict is None:
-        return None
-    if isinstance(pair_or_dict, dict):
-        return {"start": int(pair_or_dict["start"]), "size": int(pair_or_dict["size"])}
-    start, size = pair_or_dict
-    return {"start": int(start), "size": int(size)}
-
-
-def placement_text(placement):
-    """``{"start": 4, "size": 4}`` -> ``4:4`` (nvidia-smi's notation)."""
-    placement = _placement(placement)
-    return "?" if placement is None else "%d:%d" % (placement["start"], placement["size"])
-
-
-def describe_step(step):
-    """One step record (done or attempted) in words, as error messages and summaries use it."""
-    action = step["action"]
-    if action == "destroy_compute_instance":
-        return "destroy compute instance %d (%s) of GPU instance %d" % (
-            step["compute_instance_id"], step.get("profile") or "unknown profile", step["gpu_instance_id"])
-    if action == "destroy_gpu_instance":
-        return "destroy GPU instance %d (%s at %s)" % (
-            step["gpu_instance_id"], step.get("profile") or "unknown profile", placement_text(step.get("placement")))
-    if action == "create_gpu_instance":
-        where = placement_text(step["placement"]) if step.get("placement") else "a placement the driver picks"
-        text = "create GPU instance %s at %s" % (step["profile"], where)
-        if step.get("gpu_instance_id") is not None:
-            text = "create GPU instance %s at %s (GPU instance %d)" % (step["profile"], where, step["gpu_instance_id"])
-        return text
-    if action == "create_compute_instance":
-        text = "create compute instance %s in GPU instance %d" % (step["profile"], step["gpu_instance_id"])
-        if step.get("compute_instance_id") is not None:
-            text += " (compute instance %d)" % step["compute_instance_id"]
-        return text
-    return action
 
 
 class _StepRunner(object):
@@ -136,7 +85,7 @@ def _destroy_gpu_instance(runner, gpu_instance):
                     "profile": _field(ci, "name", "profile_name")},
                    lambda ci_id=ci_id: nvml.destroy_compute_instance(runner.gpu_index, gi_id, ci_id))
     runner.run({"action": "destroy_gpu_instance", "gpu_instance_id": gi_id, "profile": profile,
-                "placement": _placement(_field(gpu_instance, "placement"))},
+                "placement": placement(_field(gpu_instance, "placement"))},
                lambda: nvml.destroy_gpu_instance(runner.gpu_index, gi_id))
 
 
@@ -149,7 +98,7 @@ class _GpuInstanceCreator(object):
 
     def create(self, planned):
         step = {"action": "create_gpu_instance", "profile": planned.name, "profile_id": planned.profile_id,
-                "placement": None if self.driver_places else _placement(planned.placement)}
+                "placement": None if self.driver_places else placement(planned.placement)}
 
         def write():
             try:
@@ -163,8 +112,8 @@ class _GpuInstanceCreator(object):
                 step["placement"] = None
                 created = nvml.create_gpu_instance(self.runner.gpu_index, planned.profile_id, None)
                 source = PLACEMENT_DRIVER
-            return {"gpu_instance_id": created["id"], "placement": _placement(created["placement"]),
-                    "planned_placement": _placement(planned.placement), "placement_source": source}
+            return {"gpu_instance_id": created["id"], "placement": placement(created["placement"]),
+                    "planned_placement": placement(planned.placement), "placement_source": source}
 
         return self.runner.run(step, write)
 
@@ -175,14 +124,14 @@ def _create_compute_instance(runner, gi_id, gi_slices, planned_ci):
             "profile_index": planned_ci.profile_index}
 
     def write():
-        placement = None if full_size else planned_ci.placement
+        where = None if full_size else planned_ci.placement
         try:
-            created = nvml.create_compute_instance(runner.gpu_index, gi_id, planned_ci.profile_index, placement)
+            created = nvml.create_compute_instance(runner.gpu_index, gi_id, planned_ci.profile_index, where)
         except NvmlCallError as error:
-            if placement is None or error.code != nvml.NVML_ERROR_FUNCTION_NOT_FOUND:
+            if where is None or error.code != nvml.NVML_ERROR_FUNCTION_NOT_FOUND:
                 raise
             created = nvml.create_compute_instance(runner.gpu_index, gi_id, planned_ci.profile_index, None)
-        return {"compute_instance_id": created["id"], "placement": _placement(created["placement"])}
+        return {"compute_instance_id": created["id"], "placement": placement(created["placement"])}
 
     runner.run(step, write)
 
@@ -214,78 +163,3 @@ def destroy_gpu_instances(gpu_index, gpu_instances):
     for gpu_instance in sorted(gpu_instances, key=lambda gi: gi["id"]):
         _destroy_gpu_instance(runner, gpu_instance)
     return list(runner.done)
-
-
-# ----------------------------------------------------------------------------------------- reporting
-def describe_gpu(gpu):
-    """``GPU 0 (NVIDIA A100-SXM4-40GB, 00000000:07:00.0)`` for messages."""
-    return "GPU %d (%s, %s)" % (gpu["index"], gpu.get("name") or "unknown model", gpu.get("pci_bus_id") or gpu.get("uuid"))
-
-
-def gpu_identity(gpu):
-    """The keys every per-GPU result entry starts with."""
-    return {"index": gpu["index"], "uuid": gpu.get("uuid"), "name": gpu.get("name"), "pci_bus_id": gpu.get("pci_bus_id")}
-
-
-def describe_processes(processes):
-    """``pid 4242 (python3) on GPU instance 13, pid 77 (trainer)``: who blocks a destroy or a reset."""
-    words = []
-    for process in sorted(processes, key=lambda item: item["pid"]):
-        text = "pid %d" % process["pid"]
-        if process.get("name"):
-            text += " (%s)" % process["name"]
-        if process.get("gpu_instance_id") is not None:
-            text += " on GPU instance %d" % process["gpu_instance_id"]
-        words.append(text)
-    return ", ".join(words)
-
-
-def processes_on_gpu_instances(gpu, gpu_instance_ids):
-    wanted = set(gpu_instance_ids)
-    return [process for process in gpu.get("processes") or () if process.get("gpu_instance_id") in wanted]
-
-
-def mig_devices(gpu):
-    """The MIG devices of a ``read_node_facts`` GPU record: one entry per compute instance, in
-    nvidia-smi device order, with profile, placement, UUID and memory."""
-    devices = []
-    for gi in gpu.get("gpu_instances") or ():
-        for ci in gi.get("compute_instances") or ():
-            devices.append({
-                "profile": ci.get("profile_name"),
-                "gpu_instance_id": gi["id"],
-                "compute_instance_id": ci["id"],
-                "gpu_instance_profile": gi.get("profile_name"),
-                "placement": _placement(gi.get("placement")),
-                "compute_placement": _placement(ci.get("placement")),
-                "uuid": ci.get("mig_uuid"),
-                "mig_device_index": ci.get("mig_device_index"),
-                "memory_mib": gi.get("memory_mib"),
-            })
-    return sorted(devices, key=lambda device: (device["mig_device_index"] is None, device["mig_device_index"],
-                                               device["gpu_instance_id"], device["compute_instance_id"]))
-
-
-def _layout_line(profile, placement, compute_names):
-    return "%s at %s: %s" % (profile, placement_text(placement), ", ".join(compute_names) if compute_names
-                             else "no compute instance")
-
-
-def layout_lines(gpu_instances):
-    """One line per GPU instance (``3g.20gb at 4:4: 3g.20gb``), ordered by placement: the diff form.
-
-    Accepts ``read_node_facts`` records and planner ``PlannedGpuInstance`` objects alike, so a check-mode
-    prediction and a re-read after the run print the same way. Ids are left out on purpose: a planned
-    instance has none yet.
-    """
-    lines = []
-    for gi in gpu_instances:
-        if isinstance(gi, dict):
-            profile, placement = gi.get("profile_name"), gi.get("placement")
-            computes = [ci.get("profile_name") or "?" for ci in gi.get("compute_instances") or ()]
-        else:
-            profile, placement = gi.name, gi.placement
-            computes = [ci.name for ci in getattr(gi, "compute_instances", ())]
-        placement = _placement(placement)
-        lines.append(((placement or {}).get("start", -1), _layout_line(profile, placement, sorted(computes))))
-    return [line for _start, line in sorted(lines)]

@@ -10,11 +10,10 @@ and the option that changes the policy.
 
 Minimum drivers are policy data, not profile tables:
 
-* ``min_driver_version`` 450.80.02: the R450 driver the seed document requires for MIG on A100;
-* per model, from the MIG User Guide "Deployment Considerations" (mig-hardware.md section 1, confirmed by
-  the audit): A100 450.80.02, A30 460.73.01, H100 525.85.12, H200 550.90.07; B200 570.133.20 comes from the
-  same guide page as quoted in k8s-mig.md section 0. H100 NVL is listed as "R525 [infer]" in the reference
-  and is covered by the H100 entry (its NVML name "NVIDIA H100 NVL" contains H100).
+* ``min_driver_version`` 450.80.02: the R450 driver NVIDIA's "MIG Support in Kubernetes" requires;
+* per model, from the MIG User Guide "Deployment Considerations" (docs/hardware.md): A100 450.80.02,
+  A30 460.73.01, H100 525.85.12, H200 550.90.07, B200 570.133.20. H100 NVL is covered by the H100 entry
+  (its NVML name "NVIDIA H100 NVL" contains H100).
 
 A model key matches a GPU when it appears as a whole word in the GPU's NVML name (``H100`` matches
 ``NVIDIA H100 80GB HBM3``; ``A30`` does not match ``A300``), case-insensitively; when several keys match,

@@ -15,6 +15,18 @@ class MigError(Exception):
     """Base class of every error gpufleet.mig raises on purpose."""
 
 
+class TaskError(MigError):
+    """A failure a module reports with structured result keys besides ``msg``.
+
+    ``details`` holds them (for example ``changed``, what was done and what the target looks like now,
+    ``nvml_call`` / ``nvml_code``); a module passes them to ``fail_json`` as they are.
+    """
+
+    def __init__(self, message, **details):
+        super(TaskError, self).__init__(message)
+        self.details = details
+
+
 class ProfileError(MigError):
     """A MIG profile string is malformed, or a profile catalog cannot answer a lookup."""
 
@@ -68,3 +80,7 @@ class NvmlCallError(MigError):
         super(NvmlCallError, self).__init__(
             "%s failed%s%s: %s (NVML error %s)" % (call, where, what, text, code)
         )
+
+    def failure_keys(self):
+        """The result keys a failed NVML call adds, the same in every node module."""
+        return {"nvml_call": self.call, "nvml_code": self.code, "nvml_text": self.text, "gpu_index": self.gpu_index}

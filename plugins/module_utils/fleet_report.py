@@ -11,16 +11,18 @@ Inputs per node (host facts the roles set):
 * ``drain_result``: whether the node was cordoned/drained and which pods were evicted;
 * ``reconfigure_result``: the GPUs after the change (``gpu_info`` records), mode changes, reboot;
 * ``validate_result``: the resources and labels the node showed when it was validated;
-* ``finalize_result``: ``state`` (``pending`` while the node phase runs, then ``success`` or ``failed``), start,
+* ``rollout_state_result``: ``state`` (``pending`` while the node phase runs, then ``success`` or ``failed``), start,
   end, duration and, for a failure, the task and message.
 
-Result of a node: ``success`` and ``failed`` as finalize recorded them; ``unchanged`` when preflight found nothing
+Result of a node: ``success`` and ``failed`` as the rollout_state role recorded them; ``unchanged`` when preflight found nothing
 to do; ``refused`` when preflight found a problem on it; ``interrupted`` when the node phase started but recorded no
 outcome; ``not reached`` when its batch has not run (a report written part-way, a rollout stopped by
 max_fail_percentage, or one refused in preflight).
 """
 
 from __future__ import annotations
+
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices
 
 RESULT_SUCCESS = "success"
 RESULT_FAILED = "failed"
@@ -30,7 +32,7 @@ RESULT_NOT_REACHED = "not reached"
 RESULT_REFUSED = "refused"
 RESULTS = (RESULT_SUCCESS, RESULT_UNCHANGED, RESULT_FAILED, RESULT_REFUSED, RESULT_INTERRUPTED, RESULT_NOT_REACHED)
 
-NODE_FACTS = ("preflight_node", "drain_result", "reconfigure_result", "validate_result", "finalize_result")
+NODE_FACTS = ("preflight_node", "drain_result", "reconfigure_result", "validate_result", "rollout_state_result")
 
 
 def _mapping(value):
@@ -55,32 +57,6 @@ def gpu_view(gpu):
             "devices": [name for _index, name in devices]}
 
 
-def describe_devices(devices):
-    """``["1g.5gb", "1g.5gb", "3g.20gb"]`` -> ``3g.20gb, 2 x 1g.5gb`` (largest first as given, counted)."""
-    if not devices:
-        return "no MIG devices"
-    counts = {}
-    order = []
-    for name in devices:
-        if name not in counts:
-            order.append(name)
-        counts[name] = counts.get(name, 0) + 1
-    order.sort(key=_device_size, reverse=True)
-    return ", ".join(("%d x %s" % (counts[name], name)) if counts[name] > 1 else name for name in order)
-
-
-def _device_size(name):
-    # "3g.20gb" -> (3, 20); partial "1c.3g.20gb" sorts with its GPU instance; unknown text last.
-    parts = [part for part in str(name).split("+", 1)[0].split(".") if part]
-    numbers = []
-    for part in parts:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        numbers.append(int(digits) if digits else 0)
-    if len(numbers) == 3:  # Nc.Mg.Kgb
-        numbers = numbers[1:]
-    return tuple(numbers)
-
-
 def validation_pod_text(pod):
     """A ``mig_node_validate`` pod record -> ``nvidia.com/mig-1g.5gb: MIG 1g.5gb MIG-... (Succeeded)``."""
     pod = _mapping(pod)
@@ -94,8 +70,8 @@ def validation_pod_text(pod):
     return text
 
 
-def _result(preflight, finalize):
-    state = finalize.get("state")
+def _result(preflight, outcome):
+    state = outcome.get("state")
     if state == RESULT_SUCCESS:
         return RESULT_SUCCESS
     if state == RESULT_FAILED:
@@ -112,9 +88,9 @@ def _result(preflight, finalize):
 CORDON_KEPT_TEXT = "stays cordoned: it was cordoned before the rollout, which does not lift a cordon it did not set"
 
 
-def _cordon_outcome(drain, finalize):
-    """``kept`` when someone else's cordon was left in place; otherwise what finalize or drain did to it."""
-    outcomes = (finalize.get("cordon"), drain.get("cordon"))
+def _cordon_outcome(drain, outcome):
+    """``kept`` when someone else's cordon was left in place; otherwise what the end of the node phase or the drain did."""
+    outcomes = (outcome.get("cordon"), drain.get("cordon"))
     if "kept" in outcomes:
         return "kept"
     return next((outcome for outcome in outcomes if outcome), None)
@@ -127,14 +103,14 @@ def node_record(host, facts):
     drain = _mapping(facts.get("drain_result"))
     reconfigure = _mapping(facts.get("reconfigure_result"))
     validate = _mapping(facts.get("validate_result"))
-    finalize = _mapping(facts.get("finalize_result"))
+    outcome = _mapping(facts.get("rollout_state_result"))
     plan = _mapping(preflight.get("plan"))
-    result = _result(preflight, finalize)
+    result = _result(preflight, outcome)
     before = [gpu_view(gpu) for gpu in preflight.get("gpus_before") or ()]
     if reconfigure.get("gpus_after") is not None:
         after = [gpu_view(gpu) for gpu in reconfigure["gpus_after"]]
-    elif finalize.get("gpus_after") is not None:
-        after = [gpu_view(gpu) for gpu in finalize["gpus_after"]]  # read again after a failure
+    elif outcome.get("gpus_after") is not None:
+        after = [gpu_view(gpu) for gpu in outcome["gpus_after"]]  # read again after a failure
     elif result in (RESULT_UNCHANGED, RESULT_SUCCESS):
         after = before  # nothing on the GPUs changed (the node was converged, or only its labels were updated)
     else:
@@ -151,18 +127,18 @@ def node_record(host, facts):
         "before": before,
         "after": after,
         "drained": bool(drain.get("drained")),
-        "cordon": _cordon_outcome(drain, finalize),
+        "cordon": _cordon_outcome(drain, outcome),
         "evicted_pods": list(drain.get("evicted_pods") or ()),
         "rebooted": bool(reconfigure.get("rebooted")),
         "resources": _mapping(validate.get("resources")) or None,
         "labels": _mapping(validate.get("labels")) or None,
         "validation_pods": [validation_pod_text(pod) for pod in validate.get("pods") or ()],
         "validation_waited_s": validate.get("waited_s"),
-        "started": finalize.get("started"),
-        "finished": finalize.get("finished"),
-        "duration_s": finalize.get("duration_s"),
-        "failed_task": finalize.get("failed_task"),
-        "message": finalize.get("message") or ("; ".join(preflight.get("problems") or ()) or None),
+        "started": outcome.get("started"),
+        "finished": outcome.get("finished"),
+        "duration_s": outcome.get("duration_s"),
+        "failed_task": outcome.get("failed_task"),
+        "message": outcome.get("message") or ("; ".join(preflight.get("problems") or ()) or None),
     }
 
 
@@ -187,7 +163,7 @@ def _gpu_lines(gpus):
         return ["unknown"]
     if not gpus:
         return ["no GPUs"]
-    return ["GPU %s %s: MIG %s; %s" % (gpu["index"], gpu.get("name") or "", gpu["mig"], describe_devices(gpu["devices"]))
+    return ["GPU %s %s: MIG %s; %s" % (gpu["index"], gpu.get("name") or "", gpu["mig"], describe_devices(gpu["devices"], empty="no MIG devices"))
             for gpu in gpus]
 
 

@@ -8,7 +8,7 @@ afterwards, and every NVML failure becomes ``NvmlCallError`` carrying the call n
 and NVML's own text. Everything except ``NvmlSession`` expects to run inside ``with NvmlSession():``;
 sessions nest (NVML is initialised once by the outermost one).
 
-Driver differences handled here (mig-hardware.md sections 8 and 12):
+Driver differences handled here (docs/hardware.md, "Driver-branch differences"):
 
 * ``nvmlDeviceGetGpuInstanceProfileInfoV`` (with the profile ``name``) exists from R510; older drivers get
   the v1 call, and names are computed from the numbers anyway (profiles.py);
@@ -57,7 +57,7 @@ except ImportError:  # pragma: no cover - depends on the target host
     HAS_PYNVML = False
     PYNVML_IMPORT_ERROR = traceback.format_exc()
 
-# NVML return codes (nvml.h; mig-hardware.md section 9). Numbers, so they exist without pynvml.
+# NVML return codes (nvml.h; docs/hardware.md). Numbers, so they exist without pynvml.
 NVML_SUCCESS = 0
 NVML_ERROR_INVALID_ARGUMENT = 2
 NVML_ERROR_NOT_SUPPORTED = 3

@@ -61,7 +61,6 @@ AUTH_ENVIRONMENT = {
     "ca_cert": "K8S_AUTH_SSL_CA_CERT",
 }
 
-AUTH_OPTION_NAMES = tuple(AUTH_ENVIRONMENT)
 
 # Every request is bounded: a stalled or black-holed API server fails the call instead of hanging the task.
 # The read bound is per socket read, so it also bounds a response that stops half way.
@@ -232,12 +231,6 @@ def _decode(response):
     if isinstance(data, bytes):
         data = data.decode("utf-8")
     return json.loads(data) if data else {}
-
-
-def pod_key(pod):
-    """``namespace/name`` of a pod (or any namespaced object) in API JSON form."""
-    metadata = pod.get("metadata") or {}
-    return "%s/%s" % (metadata.get("namespace", ""), metadata.get("name", ""))
 
 
 class KubeClient:

@@ -1,7 +1,8 @@
 # Copyright: (c) 2026, gpufleet.mig contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The work of the gpufleet.mig.k8s_node module: cordon, drain, uncordon, labels and annotations.
+"""The work of the gpufleet.mig.k8s_node module (cordon, drain, uncordon, labels and annotations) and of the
+read-only gpufleet.mig.k8s_node_info module (``read_node_info``: the node and the pods on it, with a wait).
 
 ``plan_node_update`` is pure: current node + wanted schedulability/labels/annotations -> the strategic
 merge patch (or ``None``) and the before/after the diff shows. ``run_k8s_node`` reads the node, decides,
@@ -15,17 +16,19 @@ node is never uncordoned by a failure: the failure leaves it cordoned and says s
 
 from __future__ import annotations
 
+import re
+import time
+from typing import List, Optional
+
 from ansible_collections.gpufleet.mig.plugins.module_utils.drain import (
     DEFAULT_POLL_INTERVAL,
     DrainError,
+    controller_of,
     plan_drain,
     refusal_message,
     run_evictions,
 )
-import re
-import time
-
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError
 from ansible_collections.gpufleet.mig.plugins.module_utils.lease import LeaseHeldError, hold_lease, release_lease
 
@@ -49,7 +52,7 @@ def owner_label_value(owner):
     """``owner`` as a label value: at most 63 characters of ``[A-Za-z0-9._-]``, alphanumeric at both ends."""
     value = re.sub(r"[^A-Za-z0-9._-]+", "-", owner or "")[:63].strip("._-")
     if not value:
-        raise NodeTaskError("Cannot record who cordons the node: cordon_owner %r has no letters or digits." % owner, changed=False)
+        raise TaskError("Cannot record who cordons the node: cordon_owner %r has no letters or digits." % owner, changed=False)
     return value
 
 
@@ -102,26 +105,18 @@ def _wait_for_budget(client, name, cordon_owner, max_unavailable, lock, wait_tim
             hold_lease(client, lock["name"], lock["namespace"], holder, BUDGET_LOCK_DURATION, remaining,
                        poll_interval=BUDGET_LOCK_POLL_INTERVAL)
         except LeaseHeldError as error:
-            raise NodeTaskError("Cannot cordon node %s: %s Raise drain_timeout to wait longer." % (name, error), changed=False)
+            raise TaskError("Cannot cordon node %s: %s Raise drain_timeout to wait longer." % (name, error), changed=False)
         holders = budget_holders(client.list_nodes(label_selector=CORDONED_BY_LABEL), excluding=name)
         if len(holders) < max_unavailable:
             return holder
         release_lease(client, lock["name"], lock["namespace"], holder)
         if monotonic() >= deadline:
-            raise NodeTaskError(
+            raise TaskError(
                 "Cannot cordon node %s: %d GPU node(s) are already cordoned by MIG rollouts (%s), which is the fleet-wide "
                 "budget mig_max_unavailable=%d. Waited %ds. Finish or fix those nodes, or raise mig_max_unavailable."
                 % (name, len(holders), ", ".join(holders), max_unavailable, wait_timeout),
                 changed=False, budget_holders=holders)
         sleep(min(BUDGET_POLL_INTERVAL, max(0.1, deadline - monotonic())))
-
-
-class NodeTaskError(MigError):
-    """A k8s_node failure; ``details`` are extra result keys for ``fail_json`` (changed, evicted, blocked...)."""
-
-    def __init__(self, message, **details):
-        super(NodeTaskError, self).__init__(message)
-        self.details = details
 
 
 def label_value(key, value, what="label"):
@@ -136,7 +131,7 @@ def label_value(key, value, what="label"):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
-    raise NodeTaskError("Cannot set %s %s: its value must be a string, or null to remove it, not %s." % (what, key, type(value).__name__))
+    raise TaskError("Cannot set %s %s: its value must be a string, or null to remove it, not %s." % (what, key, type(value).__name__))
 
 
 def _normalised(mapping, what):
@@ -213,10 +208,10 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
     ``plan_cordon_ownership``). With ``cordon_owner`` the cordon is recorded as the rollout's and an uncordon lifts
     only such a cordon; with ``max_unavailable`` too, a new cordon waits (up to ``budget_timeout``) until fewer
     than that many nodes carry a rollout's cordon, counted under the ``budget_lock`` lease ``{name, namespace}``.
-    Raises ``NodeTaskError`` / ``KubeApiError``.
+    Raises ``TaskError`` / ``KubeApiError``.
     """
     if timeout < 0 or poll_interval < 1:
-        raise NodeTaskError("Cannot drain node %s: timeout must be 0 or more and poll_interval 1 or more (seconds)." % name, changed=False)
+        raise TaskError("Cannot drain node %s: timeout must be 0 or more and poll_interval 1 or more (seconds)." % name, changed=False)
     if grace_period is not None and grace_period < 0:
         grace_period = None  # kubectl's --grace-period=-1: each pod's own terminationGracePeriodSeconds
     node = client.get_node(name)
@@ -226,8 +221,8 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
         plan = plan_drain(client.pods_on_node(name, label_selector=pod_selector), gpu_pods_only=gpu_pods_only,
                           delete_emptydir_data=delete_emptydir_data, force=force)
         if plan.refuse:
-            raise NodeTaskError(refusal_message(name, plan) + " Nothing was changed.", changed=False, refused=plan.refuse,
-                                node=node_view(node))
+            raise TaskError(refusal_message(name, plan) + " Nothing was changed.", changed=False, refused=plan.refuse,
+                            node=node_view(node))
 
     unschedulable = _WANTS_UNSCHEDULABLE.get(state)
     cordon = None
@@ -258,20 +253,20 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
             try:
                 pods = client.pods_on_node(name, label_selector=pod_selector)
             except KubeApiError as error:
-                raise NodeTaskError("%s. The node stays cordoned." % str(error).rstrip("."), changed=changed, node=node_after, api_status=error.status)
+                raise TaskError("%s. The node stays cordoned." % str(error).rstrip("."), changed=changed, node=node_after, api_status=error.status)
             plan = plan_drain(pods, gpu_pods_only=gpu_pods_only, delete_emptydir_data=delete_emptydir_data, force=force)
             if plan.refuse:
-                raise NodeTaskError(refusal_message(name, plan) + " The node stays cordoned.", changed=changed, refused=plan.refuse,
-                                    node=node_after)
+                raise TaskError(refusal_message(name, plan) + " The node stays cordoned.", changed=changed, refused=plan.refuse,
+                                node=node_after)
             try:
                 evicted = run_evictions(client, name, plan, timeout, poll_interval=poll_interval, grace_period=grace_period,
                                         disable_eviction=disable_eviction)
             except DrainError as error:
-                raise NodeTaskError(str(error), changed=changed or bool(error.evicted), evicted=error.evicted, blocked=error.blocked,
-                                    terminating=error.terminating, node=node_after)
+                raise TaskError(str(error), changed=changed or bool(error.evicted), evicted=error.evicted, blocked=error.blocked,
+                                terminating=error.terminating, node=node_after)
             except KubeApiError as error:
                 # Evictions succeeded but watching the pods go failed: some may have been evicted already.
-                raise NodeTaskError("%s. The node stays cordoned." % str(error).rstrip("."), changed=True, node=node_after, api_status=error.status)
+                raise TaskError("%s. The node stays cordoned." % str(error).rstrip("."), changed=True, node=node_after, api_status=error.status)
         skipped = list(plan.skip)
         changed = changed or bool(evicted)
 
@@ -285,3 +280,60 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
     if cordon is not None:
         result["cordon"] = cordon
     return result
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+WAIT_PODS_ABSENT = "pods_absent"
+WAIT_PODS_PRESENT = "pods_present"
+WAIT_CONDITIONS = (WAIT_PODS_ABSENT, WAIT_PODS_PRESENT)
+
+
+def pod_view(pod: dict) -> dict:
+    """What results report about a pod: where it is, what owns it and how far it got."""
+    metadata = pod.get("metadata") or {}
+    owner = controller_of(pod) or {}
+    return {
+        "namespace": metadata.get("namespace", ""),
+        "name": metadata.get("name", ""),
+        "phase": (pod.get("status") or {}).get("phase"),
+        "terminating": bool(metadata.get("deletionTimestamp")),
+        "controller_kind": owner.get("kind"),
+        "controller_name": owner.get("name"),
+    }
+
+
+def _wait_met(condition: Optional[str], pods: List[dict]) -> bool:
+    if condition == WAIT_PODS_ABSENT:
+        return not pods
+    if condition == WAIT_PODS_PRESENT:
+        return bool(pods)
+    return True
+
+
+def read_node_info(client, name: str, pod_selector: Optional[str] = None, wait_for: Optional[str] = None,
+                   timeout: int = DEFAULT_TIMEOUT, sleep_seconds: int = 2, clock=time.monotonic,
+                   sleep=time.sleep) -> dict:
+    """The node and, with ``pod_selector``, the pods on it that match; changes nothing.
+
+    ``wait_for`` polls every ``sleep_seconds`` until ``pods_absent`` (no matching pod is left on the node,
+    terminating ones included) or ``pods_present`` (at least one is there), and fails after ``timeout``
+    seconds. Returns ``{"node", "pods"}``; raises ``TaskError`` / ``KubeApiError``.
+    """
+    if wait_for is not None and wait_for not in WAIT_CONDITIONS:
+        raise TaskError("wait_for must be one of %s, got %r" % (", ".join(WAIT_CONDITIONS), wait_for))
+    if wait_for is not None and not pod_selector:
+        raise TaskError("wait_for needs pod_selector: it waits for the pods that selector matches")
+    deadline = clock() + max(timeout, 0)
+    while True:
+        node = node_view(client.get_node(name))
+        pods = [pod_view(pod) for pod in client.pods_on_node(name, label_selector=pod_selector)] if pod_selector else []
+        if _wait_met(wait_for, pods):
+            return {"node": node, "pods": pods}
+        if clock() >= deadline:
+            raise TaskError(
+                "Pods matching %s %s on node %s after %d s: %s" % (
+                    pod_selector, "are still" if wait_for == WAIT_PODS_ABSENT else "did not appear", name, timeout,
+                    ", ".join("%s/%s" % (pod["namespace"], pod["name"]) for pod in pods) or "none"),
+                node=node, pods=pods)
+        sleep(sleep_seconds)

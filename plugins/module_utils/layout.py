@@ -21,9 +21,11 @@ MIG on is an error; GPUs no entry matches are left untouched.
 from __future__ import annotations
 
 import json
+import os
 import re
 import traceback
 from dataclasses import dataclass
+from typing import Tuple, Union
 
 from ansible_collections.gpufleet.mig.plugins.module_utils._mig_parted_defaults import DEFAULT_MIG_CONFIGS
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ConfigError, ProfileError
@@ -67,7 +69,7 @@ class DesiredGpuLayout:
 class MigConfigEntry:
     """One validated entry of a mig-parted config (a list item under a config name)."""
 
-    devices: object  # "all" or a tuple of GPU indices
+    devices: Union[str, Tuple[int, ...]]  # "all" or GPU indices
     device_filter: tuple  # parsed PCI ids: ((device_vendor, subsystem or None), ...); empty = any GPU
     mig_enabled: bool
     mig_devices: dict  # profile string (as written) -> count
@@ -390,3 +392,45 @@ def resolve_layout(source, gpus):
         configs = builtin_mig_configs()
     name = source.get("mig_config")
     return resolve_mig_parted(select_mig_config(configs, name), gpus, config_name=name)
+
+
+# ------------------------------------------------------------------------------- the modules' layout options
+
+# The options of doc fragment gpufleet.mig.layout_source, which mig_layout and mig_plan_info share.
+LAYOUT_SOURCE_MUTUALLY_EXCLUSIVE = [("layout", "config"), ("layout", "config_file"), ("layout", "config_data"),
+                                    ("config_file", "config_data")]
+LAYOUT_SOURCE_OPTIONS = ("layout", "config", "config_file", "config_data")
+
+
+def layout_source_argument_spec():
+    return dict(
+        config=dict(type="str"),
+        config_file=dict(type="path"),
+        config_data=dict(type="raw"),
+        layout=dict(type="raw"),
+        gpus=dict(type="list", elements="str", default=["all"]),
+    )
+
+
+def layout_source_from_params(params):
+    """The ``resolve_layout`` source for the layout_source options; reads ``config_file`` on this host.
+
+    Returns None when none of them is set. Raises ConfigError when ``config_file`` cannot be read.
+    """
+    if params.get("layout") is not None:
+        return {"mig_layout": params["layout"]}
+    if all(params.get(name) is None for name in LAYOUT_SOURCE_OPTIONS):
+        return None
+    source = {"mig_config": params.get("config")}
+    if params.get("config_data") is not None:
+        source["mig_config_file"] = params["config_data"]
+    if params.get("config_file") is not None:
+        path = params["config_file"]
+        if not os.path.isfile(path):
+            raise ConfigError("config_file %s does not exist on this node or is not a file" % path)
+        try:
+            with open(path, "rb") as stream:
+                source["mig_config_file"] = stream.read().decode("utf-8")
+        except (IOError, OSError, UnicodeDecodeError) as error:
+            raise ConfigError("cannot read config_file %s: %s" % (path, error))
+    return source

@@ -3,33 +3,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """MIG mode of a node's GPUs: decide per GPU (pure), then set the mode, reset, and report what happened.
 
-How MIG mode changes (mig-hardware.md sections 1 and 8, k8s-mig.md 3.6):
+The driver behaviour this follows (pending vs current mode, activation status, resets through
+``nvidia-smi -r``, instances lost on a mode change) is in docs/hardware.md, "How MIG mode changes".
 
-* ``nvmlDeviceSetMigMode`` sets the *pending* mode at once and returns an activation status. On Ampere
-  the driver then resets the GPU itself; while clients hold the GPU that fails (IN_USE) and the mode stays
-  pending until a GPU reset or a reboot. Where no reset is exposed (passthrough VMs) the status is
-  RESET_REQUIRED: only a reboot activates it. Hopper needs no reset. Like mig-parted we decide from
-  ``current`` vs ``pending`` read back afterwards, and keep the status for the report.
-* NVML has no reset call, so a reset runs ``nvidia-smi -r -i <PCI bus id>`` (mig-parted does the same).
-  Our own NVML session counts as a client on real hardware, so it is closed before the reset and a new
-  one reads the result.
-* GPU and compute instances never survive a mode change; NVML refuses to disable MIG while they exist.
-
-Idempotence: a GPU whose *pending* mode already matches is not set again (calling SetMigMode again would
-make the driver retry the activation, which is a change). A still-pending change is reported as
-``reset_required``; with ``reset=True`` it is activated by a reset, which is a change.
-
-Choices where the reference is silent:
-
-* Check mode predicts that the driver activates the new mode by itself unless NVML lists processes on
-  the GPU (clients that are not processes, such as nvidia-persistenced, are invisible to NVML, so a real
-  run may still end with the change pending).
-* ``reboot_required`` is reported when SetMigMode answers RESET_REQUIRED or when ``nvidia-smi -r``
-  answers that resetting is not supported (exit status 3, NVML's NOT_SUPPORTED, or that wording); both
-  mean only a reboot can activate the mode, so the task does not fail.
-* With ``reset=True`` a GPU that NVML shows processes on is refused before anything changes, naming the
-  processes. A reset that nvidia-smi refuses for other holders fails the task after the mode was set;
-  the result then says the change is pending.
+* A GPU whose *pending* mode already matches is not set again (that would make the driver retry the
+  activation); a change still pending is ``reset_required``, and ``reset=True`` activates it by a reset.
+* ``reboot_required`` when SetMigMode answers RESET_REQUIRED or ``nvidia-smi -r`` says resets are not
+  supported: only a reboot can activate the mode, so the task does not fail.
+* Check mode predicts that the driver activates the mode by itself unless NVML lists processes on the GPU.
+* ``reset=True`` on a GPU that NVML shows processes on is refused before anything changes; a reset that
+  nvidia-smi refuses for other holders fails the task after the mode was set, reporting it pending.
 """
 
 from __future__ import annotations
@@ -37,17 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import (
-    ApplyError,
-    MigTaskError,
-    describe_gpu,
-    describe_processes,
-    destroy_gpu_instances,
-    gpu_identity,
-    layout_lines,
+from ansible_collections.gpufleet.mig.plugins.module_utils.apply import ApplyError, destroy_gpu_instances
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError, TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
+    describe_gpu, describe_processes, gpu_identity, layout_lines,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
-from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection, select_gpus
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import select_mig_capable
+from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection
 
 ENABLED = "enabled"
 DISABLED = "disabled"
@@ -55,7 +34,6 @@ MODES = (ENABLED, DISABLED)
 
 # nvidia-smi exits with the NVML return code (NOT_SUPPORTED = 3) when a GPU reset is not exposed.
 _SMI_EXIT_NOT_SUPPORTED = 3
-C_LOCALE = {"LC_ALL": "C", "LANG": "C"}
 
 
 @dataclass(frozen=True)
@@ -179,25 +157,16 @@ class _ModeRun(object):
 
     # ----------------------------------------------------------------- decide
     def decide(self, facts):
-        explicit = normalize_selection(self.gpus) != ALL_GPUS
-        decisions, problems = [], []
-        for gpu in select_gpus(facts["gpus"], self.gpus):
-            if not gpu.get("mig_capable"):
-                if explicit:
-                    problems.append("%s is not MIG-capable (with driver %s); remove it from gpus (gpus=all skips "
-                                    "such GPUs)" % (describe_gpu(gpu), facts.get("driver_version")))
-                else:
-                    entry = gpu_identity(gpu)
-                    entry["reason"] = "not MIG-capable"
-                    self.skipped.append(entry)
-                continue
+        capable, self.skipped, problems = select_mig_capable(facts, self.gpus)
+        decisions = []
+        for gpu in capable:
             try:
                 decisions.append(decide_mig_mode(gpu, self.state, self.force, self.reset))
             except MigError as error:
                 problems.append(str(error))
         if problems:
-            raise MigTaskError("; ".join(problems), changed=False, gpus=[], skipped_gpus=self.skipped)
-        if not decisions and not explicit:
+            raise TaskError("; ".join(problems), changed=False, gpus=[], skipped_gpus=self.skipped)
+        if not decisions and normalize_selection(self.gpus) == ALL_GPUS:
             self.warnings.append("no MIG-capable GPU among the selected GPUs; nothing to do")
         for decision in decisions:
             self.entries[decision.gpu["index"]] = _gpu_entry(decision.gpu, decision)
@@ -220,7 +189,7 @@ class _ModeRun(object):
         details = dict(changed=any(entry["changed"] for entry in self.entries.values()),
                        gpus=self.result_gpus(), skipped_gpus=self.skipped)
         details.update(extra)
-        raise MigTaskError(message, **details)
+        raise TaskError(message, **details)
 
     def write(self, decision):
         """Destroy instances (force) and set the mode; inside an NVML session."""
@@ -233,14 +202,14 @@ class _ModeRun(object):
                 entry["actions"].extend(error.done)
                 entry["changed"] = entry["changed"] or bool(error.done)
                 self._fail("cannot disable MIG mode on %s: %s; nothing else was changed on it; re-run the task"
-                           % (describe_gpu(gpu), error), nvml_call=error.cause.call, nvml_code=error.cause.code)
+                           % (describe_gpu(gpu), error), **error.cause.failure_keys())
             entry["changed"] = True
         if decision.set_mode:
             try:
                 outcome = nvml.set_mig_mode(gpu["index"], decision.desired == ENABLED)
             except NvmlCallError as error:
                 self._fail("setting MIG mode %s on %s failed: %s" % (decision.desired, describe_gpu(gpu), error),
-                           nvml_call=error.call, nvml_code=error.code)
+                           **error.failure_keys())
             entry["changed"] = True
             entry["actions"].append({"action": "set_mig_mode", "mode": decision.desired,
                                      "activation_status": outcome["activation_status"],
@@ -320,7 +289,7 @@ def run_mig_mode(state, gpus=None, force=False, reset=False, check_mode=False, r
 
     ``resetter(gpu) -> {cmd, rc, stdout, stderr}`` runs the GPU reset (``NvidiaSmiReset``); it is needed
     only with ``reset=True``. Returns the module result (``changed``, ``gpus``, ``skipped_gpus``,
-    ``reset_required``, ``reboot_required``, ``warnings``, ``diff``). Raises MigTaskError (with the
+    ``reset_required``, ``reboot_required``, ``warnings``, ``diff``). Raises TaskError (with the
     partial result in ``details``) or MigError.
     """
     if reset and resetter is None and not check_mode:

@@ -3,26 +3,19 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The rollout plan of one GPU node: one pure function from what the GPUs report and what the inventory asks.
 
-``plan_node(facts, desired_by_index, catalogs, strategy)`` decides, per GPU, whether MIG mode must change
-and which MIG devices must be created or destroyed (``planner.plan_gpu_layout``), then checks the node as it
-will be afterwards against the device plugin's MIG strategy. The preflight of a rollout, the node phase that
-applies it and ``--check --diff`` all call it, so the plan shown can never disagree with the plan applied.
+``decide_gpu`` is the one per-GPU decision (MIG mode, MIG devices to keep / destroy / create, the rules
+around the planner); ``plan_node`` applies it to every GPU of a node and checks the node as the plan leaves
+it against the device plugin's MIG strategy. The preflight of a rollout (mig_plan_info), ``--check --diff``
+and the node phase (mig_layout, given the preflight plan with ``plan_from_result``) all decide through it,
+so the plan shown can never disagree with the plan applied.
 
-The strategy check is strategy.layout_problem (the refusals of the device plugin: under ``single`` a MIG GPU
-without devices, more than one profile, MIG on next to MIG off; under ``mixed`` a partial device such as
-``1c.3g.20gb``), applied to the node as the plan leaves it. Under ``mixed`` a MIG-enabled GPU without devices is
-only a warning (it offers nothing); ``none`` advertises one ``nvidia.com/gpu`` per physical GPU whatever MIG does.
-
-Choices where the issue leaves room (documented here and in the role READMEs):
-
-* Under ``none`` the rollout sets MIG mode as the layout says but neither creates nor destroys MIG devices:
-  "none ignores MIG layouts but keeps MIG mode as configured". The devices the layout names are reported as
-  ignored; a GPU whose mode must go to disabled still loses its instances (NVML cannot disable MIG otherwise).
+* Under ``none`` the rollout sets MIG mode as the layout says but neither creates nor destroys MIG devices.
+  A GPU whose mode must go to disabled still loses its instances (NVML cannot disable MIG otherwise).
 * GPUs the layout does not cover (a mig-parted entry that skips them, a GPU that cannot do MIG) keep their
-  current state, and the strategy check counts them as they are.
-* Drivers before R550 list no MIG profiles while MIG is off (mig-hardware.md 8), so a GPU whose MIG is still
-  off there cannot be fit-checked yet: its profile names are validated, the fit is checked by mig_layout
-  once MIG is on, and the plan carries a warning (``devices_verified: false``).
+  current state, and the strategy check counts them as they are. A layout that covers no GPU because none
+  can do MIG is refused (``coverage_problem``).
+* Drivers before R550 list no MIG profiles while MIG is off (docs/hardware.md), so the fit of a GPU whose
+  MIG is still off there is checked once MIG is on (``devices_verified: false``).
 * ``config_id`` records the applied config in a node label: the config name when it is a valid label value,
   else ``config-<hash>`` / ``layout-<hash>`` of the resolved layout (hex digits of a SHA-256).
 """
@@ -34,13 +27,19 @@ import json
 import re
 
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import describe_gpu, describe_processes, gpu_identity
+from typing import Dict, List, Optional, Sequence, Tuple
+
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, MigError, ProfileError, StrategyError
-from ansible_collections.gpufleet.mig.plugins.module_utils.layout import resolve_layout
-from ansible_collections.gpufleet.mig.plugins.module_utils.planner import (
-    busy_gpu_instance_ids, devices_from_instances, plan_gpu_layout,
+from ansible_collections.gpufleet.mig.plugins.module_utils.layout import DesiredGpuLayout, resolve_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
+    describe_devices, describe_gpu, describe_processes, gpu_identity, layout_lines, processes_on_gpu_instances,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import (
+from ansible_collections.gpufleet.mig.plugins.module_utils.planner import (
+    GpuPlan, busy_gpu_instance_ids, devices_from_instances, plan_gpu_layout,
+)
+from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import GpuCatalog
+from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection, select_gpus
+from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
     STRATEGIES,
     STRATEGY_MIXED,
     STRATEGY_NONE,
@@ -49,6 +48,8 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import (
 
 ENABLED = "enabled"
 DISABLED = "disabled"
+REASON_NOT_MIG_CAPABLE = "not MIG-capable"
+REASON_NOT_IN_LAYOUT = "not in the layout"
 
 # Kubernetes label values: at most 63 characters, alphanumerics with - _ . inside.
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
@@ -67,15 +68,6 @@ def _counts(devices):
     return counts
 
 
-def _describe_devices(devices):
-    if devices is None:
-        return "unmanaged"
-    if not devices:
-        return "none"
-    counts = _counts(devices)
-    return ", ".join(("%d x %s" % (count, name)) if count > 1 else name for name, count in counts.items())
-
-
 def config_id(source, desired_by_index):
     """Label-safe id of the desired config: its name, or a hash of the layout resolved for this node."""
     name = source.get("mig_config") if isinstance(source, dict) else None
@@ -87,43 +79,50 @@ def config_id(source, desired_by_index):
     return "layout-" + digest
 
 
-class _GpuDecision(object):
-    """One GPU: its facts, what the layout wants, and the plan."""
+class GpuDecision(object):
+    """One GPU: its facts, what the layout wants, and the plan (built by ``decide_gpu``).
 
-    def __init__(self, gpu, desired, strategy):
+    ``problem`` says why the layout cannot be applied to the GPU (None when it can), ``warnings`` what the
+    caller should tell, ``busy_processes`` which processes run on GPU instances the plan destroys: the
+    rollout drains them first, mig_layout refuses or skips the GPU (its ``in_use``).
+    """
+
+    def __init__(self, gpu: dict, desired: Optional[DesiredGpuLayout], strategy: str,
+                 catalog: Optional[GpuCatalog] = None) -> None:
         self.gpu = gpu
         self.desired = desired
         self.strategy = strategy
+        self.catalog = catalog
         self.current_devices = devices_from_instances(gpu.get("gpu_instances") or ()) if gpu.get("mig_capable") else ()
-        self.plan = None
+        self.plan: Optional[GpuPlan] = None
         self.devices_verified = True
-        self.reason = None
+        self.reason: Optional[str] = None
+        self.problem: Optional[str] = None
+        self.warnings: List[str] = []
+        self.busy_processes: List[dict] = []
 
     @property
-    def managed(self):
+    def managed(self) -> bool:
         return self.desired is not None
 
     @property
-    def manages_devices(self):
+    def manages_devices(self) -> bool:
         return self.managed and self.strategy != STRATEGY_NONE and self.desired.mig_enabled
 
     @property
-    def mode(self):
+    def mode(self) -> dict:
         return self.gpu.get("mig_mode") or {"current": DISABLED, "pending": DISABLED}
 
     @property
-    def desired_mode(self):
+    def desired_mode(self) -> Optional[str]:
         return _mode_word(self.desired.mig_enabled) if self.managed else None
 
     @property
-    def mode_change(self):
-        if not self.managed:
-            return False
-        wanted = self.desired_mode
-        return self.mode["current"] != wanted or self.mode["pending"] != wanted
+    def mode_change(self) -> bool:
+        return self.managed and mode_change_needed(self.mode, self.desired_mode)
 
     @property
-    def desired_devices(self):
+    def desired_devices(self) -> Optional[tuple]:
         if not self.managed:
             return None
         if not self.desired.mig_enabled:
@@ -133,7 +132,7 @@ class _GpuDecision(object):
         return tuple(self.desired.devices)
 
     @property
-    def layout_change(self):
+    def layout_change(self) -> bool:
         if self.plan is not None:
             return not self.plan.converged
         # Without a plan the devices are unmanaged, MIG goes off (instances go with it), or the fit could not
@@ -141,10 +140,10 @@ class _GpuDecision(object):
         return self.manages_devices and tuple(self.current_devices) != tuple(self.desired.devices)
 
     @property
-    def converged(self):
+    def converged(self) -> bool:
         return not self.mode_change and not self.layout_change
 
-    def devices_after(self):
+    def devices_after(self) -> tuple:
         """MIG devices the GPU has after the rollout (what the strategy check and the report use)."""
         if not self.managed:
             return tuple(self.current_devices)
@@ -155,14 +154,25 @@ class _GpuDecision(object):
             return tuple(self.current_devices) if self.mode["current"] == ENABLED else ()
         return tuple(self.desired.devices)
 
-    def mig_after(self):
+    def mig_after(self) -> bool:
         if not self.gpu.get("mig_capable"):
             return False
         if not self.managed:
             return self.mode["current"] == ENABLED
         return self.desired.mig_enabled
 
-    def to_dict(self):
+    def busy_problem(self) -> Optional[str]:
+        """Why the plan cannot be carried out while processes run on GPU instances it destroys; None if none do."""
+        if not self.busy_processes:
+            return None
+        doomed = dict((gi.id, gi) for gi in self.plan.destroy)
+        ids = sorted(set(process["gpu_instance_id"] for process in self.busy_processes))
+        return ("%s: the layout needs GPU instances %s destroyed, but processes run on them: %s"
+                % (describe_gpu(self.gpu),
+                   ", ".join("%d (%s)" % (gi_id, layout_lines([doomed[gi_id]])[0]) for gi_id in ids),
+                   describe_processes(self.busy_processes)))
+
+    def to_dict(self) -> dict:
         entry = gpu_identity(self.gpu)
         entry.update(
             mig_capable=bool(self.gpu.get("mig_capable")),
@@ -182,7 +192,7 @@ class _GpuDecision(object):
         )
         return entry
 
-    def summary(self):
+    def summary(self) -> str:
         gpu = self.gpu
         head = "GPU %d %s" % (gpu["index"], gpu.get("name") or "")
         if not self.managed:
@@ -190,11 +200,11 @@ class _GpuDecision(object):
         mode = self.mode
         mode_now = mode["current"] + (" (pending %s)" % mode["pending"] if mode["pending"] != mode["current"] else "")
         parts = ["MIG %s" % (mode_now if not self.mode_change else "%s -> %s" % (mode_now, self.desired_mode))]
-        before = _describe_devices(self.current_devices)
+        before = describe_devices(self.current_devices)
         if self.desired_devices is None:
             parts.append("devices %s (unmanaged under mig_strategy none)" % before)
         else:
-            after = _describe_devices(self.desired_devices)
+            after = describe_devices(self.desired_devices)
             parts.append("devices %s" % before if not self.layout_change and before == after
                          else "devices %s -> %s" % (before, after))
         if not self.devices_verified:
@@ -202,38 +212,114 @@ class _GpuDecision(object):
         return "%s: %s%s" % (head, "; ".join(parts), "" if not self.converged else " (converged)")
 
 
-def _decide(gpu, desired, strategy, catalogs, problems, warnings):
-    decision = _GpuDecision(gpu, desired, strategy)
+def mode_change_needed(mode: dict, wanted: str) -> bool:
+    """Whether a GPU whose MIG ``mode`` is ``{current, pending}`` must be set to ``wanted``: either side differs."""
+    return mode["current"] != wanted or mode["pending"] != wanted
+
+
+def decide_gpu(gpu: dict, desired: Optional[DesiredGpuLayout], strategy: str,
+               catalog: Optional[GpuCatalog] = None) -> GpuDecision:
+    """The per-GPU decision of a rollout, pure; mig_plan_info and mig_layout both decide through it.
+
+    ``gpu`` is a ``read_node_facts`` record, ``desired`` its layout (None: not in the layout), ``catalog``
+    its profiles when its devices are planned (None or empty: the fit cannot be checked yet).
+    """
+    decision = GpuDecision(gpu, desired, strategy, catalog)
     if not gpu.get("mig_capable"):
         decision.desired = None
-        decision.reason = "not MIG-capable"
+        decision.reason = REASON_NOT_MIG_CAPABLE
         return decision
     if desired is None:
-        decision.reason = "not in the layout"
+        decision.reason = REASON_NOT_IN_LAYOUT
         return decision
     if strategy == STRATEGY_NONE and desired.mig_enabled and desired.devices:
-        warnings.append("%s: mig_strategy none ignores MIG layouts, so its MIG devices (%s) are neither created "
-                        "nor destroyed; only MIG mode is set" % (describe_gpu(gpu), _describe_devices(desired.devices)))
+        decision.warnings.append(
+            "%s: mig_strategy none ignores MIG layouts, so its MIG devices (%s) are neither created nor destroyed; "
+            "only MIG mode is set" % (describe_gpu(gpu), describe_devices(desired.devices)))
     if not decision.manages_devices:
         return decision
-    catalog = catalogs.get(gpu["index"])
     mig_on = decision.mode["current"] == ENABLED
     current_instances = (gpu.get("gpu_instances") or ()) if mig_on else ()
     if catalog is None or not catalog.profiles:
         decision.devices_verified = False
-        warnings.append("%s reports no MIG profiles while MIG is %s (drivers before R550 list them only with MIG "
-                        "on): the fit of %s is checked when the layout is applied"
-                        % (describe_gpu(gpu), decision.mode["current"], _describe_devices(desired.devices)))
+        decision.warnings.append(
+            "%s reports no MIG profiles while MIG is %s (drivers before R550 list them only with MIG on): the fit "
+            "of %s is checked when the layout is applied"
+            % (describe_gpu(gpu), decision.mode["current"], describe_devices(desired.devices)))
         return decision
     try:
         decision.plan = plan_gpu_layout(catalog, current_instances, desired.devices,
                                         busy_gpu_instances=busy_gpu_instance_ids(gpu))
     except (LayoutError, ProfileError) as error:
-        problems.append("%s: %s" % (describe_gpu(gpu), error))
+        decision.problem = "%s: %s" % (describe_gpu(gpu), error)
+        return decision
+    decision.busy_processes = processes_on_gpu_instances(gpu, [gi.id for gi in decision.plan.destroy])
     return decision
 
 
-def strategy_problems(decisions, strategy):
+def coverage_problem(decisions: Sequence[GpuDecision], driver_version: Optional[str] = None) -> Optional[str]:
+    """A layout that manages no GPU because the GPUs cannot do MIG is refused, as mig-parted fails it.
+
+    (A plan that silently changes nothing would hide a driver without MIG support.) Returns the message or None.
+    """
+    if any(decision.managed for decision in decisions):
+        return None
+    incapable = [decision.gpu for decision in decisions if decision.reason == REASON_NOT_MIG_CAPABLE]
+    if not incapable:
+        return None
+    return ("the layout covers no MIG-capable GPU of this node: %s cannot do MIG%s"
+            % (", ".join(describe_gpu(gpu) for gpu in incapable),
+               " with driver %s" % driver_version if driver_version else ""))
+
+
+def plan_from_result(plan: dict, facts: dict) -> Tuple[Dict[int, Optional[DesiredGpuLayout]], str]:
+    """The desired layout a preflight plan (``plan_node``'s result) manages: ``({index: layout}, strategy)``.
+
+    Only the GPUs whose MIG devices the plan manages get a layout; the others are "not in the layout".
+    Raises MigError when the node's GPUs are not the ones the plan was made for (another GPU at an index, a
+    GPU gone, MIG support changed with the driver): the plan must be made again.
+    """
+    if not isinstance(plan, dict) or not isinstance(plan.get("gpus"), list) or plan.get("strategy") not in STRATEGIES:
+        raise MigError("plan must be the result of gpufleet.mig.mig_plan_info (with gpus and strategy)")
+    now = dict((gpu["index"], gpu) for gpu in facts.get("gpus") or ())
+    drifted, desired = [], {}
+    for entry in plan["gpus"]:
+        gpu = now.get(entry.get("index"))
+        if gpu is None or gpu.get("uuid") != entry.get("uuid") \
+                or bool(gpu.get("mig_capable")) != bool(entry.get("mig_capable")):
+            drifted.append("GPU %s" % entry.get("index"))
+            continue
+        devices = entry.get("desired_devices")
+        if entry.get("managed") and entry.get("desired_mig_mode") == ENABLED and devices is not None:
+            desired[gpu["index"]] = DesiredGpuLayout(True, tuple(devices))
+    drifted.extend("GPU %d" % index for index in sorted(set(now) - set(entry.get("index") for entry in plan["gpus"])))
+    if drifted:
+        raise MigError("the GPUs of this node are not the ones the plan was made for (%s changed since): plan the "
+                       "node again (gpufleet.mig.mig_plan_info) and apply that plan" % ", ".join(drifted))
+    return desired, plan["strategy"]
+
+
+def select_mig_capable(facts: dict, gpus) -> Tuple[List[dict], List[dict], List[str]]:
+    """The node modules' rule for GPUs that cannot do MIG: ``(capable, skipped, problems)`` of a selection.
+
+    With ``gpus=all`` such a GPU is skipped (reason ``not MIG-capable``); named in ``gpus``, it is a problem.
+    """
+    explicit = normalize_selection(gpus) != ALL_GPUS
+    capable, skipped, problems = [], [], []
+    for gpu in select_gpus(facts["gpus"], gpus):
+        if gpu.get("mig_capable"):
+            capable.append(gpu)
+        elif explicit:
+            problems.append("%s is not MIG-capable (with driver %s); remove it from gpus (gpus=all skips such GPUs)"
+                            % (describe_gpu(gpu), facts.get("driver_version")))
+        else:
+            entry = gpu_identity(gpu)
+            entry["reason"] = REASON_NOT_MIG_CAPABLE
+            skipped.append(entry)
+    return capable, skipped, problems
+
+
+def strategy_problems(decisions: Sequence[GpuDecision], strategy: str) -> Tuple[List[str], List[str]]:
     """(problems, warnings) of the node as the plan leaves it, for the device plugin's ``strategy``.
 
     The refusals are strategy.layout_problem's, the checks the device plugin itself makes at start.
@@ -272,21 +358,24 @@ def plan_node(facts, desired_by_index, catalogs, strategy, source=None):
     """
     if strategy not in STRATEGIES:
         raise MigError("mig_strategy must be one of %s, got %r" % (", ".join(STRATEGIES), strategy))
-    problems, warnings = [], []
-    decisions = [_decide(gpu, desired_by_index.get(gpu["index"]), strategy, catalogs, problems, warnings)
+    decisions = [decide_gpu(gpu, desired_by_index.get(gpu["index"]), strategy, catalogs.get(gpu["index"]))
                  for gpu in sorted(facts.get("gpus") or (), key=lambda item: item["index"])]
-    if not any(decision.managed for decision in decisions):
+    problems = [decision.problem for decision in decisions if decision.problem]
+    warnings = [warning for decision in decisions for warning in decision.warnings]
+    coverage = coverage_problem(decisions, facts.get("driver_version"))
+    if coverage:
+        problems.append(coverage)
+    elif not any(decision.managed for decision in decisions):
         warnings.append("the layout covers no MIG-capable GPU of this node; nothing will change")
     found, noted = strategy_problems(decisions, strategy)
     problems.extend(found)
     warnings.extend(noted)
     if problems:
         raise StrategyError("; ".join(problems))
-    busy = [decision for decision in decisions if decision.plan is not None and decision.plan.destroy
-            and decision.gpu.get("processes")]
-    for decision in busy:
-        warnings.append("%s has processes (%s) and GPU instances to destroy: draining the node must end them"
-                        % (describe_gpu(decision.gpu), describe_processes(decision.gpu["processes"])))
+    for decision in decisions:
+        if decision.busy_processes:
+            warnings.append("%s has processes (%s) and GPU instances to destroy: draining the node must end them"
+                            % (describe_gpu(decision.gpu), describe_processes(decision.busy_processes)))
     gpus = [decision.to_dict() for decision in decisions]
     return {
         "converged": all(decision.converged for decision in decisions),
@@ -302,16 +391,19 @@ def plan_node(facts, desired_by_index, catalogs, strategy, source=None):
     }
 
 
-def read_and_plan_node(source, strategy):
+def read_and_plan_node(source, strategy, gpus=None):
     """Read the node through NVML (one session) and plan it: ``(facts, plan)``.
 
-    Catalogs are read only for the GPUs whose devices the rollout manages. Raises NvmlCallError when NVML
+    Only the GPUs ``gpus`` selects (``selection.select_gpus``; all by default) are planned, the others are
+    left as they are. Catalogs are read only for the GPUs whose devices the rollout manages. Raises NvmlCallError when NVML
     fails (including a node without a driver), ConfigError for a bad layout source, StrategyError as
     ``plan_node``.
     """
     with nvml.NvmlSession():
         facts = nvml.read_node_facts()
-        desired_by_index = resolve_layout(source, facts["gpus"])
+        selected = set(gpu["index"] for gpu in select_gpus(facts["gpus"], gpus))
+        desired_by_index = dict((index, desired) for index, desired in resolve_layout(source, facts["gpus"]).items()
+                                if index in selected)
         catalogs = {}
         if strategy != STRATEGY_NONE:
             for gpu in facts["gpus"]:

@@ -3,8 +3,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Validate a Kubernetes node against its MIG state: wait for resources and labels, then run test pods.
 
-The work behind ``gpufleet.mig.mig_node_validate``. ``strategy.node_expectation`` says what the node must
-show; this file polls the Node object until it does (or the deadline passes), then optionally runs one
+The work behind ``gpufleet.mig.mig_node_validate``. ``node_expectation`` says what the node must show (the
+device plugin's resources from mig_strategy, GFD's labels from gfd_labels) and ``compare_node`` what differs;
+this file polls the Node object until it does (or the deadline passes), then optionally runs one
 validation pod per resource (or per device), reads each pod's ``nvidia-smi -L`` listing and checks that
 every pod got a device of its resource, on this node, and that no two pods got the same one.
 
@@ -24,10 +25,21 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from dataclasses import dataclass, field
+from typing import Optional
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, ProfileError
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, ProfileError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import normalize_profile
-from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import compare_node, describe_diff
+from ansible_collections.gpufleet.mig.plugins.module_utils.gfd_labels import MIG_STRATEGY_LABEL, LabelExpectation, expected_labels
+from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
+    RESOURCE_PREFIX,
+    StrategyLayoutError,
+    gpu_layouts,
+    layout_problem,
+    resource_devices,
+    strategy_warnings,
+    validate_strategy,
+)
 
 POD_COUNT_ONE_PER_RESOURCE = "one_per_resource"
 POD_COUNT_ONE_PER_DEVICE = "one_per_device"
@@ -56,12 +68,180 @@ _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
-class NodeValidationError(MigError):
-    """Validation failed; ``result`` holds what was found so far (expected, seen, differences, pods)."""
+# ------------------------------------------------------------------------------ what the node must show
 
-    def __init__(self, message, result):
-        super(NodeValidationError, self).__init__(message)
-        self.result = result
+
+@dataclass(frozen=True)
+class NodeExpectation:
+    """Everything a node must show for one MIG state and strategy."""
+
+    strategy: str
+    resources: dict
+    labels: LabelExpectation
+    devices: dict  # resource name -> tuple of DeviceRef
+    warnings: tuple = ()
+    problem: Optional[StrategyLayoutError] = None
+
+    def to_dict(self):
+        return {
+            "strategy": self.strategy,
+            "resources": dict(self.resources),
+            "labels": dict(self.labels.labels),
+            "unverified_labels": list(self.labels.unverified),
+            "devices": dict((name, [ref.to_dict() for ref in refs]) for name, refs in sorted(self.devices.items())),
+            "warnings": list(self.warnings),
+            "problem": None if self.problem is None else self.problem.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class NodeComparison:
+    """Result of comparing a node with its expectation; ``diff`` is empty when the node matches."""
+
+    seen: dict
+    diff: dict
+    lingering: dict = field(default_factory=dict)  # capacity left by vanished resources (allocatable 0)
+
+    @property
+    def matches(self):
+        return not any(self.diff.values())
+
+    def to_dict(self):
+        return {"seen": self.seen, "diff": self.diff, "lingering": self.lingering, "matches": self.matches}
+
+
+# -------------------------------------------------------------------------------------- expectation
+
+
+def node_expectation(facts, strategy):
+    """Resources, labels, devices per resource, warnings and the plugin-refusal problem of one node.
+
+    With a refused layout, ``resources`` and ``devices`` are empty (the plugin's pod crash-loops, so kubelet
+    drops the allocatable of everything it served) and ``problem`` carries the error.
+    """
+    validate_strategy(strategy)
+    problem = layout_problem(gpu_layouts(facts), strategy)
+    devices = {} if problem is not None else resource_devices(facts, strategy)
+    return NodeExpectation(
+        strategy=strategy,
+        resources=dict((name, len(refs)) for name, refs in devices.items()),
+        labels=expected_labels(facts, strategy),
+        devices=devices,
+        warnings=strategy_warnings(facts, strategy),
+        problem=problem,
+    )
+
+
+# ---------------------------------------------------------------------------------------- comparison
+
+
+def _quantity(value):
+    """An extended-resource quantity as an int (they are whole numbers); anything else stays as given."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    return int(text) if re.match(r"^[0-9]+$", text) else text
+
+
+def _nvidia_resources(resources):
+    return dict((name, _quantity(value)) for name, value in sorted((resources or {}).items())
+                if name.startswith(RESOURCE_PREFIX))
+
+
+def _present(quantity):
+    return quantity is not None and quantity != 0
+
+
+def compare_node(expectation, node, check_labels=True):
+    """Compare a node (API JSON of a Node, or ``{capacity, allocatable, labels}``) with ``expectation``.
+
+    * allocatable: every expected resource at its count, and no other ``nvidia.com/*`` resource above 0;
+    * capacity: every expected resource at its count; other names with 0 allocatable are ``lingering``
+      (kubelet keeps them until its grace period ends), not a mismatch;
+    * labels: every expected label at its value, and no other label the expectation speaks for
+      (``LabelExpectation.is_checked``), so stale ``mig-*`` labels or ``mig.strategy`` under none show up;
+      skipped with ``check_labels=False`` (a cluster without GFD).
+
+    ``diff`` maps ``allocatable`` / ``capacity`` / ``labels`` to ``{key: {"expected": x, "seen": y}}`` with
+    ``None`` for absent.
+    """
+    status = node.get("status") if "status" in node else node
+    metadata = node.get("metadata") if "metadata" in node else node
+    allocatable = _nvidia_resources((status or {}).get("allocatable"))
+    capacity = _nvidia_resources((status or {}).get("capacity"))
+    all_labels = (metadata or {}).get("labels") or {}
+    labels = dict((key, value) for key, value in sorted(all_labels.items()) if key.startswith(RESOURCE_PREFIX))
+
+    diff = {"allocatable": {}, "capacity": {}, "labels": {}}
+    for name in sorted(set(expectation.resources) | set(allocatable)):
+        wanted = expectation.resources.get(name)
+        have = allocatable.get(name)
+        if not _present(wanted) and not _present(have):
+            continue
+        if wanted != have:
+            diff["allocatable"][name] = {"expected": wanted, "seen": have}
+    for name, wanted in sorted(expectation.resources.items()):
+        if capacity.get(name) != wanted:
+            diff["capacity"][name] = {"expected": wanted, "seen": capacity.get(name)}
+    lingering = dict((name, value) for name, value in capacity.items()
+                     if name not in expectation.resources and _present(value) and not _present(allocatable.get(name)))
+
+    expected = expectation.labels.labels if check_labels else {}
+    for key in sorted(set(expected) | set(labels)) if check_labels else ():
+        if not expectation.labels.is_checked(key):
+            continue
+        if expected.get(key) != labels.get(key):
+            diff["labels"][key] = {"expected": expected.get(key), "seen": labels.get(key)}
+
+    seen = {"allocatable": allocatable, "capacity": capacity, "labels": labels}
+    return NodeComparison(seen=seen, diff=diff, lingering=lingering)
+
+
+def _label_priority(key):
+    """Labels that tell the most first: the strategy, then counts and products, then the rest."""
+    if key == MIG_STRATEGY_LABEL:
+        return 0
+    if key.endswith(".count") or key.endswith(".product"):
+        return 1
+    return 2
+
+
+def describe_diff(diff, limit=12):
+    """One line per difference, for failure messages (``limit`` lines, then a count of the rest).
+
+    Resources come first, then labels by importance. When every expected label is missing, which is what a
+    node without a (running) GFD looks like, the labels are summed up in one line.
+    """
+    lines = []
+    for section in ("allocatable", "capacity"):
+        for key, values in sorted(diff.get(section, {}).items()):
+            lines.append("%s %s: expected %s, seen %s" % (
+                section, key, _shown(values.get("expected")), _shown(values.get("seen"))))
+    labels = diff.get("labels", {})
+    missing = [key for key, values in labels.items() if values.get("seen") is None]
+    if len(missing) > 1 and len(missing) == len(labels):
+        lines.append("none of the %d expected labels is present (%s, ...), so GPU feature discovery has not labelled the node"
+                     % (len(missing), ", ".join(sorted(missing, key=lambda key: (_label_priority(key), key))[:3])))
+    else:
+        for key in sorted(labels, key=lambda key: (_label_priority(key), key)):
+            lines.append("label %s: expected %s, seen %s" % (
+                key, _shown(labels[key].get("expected")), _shown(labels[key].get("seen"))))
+    if len(lines) > limit:
+        lines = lines[:limit] + ["... and %d more differences" % (len(lines) - limit)]
+    return lines
+
+
+def _shown(value):
+    if value is None:
+        return "absent"
+    if isinstance(value, str):
+        return "'%s'" % value
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------------ validation
 
 
 # ------------------------------------------------------------------------------------ nvidia-smi -L
@@ -340,7 +520,7 @@ def validate_node(client, node_name, expectation, timeout=300, poll_interval=5, 
                   clock=time.monotonic, sleep=time.sleep):
     """Wait for the node to show ``expectation`` and run the validation pods; the module's result.
 
-    Raises ``NodeValidationError`` (carrying the partial result) when the node does not match in time or a
+    Raises ``TaskError`` (carrying the partial result in ``details``) when the node does not match in time or a
     pod check fails; ``changed`` is true when pods were deleted from an earlier run or are left behind.
     """
     result = {"changed": False, "node": node_name, "expected": expectation.to_dict(), "pods": []}
@@ -350,14 +530,14 @@ def validate_node(client, node_name, expectation, timeout=300, poll_interval=5, 
                   matched=comparison.matches, waited=waited)
     if not comparison.matches:
         lines = describe_diff(comparison.diff)
-        raise NodeValidationError(
+        raise TaskError(
             "Node %s does not show the resources %sits MIG state requires under the %s strategy%s: %s. "
             "Check that the device plugin and GPU feature discovery pods run on the node and started after the last "
             "MIG change%s" % (
                 node_name, "and labels " if check_labels else "", expectation.strategy,
                 "" if check_mode else " after %s s" % timeout, "; ".join(lines),
                 "" if check_mode else ", or raise timeout"),
-            result)
+            **result)
     if not validation_pods or check_mode or not expectation.devices:
         return result
     pods, problems, changed = run_validation_pods(
@@ -365,5 +545,5 @@ def validate_node(client, node_name, expectation, timeout=300, poll_interval=5, 
         clock=clock, sleep=sleep)
     result.update(pods=pods, changed=bool(changed))
     if problems:
-        raise NodeValidationError("Validation pods on node %s failed: %s" % (node_name, "; ".join(problems)), result)
+        raise TaskError("Validation pods on node %s failed: %s" % (node_name, "; ".join(problems)), **result)
     return result

@@ -5,7 +5,7 @@
 
 Pure functions only; the same plan drives preflight, ``--check --diff`` and the real run.
 
-Model (mig-hardware.md sections 4-5):
+Model (docs/hardware.md, "Slices, placements, compute instances"):
 
 * A MIG device is a compute instance (CI). A full-size device (``3g.20gb``) is a GPU instance (GI) with
   one CI spanning it; partial devices (``1c.3g.20gb``) share GIs of their profile, packed first-fit
@@ -13,8 +13,7 @@ Model (mig-hardware.md sections 4-5):
 * GIs sit on fixed placements ``(start, size)`` in memory slices, must not overlap, and a profile allows at
   most ``instance_count`` GIs (this is what limits ``+me`` to one per GPU). The GPU's media engines
   (decoders, encoders, JPEG, OFA) are one pool the size of the full-GPU profile's; no captured layout
-  exceeds it, and it is what makes A30's ``1g.6gb+me`` and ``2g.12gb+me`` mutually exclusive (inferred in
-  the reference from the A30 owning a single JPEG/OFA unit).
+  exceeds it, and it is what makes A30's ``1g.6gb+me`` and ``2g.12gb+me`` mutually exclusive.
 * Placements are searched exhaustively (a GPU holds at most 7-8 GIs), so whenever any non-overlapping
   placement exists the planner finds one. Every GI is created with an explicit placement, which makes the
   creation order irrelevant to success (unlike automatic placement, where ``19,19,14,9`` fails).
@@ -30,30 +29,18 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import dataclass
+from typing import Optional, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, ProfileError
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices, placement, placement_pair
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
     MEDIA_ENGINE_FIELDS,
+    GpuInstanceProfile,
     canonical_devices,
     normalize_profile,
 )
 
 _ENGINE_WORDS = {"decoders": "decoder", "encoders": "encoder", "jpegs": "JPEG", "ofas": "OFA"}
-
-
-def _placement_dict(placement):
-    if placement is None:
-        return None
-    return {"start": placement[0], "size": placement[1]}
-
-
-def _placement_tuple(value):
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return (int(value["start"]), int(value["size"]))
-    start, size = value
-    return (int(start), int(size))
 
 
 def _slice_mask(placement):
@@ -65,25 +52,25 @@ def _slice_mask(placement):
 class ExistingComputeInstance:
     id: int
     profile_id: int
-    name: object  # Optional[str]: MIG device name, None when the catalog does not know the CI profile
-    placement: object  # Optional[(start, size)] in compute slices
+    name: Optional[str]  # MIG device name; None when the catalog does not know the CI profile
+    placement: Optional[Tuple[int, int]]  # (start, size) in compute slices
 
     def to_dict(self):
         return {"id": self.id, "profile_id": self.profile_id, "profile_name": self.name,
-                "placement": _placement_dict(self.placement)}
+                "placement": placement(self.placement)}
 
 
 @dataclass(frozen=True)
 class ExistingGpuInstance:
     id: int
     profile_id: int
-    name: object  # Optional[str]: GI profile name, None when the catalog does not know the profile
+    name: Optional[str]  # GI profile name; None when the catalog does not know the profile
     placement: tuple
     compute_instances: tuple
 
     def to_dict(self):
         return {"id": self.id, "profile_id": self.profile_id, "profile_name": self.name,
-                "placement": _placement_dict(self.placement),
+                "placement": placement(self.placement),
                 "compute_instances": [ci.to_dict() for ci in self.compute_instances]}
 
 
@@ -97,7 +84,7 @@ class PlannedComputeInstance:
 
     def to_dict(self):
         return {"profile_name": self.name, "profile_index": self.profile_index, "profile_id": self.profile_id,
-                "placement": _placement_dict(self.placement)}
+                "placement": placement(self.placement)}
 
 
 @dataclass(frozen=True)
@@ -110,7 +97,7 @@ class PlannedGpuInstance:
 
     def to_dict(self):
         return {"profile_name": self.name, "profile_id": self.profile_id, "profile_index": self.profile_index,
-                "placement": _placement_dict(self.placement),
+                "placement": placement(self.placement),
                 "compute_instances": [ci.to_dict() for ci in self.compute_instances]}
 
 
@@ -145,7 +132,7 @@ class GpuPlan:
 
 @dataclass(frozen=True)
 class _DesiredGpuInstance:
-    profile: object  # GpuInstanceProfile
+    profile: GpuInstanceProfile
     compute_instances: tuple  # ((ComputeInstanceProfile, placement), ...)
 
     @property
@@ -156,7 +143,7 @@ class _DesiredGpuInstance:
 @dataclass(frozen=True)
 class _Keepable:
     existing: ExistingGpuInstance
-    profile: object  # GpuInstanceProfile
+    profile: GpuInstanceProfile
     is_full: bool
     compute_counts: tuple  # ((ci profile index, count), ...) for partial GIs
 
@@ -190,12 +177,12 @@ def existing_gpu_instances(catalog, gpu_instances):
                 id=int(ci["id"]),
                 profile_id=ci.get("profile_id"),
                 name=_compute_name(profile, ci),
-                placement=_placement_tuple(ci.get("placement")),
+                placement=placement_pair(ci.get("placement")),
             )
             for ci in sorted(gi.get("compute_instances") or (), key=lambda item: item["id"])
         )
         existing.append(ExistingGpuInstance(id=int(gi["id"]), profile_id=gi.get("profile_id"), name=name,
-                                            placement=_placement_tuple(gi.get("placement")),
+                                            placement=placement_pair(gi.get("placement")),
                                             compute_instances=computes))
     return tuple(sorted(existing, key=lambda gi: gi.id))
 
@@ -380,12 +367,6 @@ def _keepable(catalog, existing, desired_full, desired_partial):
     return _Keepable(existing, profile, False, tuple(sorted(counts.items())))
 
 
-def _describe(names):
-    counts = Counter(names)
-    ordered = canonical_devices(sorted(counts))
-    return ", ".join(("%d x %s" % (counts[name], name)) if counts[name] > 1 else name for name in ordered)
-
-
 def _largest_fitting(catalog, wanted):
     """MIG devices of the largest sub-multiset of the wanted GIs that fits on an empty GPU."""
     groups = {}
@@ -434,12 +415,12 @@ def _explain_misfit(catalog, wanted, desired):
         cause = "; ".join(problem[1] for problem in problems)
     else:
         reason = "placement"
-        cause = "no non-overlapping placement exists for GPU instances %s" % _describe(
+        cause = "no non-overlapping placement exists for GPU instances %s" % describe_devices(
             [profile.name for profile in profiles])
     fitting = canonical_devices(_largest_fitting(catalog, wanted))
-    hint = ("largest part of the request that fits: %s" % _describe(fitting)) if fitting else "nothing of it fits"
+    hint = ("largest part of the request that fits: %s" % describe_devices(fitting)) if fitting else "nothing of it fits"
     return LayoutError("MIG devices %s do not fit on %s: %s; %s"
-                       % (_describe(desired), catalog.model, cause, hint),
+                       % (describe_devices(desired), catalog.model, cause, hint),
                        reason=reason, largest_fitting=fitting)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Optional
 from functools import lru_cache
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ProfileError
@@ -298,7 +299,7 @@ class ComputeInstanceProfile:
     name: str
     slice_count: int
     instance_count: int
-    multiprocessors: object  # Optional[int]: unknown for partial CIs on most GPUs
+    multiprocessors: Optional[int]  # unknown for partial CIs on most GPUs
     placements: tuple
 
 
@@ -326,7 +327,7 @@ class GpuInstanceProfile:
     ofas: int
     placements: tuple
     compute_profiles: tuple
-    reported_name: object = field(default=None, compare=False)  # Optional[str]: NVML v2 name, diagnostics only
+    reported_name: Optional[str] = field(default=None, compare=False)  # NVML v2 name, diagnostics only
 
     @property
     def full_compute_profile(self):
@@ -372,22 +373,6 @@ class GpuCatalog:
                 return profile
         return None
 
-    def by_index(self, index):
-        for profile in self.profiles:
-            if profile.index == index:
-                return profile
-        return None
-
-    def by_name(self, name):
-        """GPU instance profile by name (any spelling ``parse_profile`` accepts), or None."""
-        wanted = parse_profile(name)
-        if wanted.is_partial:
-            return None
-        for profile in self.profiles:
-            if parse_profile(profile.name) == wanted:
-                return profile
-        return None
-
     def device_names(self):
         """Every MIG device name this GPU can host, full devices first (``3g.20gb`` before ``1c.3g.20gb``)."""
         names = []
@@ -421,8 +406,8 @@ def _derive_compute_profiles(gpu_slices, memory_gb, attributes, negative_attribu
     """Compute-instance shapes of a GPU instance profile.
 
     NVML can only list CI profiles on an existing GPU instance, so, like go-nvlib, we derive them: a CI of
-    c slices exists when c == g, or when c < g and 2c <= g + 1. Assumptions (mig-hardware.md section 5 marks
-    them inferred): CI profile id == CI profile index (true in every ``-lcip`` capture; gpu.py still
+    c slices exists when c == g, or when c < g and 2c <= g + 1. Assumptions (inferred, docs/hardware.md):
+    CI profile id == CI profile index (true in every ``-lcip`` capture; gpu.py still
     resolves the real id before creating), ``g // c`` partial CIs at aligned starts ``0, c, 2c, ...``, and
     SM counts known only for the full CI.
     """
@@ -525,30 +510,3 @@ def profile_resources(profile):
         "jpegs": profile.jpegs,
         "ofas": profile.ofas,
     }
-
-
-def catalog_to_dict(catalog):
-    """JSON-able form of a GpuCatalog (NVML numbers only; names and CI shapes are re-derived on load)."""
-    return {
-        "model": catalog.model,
-        "memory_total_bytes": catalog.memory_total_bytes,
-        "profiles": [
-            dict(profile_resources(profile),
-                 index=profile.index,
-                 profile_id=profile.profile_id,
-                 name=profile.name,
-                 instance_count=profile.instance_count,
-                 memory_mib=profile.memory_mib,
-                 placements=[[start, size] for start, size in profile.placements],
-                 reported_name=profile.reported_name)
-            for profile in catalog.profiles
-        ],
-    }
-
-
-def catalog_from_dict(data):
-    """Inverse of ``catalog_to_dict`` (e.g. a catalog a gpu_info module returned to the controller)."""
-    try:
-        return build_catalog(data["model"], data["memory_total_bytes"], data["profiles"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ProfileError("invalid MIG profile catalog data: %s" % error)

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Detect the NVIDIA Container Toolkit on a node, and decide whether it is new enough for MIG.
 
-Where the version comes from, best source first (mig-hardware.md section 12):
+Where the version comes from, best source first (docs/hardware.md, "Container toolkit versions"):
 
 1. ``nvidia-ctk --version`` (the toolkit's own CLI, shipped since toolkit 1.10.0);
 2. ``nvidia-container-cli --version`` (libnvidia-container, which every toolkit install pulls in);
@@ -14,13 +14,9 @@ Where the version comes from, best source first (mig-hardware.md section 12):
 ``nvidia-docker2`` numbers its versions differently (2.x). It decides only when no toolkit version is known
 at all, and then against its own minimum.
 
-Minimums. The seed document asks for "NVIDIA Container Toolkit (nvidia-docker2) v2.5.0+". nvidia-docker2
-2.5.0 (16 Sep 2020) required nvidia-container-runtime >= 3.4.0, released the same day with
-nvidia-container-toolkit 1.3.0, which itself required libnvidia-container-tools >= 1.3.0
-(NVIDIA/nvidia-docker commit 869d27d, NVIDIA/nvidia-container-toolkit commit 98e202d0). The reference
-does not state this equivalence; we read it from those packaging commits and use 1.3.0 as the toolkit
-minimum. libnvidia-container (``nvidia-container-cli``) and the toolkit were numbered apart for a while
-after 1.3.0, but both reached 1.3.0 together, so the same minimum holds for either command.
+Minimums: NVIDIA's "MIG Support in Kubernetes" asks for nvidia-docker2 2.5.0, which corresponds to toolkit
+1.3.0 (docs/hardware.md says how); libnvidia-container and the toolkit both reached 1.3.0 together, so the
+same minimum holds for either command.
 
 Commands run through two callables the module supplies (``AnsibleModule.get_bin_path`` and a
 ``run_command`` wrapper that forces the C locale), so everything here is testable without a node.
@@ -28,6 +24,7 @@ Commands run through two callables the module supplies (``AnsibleModule.get_bin_
 
 from __future__ import annotations
 
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner
 from ansible_collections.gpufleet.mig.plugins.module_utils.versions import (
     is_version,
     parse_dpkg_query_output,
@@ -49,7 +46,6 @@ _TOOLS = (
     ("nvidia-ctk", ("--version",), parse_nvidia_ctk_version),
     ("nvidia-container-cli", ("--version",), parse_nvidia_container_cli_version),
 )
-C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C"}
 _DPKG_QUERY_FORMAT = "-f=${Package}\\t${Status}\\t${Version}\\n"
 _RPM_QUERY_FORMAT = "%{NAME}\\t%{VERSION}\\n"
 
@@ -121,7 +117,7 @@ def detect_with_module(module):
     so tool output never changes with the node's language."""
     return detect_container_toolkit(
         module.get_bin_path,
-        lambda argv: module.run_command(argv, environ_update=C_LOCALE),
+        command_runner(module),
     )
 
 

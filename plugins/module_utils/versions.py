@@ -4,7 +4,7 @@
 """Driver and container-toolkit versions: reading them from tool output, and comparing them.
 
 Pure functions: nothing here runs a command or talks to NVML. The parsers take the text the tools print
-(formats in mig-hardware.md section 12) and return the version string, or None when the text does not
+(formats in docs/hardware.md) and return the version string, or None when the text does not
 carry one.
 
 Comparison rules, chosen to fit every version string NVIDIA ships:
@@ -102,11 +102,6 @@ def is_version(text):
     except VersionError:
         return False
     return True
-
-
-def version_at_least(actual, minimum):
-    """``actual >= minimum``; both may be strings or Versions."""
-    return parse_version(actual) >= parse_version(minimum)
 
 
 def _first_group(pattern, output):

@@ -255,8 +255,7 @@ def main():
         checks = evaluate_node(node, toolkit, policy, module.params["gpus"])
         facts = checked_facts(node, toolkit, policy, module.params["gpus"])
     except NvmlCallError as error:
-        module.fail_json(msg="Reading the GPUs of this node failed: %s" % error, nvml_call=error.call,
-                         nvml_code=error.code, nvml_text=error.text, gpu_index=error.gpu_index)
+        module.fail_json(msg="Reading the GPUs of this node failed: %s" % error, **error.failure_keys())
     except MigError as error:
         module.fail_json(msg=str(error))
 

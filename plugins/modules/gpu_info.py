@@ -342,10 +342,6 @@ def argument_spec():
     )
 
 
-def nvml_error_keys(error):
-    return {"nvml_call": error.call, "nvml_code": error.code, "nvml_text": error.text, "gpu_index": error.gpu_index}
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if not HAS_PYNVML:
@@ -354,7 +350,7 @@ def main():
     try:
         node = read_node()
     except NvmlCallError as error:
-        module.fail_json(msg="Reading the GPUs of this node failed: %s" % error, **nvml_error_keys(error))
+        module.fail_json(msg="Reading the GPUs of this node failed: %s" % error, **error.failure_keys())
     except MigError as error:
         module.fail_json(msg=str(error))
 

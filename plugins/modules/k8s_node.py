@@ -301,12 +301,12 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
-    KubeApiError,
     KubeClient,
     k8s_auth_argument_spec,
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import DEFAULT_TIMEOUT, STATES, NodeTaskError, run_k8s_node
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import DEFAULT_TIMEOUT, STATES, run_k8s_node
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, fail_with
 
 
 def argument_spec():
@@ -369,17 +369,9 @@ def main():
                 budget_lock=params["budget_lock"],
                 budget_timeout=params["budget_timeout"],
             )
-    except NodeTaskError as error:
-        module.fail_json(msg=str(error), **error.details)
-    except KubeApiError as error:
-        module.fail_json(msg=str(error), api_status=error.status)
     except MigError as error:
-        module.fail_json(msg=str(error))
-
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+        fail_with(module, error)
+    exit_with(module, result)
 
 
 if __name__ == "__main__":

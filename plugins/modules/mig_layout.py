@@ -34,6 +34,7 @@ requirements:
 extends_documentation_fragment:
   - gpufleet.mig.attributes
   - gpufleet.mig.gpus
+  - gpufleet.mig.layout_source
 attributes:
   check_mode:
     support: full
@@ -47,35 +48,14 @@ attributes:
   idempotent:
     support: full
 options:
-  config:
+  plan:
     description:
-      - Name of the mig-parted config to apply, such as V(all-1g.5gb), V(all-balanced) or a name from
-        O(config_file) or O(config_data).
-      - Without O(config_file) and O(config_data), the built-in configs are used (mig-parted's
-        C(config-default.yaml) for A100, A30, H100 and H200).
-      - May be omitted when O(config_file) or O(config_data) holds a single config.
-    type: str
-  config_data:
-    description:
-      - A mig-parted v1 config (C(version) and C(mig-configs)), as a mapping or as YAML or JSON text, for example
-        read on the control host with C(lookup('ansible.builtin.file', 'mig-config.yaml')).
-      - The same form M(gpufleet.mig.mig_plan_info) takes, so a plan and its application can share one source.
-    type: raw
-  config_file:
-    description:
-      - Path, on the GPU node, of a mig-parted v1 config file (C(version) and C(mig-configs)), in YAML or JSON.
-      - Entries follow mig-parted. C(devices) is V(all) or a list of GPU indices. C(device-filter) limits an
-        entry to PCI device ids. C(mig-enabled) and C(mig-devices) give the profile counts. GPUs no entry
-        matches are left as they are.
-    type: path
-  layout:
-    description:
-      - Inline layout, instead of a config.
-      - A mapping of MIG device profile to count applies to every MIG-capable GPU (see the examples). An empty
-        mapping means MIG enabled without devices, so it clears the GPUs.
-      - A mapping of GPU index to such a mapping sets GPUs one by one. GPUs not listed are left as they are. The
-        value V(disabled) instead of a mapping means MIG should be off, which this module only checks.
-    type: raw
+      - A node plan as M(gpufleet.mig.mig_plan_info) returned it, instead of a layout. The module carries out
+        the MIG devices that plan manages, deciding each GPU the way M(gpufleet.mig.mig_plan_info) did.
+      - The plan is refused, before anything changes, when the node's GPUs are not the ones it was made for
+        (another GPU UUID at an index, a GPU gone or added, MIG support changed with the driver).
+      - GPUs whose MIG devices the plan does not manage are reported in RV(skipped_gpus) as V(not in the layout).
+    type: dict
   in_use:
     description:
       - What to do with a GPU whose plan must destroy GPU instances that processes run on.
@@ -90,7 +70,8 @@ notes:
   - A GPU whose layout wants MIG devices while its MIG mode is disabled, or MIG disabled (for example a mig-parted
     entry with C(mig-enabled) set to false) while it is enabled, fails the task before anything changes. The
     message names the GPUs and the M(gpufleet.mig.mig_mode) call that fixes them.
-  - GPUs that cannot do MIG are skipped when O(gpus=all) and fail the task when named in O(gpus).
+  - GPUs that cannot do MIG are skipped when O(gpus=all) and fail the task when named in O(gpus). A layout that covers
+    no GPU because none of them can do MIG with this driver fails the task, as mig-parted does.
   - Drivers before R460 cannot place GPU instances explicitly. There the module lets the driver place them,
     largest first, and verifies that the resulting MIG devices are the ones asked for.
   - GPU instances do not survive a GPU reset or a reboot; run this module again afterwards.
@@ -137,6 +118,15 @@ EXAMPLES = r"""
   check_mode: true
   diff: true
   register: mig_plan
+
+- name: Plan the node, then apply exactly that plan
+  gpufleet.mig.mig_plan_info:
+    config: all-balanced
+  register: node_plan
+
+- name: Apply the plan (refused if the GPUs changed since)
+  gpufleet.mig.mig_layout:
+    plan: "{{ node_plan }}"
 
 - name: Converge the GPUs that are idle, leave busy ones for later
   gpufleet.mig.mig_layout:
@@ -295,73 +285,45 @@ nvml_code:
   sample: 23
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import MigTaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
 from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
+from ansible_collections.gpufleet.mig.plugins.module_utils.layout import (
+    LAYOUT_SOURCE_MUTUALLY_EXCLUSIVE,
+    LAYOUT_SOURCE_OPTIONS,
+    layout_source_argument_spec,
+    layout_source_from_params,
+)
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_layout import IN_USE_FAIL, IN_USE_SKIP, run_mig_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, fail_with
 
 
 def argument_spec():
-    return dict(
-        config=dict(type="str"),
-        config_file=dict(type="path"),
-        config_data=dict(type="raw"),
-        layout=dict(type="raw"),
-        gpus=dict(type="list", elements="str", default=["all"]),
+    spec = layout_source_argument_spec()
+    spec.update(
+        plan=dict(type="dict"),
         in_use=dict(type="str", choices=[IN_USE_FAIL, IN_USE_SKIP], default=IN_USE_FAIL),
     )
-
-
-def layout_source(module):
-    """The ``layout.resolve_layout`` source for the module's options; reads ``config_file`` on the node."""
-    params = module.params
-    if params["layout"] is not None:
-        return {"mig_layout": params["layout"]}
-    source = {"mig_config": params["config"]}
-    if params["config_data"] is not None:
-        source["mig_config_file"] = params["config_data"]
-    if params["config_file"] is not None:
-        path = params["config_file"]
-        if not os.path.isfile(path):
-            module.fail_json(msg="config_file %s does not exist on this node or is not a file" % path)
-        try:
-            with open(path, "rb") as stream:
-                source["mig_config_file"] = stream.read().decode("utf-8")
-        except (IOError, OSError, UnicodeDecodeError) as error:
-            module.fail_json(msg="cannot read config_file %s: %s" % (path, to_native(error)))
-    return source
+    return spec
 
 
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=[("layout", "config"), ("layout", "config_file"), ("layout", "config_data"),
-                            ("config_file", "config_data")],
-        required_one_of=[("layout", "config", "config_file", "config_data")],
+        mutually_exclusive=LAYOUT_SOURCE_MUTUALLY_EXCLUSIVE + [("plan", name) for name in LAYOUT_SOURCE_OPTIONS],
+        required_one_of=[LAYOUT_SOURCE_OPTIONS + ("plan",)],
         supports_check_mode=True,
     )
     if not HAS_PYNVML:
         module.fail_json(msg=missing_required_lib("nvidia-ml-py"), exception=PYNVML_IMPORT_ERROR)
 
     try:
-        result = run_mig_layout(layout_source(module), gpus=module.params["gpus"], in_use=module.params["in_use"],
-                                check_mode=module.check_mode)
-    except MigTaskError as error:
-        module.fail_json(msg=str(error), **error.details)
+        result = run_mig_layout(layout_source_from_params(module.params), gpus=module.params["gpus"],
+                                in_use=module.params["in_use"], check_mode=module.check_mode, plan=module.params["plan"])
     except MigError as error:
-        module.fail_json(msg=str(error))
-
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+        fail_with(module, error)
+    exit_with(module, result)
 
 
 if __name__ == "__main__":

@@ -230,10 +230,10 @@ nvml_code:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import MigTaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
 from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
-from ansible_collections.gpufleet.mig.plugins.module_utils.mig_mode import C_LOCALE, MODES, NvidiaSmiReset, run_mig_mode
+from ansible_collections.gpufleet.mig.plugins.module_utils.mig_mode import MODES, NvidiaSmiReset, run_mig_mode
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner, exit_with, fail_with
 
 
 def argument_spec():
@@ -252,22 +252,13 @@ def main():
 
     resetter = None
     if module.params["reset"]:
-        resetter = NvidiaSmiReset(module.get_bin_path("nvidia-smi", required=True),
-                                  lambda argv: module.run_command(argv, environ_update=C_LOCALE))
+        resetter = NvidiaSmiReset(module.get_bin_path("nvidia-smi", required=True), command_runner(module))
     try:
         result = run_mig_mode(module.params["state"], gpus=module.params["gpus"], force=module.params["force"],
                               reset=module.params["reset"], check_mode=module.check_mode, resetter=resetter)
-    except MigTaskError as error:
-        module.fail_json(msg=str(error), **error.details)
     except MigError as error:
-        module.fail_json(msg=str(error))
-
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+        fail_with(module, error)
+    exit_with(module, result)
 
 
 if __name__ == "__main__":

@@ -323,7 +323,7 @@ pods:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, StrategyError
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, StrategyError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
@@ -331,14 +331,14 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
     KubeClient,
     k8s_auth_argument_spec,
 )
+from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import STRATEGIES
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_validate import (
     CLEANUPS,
     DEFAULT_COMMAND,
     POD_COUNTS,
-    NodeValidationError,
+    node_expectation,
     validate_node,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import STRATEGIES, node_expectation
 
 
 def argument_spec():
@@ -390,8 +390,8 @@ def main():
                 namespace=params["validation_namespace"], image=params["validation_image"],
                 command=params["validation_command"], pod_count=params["validation_pod_count"],
                 cleanup=params["validation_pod_cleanup"], pod_timeout=params["validation_pod_timeout"])
-    except NodeValidationError as error:
-        module.fail_json(msg=str(error), **error.result)
+    except TaskError as error:
+        module.fail_json(msg=str(error), **error.details)
     except KubeApiError as error:
         module.fail_json(msg=str(error), node=node, expected=expectation.to_dict(), status=error.status,
                          reason=error.reason)

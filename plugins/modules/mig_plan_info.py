@@ -16,8 +16,10 @@ description:
   - Per GPU, the plan says whether MIG mode must change and which GPU instances would be kept, destroyed and
     created, with their placements. This is the plan M(gpufleet.mig.mig_mode) and M(gpufleet.mig.mig_layout)
     carry out, computed by the same planner.
-  - The layout is a named config (O(config)), from a mig-parted config given as data (O(config_data)) or from the
-    built-in configs (mig-parted's defaults such as V(all-1g.5gb) and V(all-balanced)), or an inline O(layout).
+  - The layout is a named config (O(config)), from a mig-parted config file on the node (O(config_file)), a mig-parted
+    config given as data (O(config_data)) or the built-in configs (mig-parted's defaults such as V(all-1g.5gb) and
+    V(all-balanced)), or an inline O(layout), the same options M(gpufleet.mig.mig_layout) takes.
+  - With O(gpus), only the selected GPUs are planned; the others are left as they are.
   - Unlike M(gpufleet.mig.mig_layout), a GPU whose MIG mode is still disabled is planned as if it were enabled, so a
     whole rollout can be checked before anything changes.
   - The node as the plan leaves it is checked against the NVIDIA device plugin's MIG O(strategy). A layout that does
@@ -26,34 +28,13 @@ description:
   - Runs on the GPU node itself. Never changes anything.
 requirements:
   - nvidia-ml-py (pynvml)
-  - PyYAML, when O(config_data) is YAML text
+  - PyYAML, when O(config_data) or O(config_file) is YAML
 extends_documentation_fragment:
   - gpufleet.mig.attributes
   - gpufleet.mig.attributes.info_module
+  - gpufleet.mig.gpus
+  - gpufleet.mig.layout_source
 options:
-  config:
-    description:
-      - Name of the mig-parted config to plan, such as V(all-1g.5gb), V(all-balanced) or a name from O(config_data).
-      - Without O(config_data), the built-in configs are used (mig-parted's C(config-default.yaml) for A100, A30,
-        H100 and H200).
-      - May be omitted when O(config_data) holds a single config.
-    type: str
-  config_data:
-    description:
-      - A mig-parted v1 config (C(version) and C(mig-configs)), as a mapping or as YAML or JSON text, for example
-        read on the control host with C(lookup('ansible.builtin.file', 'mig-config.yaml')).
-      - Entries follow mig-parted. C(devices) is V(all) or a list of GPU indices, C(device-filter) limits an entry to
-        PCI device ids, C(mig-enabled) and C(mig-devices) give the mode and the profile counts. GPUs no entry
-        matches are left as they are.
-    type: raw
-  layout:
-    description:
-      - Inline layout, instead of a config, in the form M(gpufleet.mig.mig_layout) takes.
-      - 'A mapping of MIG device profile to count applies to every MIG-capable GPU, for example
-        V({"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 1}); V({}) means MIG enabled without devices.'
-      - 'A mapping of GPU index to such a mapping sets GPUs one by one, for example
-        V({"0": {"1g.5gb": 7}, "1": "disabled"}). GPUs not listed are left as they are.'
-    type: raw
   strategy:
     description:
       - The MIG strategy of the NVIDIA device plugin the node is checked against.
@@ -253,43 +234,37 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError, StrategyError
 from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
+from ansible_collections.gpufleet.mig.plugins.module_utils.layout import (
+    LAYOUT_SOURCE_MUTUALLY_EXCLUSIVE,
+    LAYOUT_SOURCE_OPTIONS,
+    layout_source_argument_spec,
+    layout_source_from_params,
+)
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import STRATEGIES, STRATEGY_MIXED, read_and_plan_node
 
 
 def argument_spec():
-    return dict(
-        config=dict(type="str"),
-        config_data=dict(type="raw"),
-        layout=dict(type="raw"),
-        strategy=dict(type="str", choices=list(STRATEGIES), default=STRATEGY_MIXED),
-    )
-
-
-def layout_source(params):
-    """The ``layout.resolve_layout`` source for the module's options."""
-    if params["layout"] is not None:
-        return {"mig_layout": params["layout"]}
-    source = {"mig_config": params["config"]}
-    if params["config_data"] is not None:
-        source["mig_config_file"] = params["config_data"]
-    return source
+    spec = layout_source_argument_spec()
+    spec.update(strategy=dict(type="str", choices=list(STRATEGIES), default=STRATEGY_MIXED))
+    return spec
 
 
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=[("layout", "config"), ("layout", "config_data")],
-        required_one_of=[("layout", "config", "config_data")],
+        mutually_exclusive=LAYOUT_SOURCE_MUTUALLY_EXCLUSIVE,
+        required_one_of=[LAYOUT_SOURCE_OPTIONS],
         supports_check_mode=True,
     )
     if not HAS_PYNVML:
         module.fail_json(msg=missing_required_lib("nvidia-ml-py"), exception=PYNVML_IMPORT_ERROR)
 
     try:
-        facts, plan = read_and_plan_node(layout_source(module.params), module.params["strategy"])
+        facts, plan = read_and_plan_node(layout_source_from_params(module.params), module.params["strategy"],
+                                         gpus=module.params["gpus"])
     except NvmlCallError as error:
         module.fail_json(msg="Reading the GPUs of this node failed: %s; check the driver with gpufleet.mig.driver_check"
-                         % error, nvml_call=error.call, nvml_code=error.code)
+                         % error, **error.failure_keys())
     except StrategyError as error:
         module.fail_json(msg="The MIG layout cannot be rolled out on this node: %s" % error)
     except MigError as error:

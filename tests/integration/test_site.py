@@ -158,8 +158,9 @@ def test_a_converged_fleet_rerun_evicts_nothing_and_changes_nothing(sim_fleet):
     assert "changed=0" in output.split("PLAY RECAP", 1)[1]
     # The only cluster call is preflight's read of the node; no drain, no GPU change ran.
     ran = [(r["action"], r["task"].split(" : ")[-1]) for r in results if r["status"] != "skipped"
-           and r["action"] in ("gpufleet.mig.k8s_node", "gpufleet.mig.mig_mode", "gpufleet.mig.mig_layout")]
-    assert ran == [("gpufleet.mig.k8s_node", "Read the node in the cluster")]
+           and r["action"] in ("gpufleet.mig.k8s_node", "gpufleet.mig.k8s_node_info", "gpufleet.mig.mig_mode",
+                               "gpufleet.mig.mig_layout")]
+    assert ran == [("gpufleet.mig.k8s_node_info", "Read the node in the cluster")]
     pod = api.read_namespaced_pod("train-0", "default")
     assert (pod.metadata.uid, pod.status.phase) == (uid, "Running")
     assert node_view(api, "gpu-1")[0] is False

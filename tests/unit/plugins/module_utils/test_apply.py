@@ -4,15 +4,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import (
-    ApplyError,
-    apply_gpu_plan,
-    describe_processes,
-    describe_step,
-    destroy_gpu_instances,
-    layout_lines,
-    mig_devices,
-)
+from ansible_collections.gpufleet.mig.plugins.module_utils.apply import ApplyError, apply_gpu_plan, destroy_gpu_instances
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_step
 from ansible_collections.gpufleet.mig.plugins.module_utils.planner import plan_gpu_layout
 from sim_node import sim, simulated_node
 
@@ -84,19 +77,3 @@ def test_destroying_instances_removes_compute_instances_first(tmp_path):
         ("destroy_compute_instance", 2), ("destroy_gpu_instance", 2),
         ("destroy_compute_instance", 9), ("destroy_gpu_instance", 9)]
     assert node.lines(0) == []
-
-
-def test_reporting_helpers_describe_facts_and_plans_alike(tmp_path):
-    gpus = [{"model": "A100-SXM4-40GB", "count": 1, "mig_mode": "enabled", "mig_devices": ["3g.20gb", "2g.10gb"]}]
-    with simulated_node(tmp_path / "node.json", gpus=gpus), gpu.NvmlSession():
-        facts = gpu.read_node_facts()["gpus"][0]
-        plan = plan_gpu_layout(gpu.read_catalog(0), (), ["3g.20gb", "2g.10gb"])
-    assert layout_lines(facts["gpu_instances"]) == ["2g.10gb at 0:2: 2g.10gb", "3g.20gb at 4:4: 3g.20gb"]
-    assert layout_lines(plan.create) == ["3g.20gb at 0:4: 3g.20gb", "2g.10gb at 4:2: 2g.10gb"]
-    devices = mig_devices(facts)
-    assert [(d["mig_device_index"], d["profile"], d["gpu_instance_id"], d["memory_mib"]) for d in devices] == [
-        (0, "3g.20gb", 2, 20096), (1, "2g.10gb", 3, 9984)]  # R580: mig-hardware.md 3.1 set C
-    assert devices[0]["placement"] == {"start": 4, "size": 4} and devices[0]["uuid"].startswith("MIG-")
-    assert describe_processes([{"pid": 9, "name": "b", "gpu_instance_id": None},
-                               {"pid": 4, "name": "a", "gpu_instance_id": 2}, {"pid": 7}]) == (
-        "pid 4 (a) on GPU instance 2, pid 7, pid 9 (b)")

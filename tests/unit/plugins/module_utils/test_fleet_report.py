@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.fleet_report import (
-    describe_devices,
     fleet_report,
     gpu_view,
     node_record,
@@ -35,7 +34,7 @@ SUCCESS_FACTS = {
                         "labels": {"nvidia.com/mig.strategy": "mixed", "nvidia.com/mig-1g.5gb.count": "2",
                                    "nvidia.com/mig-1g.5gb.memory": "4864"},
                         "pods": [{"resource": "nvidia.com/mig-1g.5gb", "assigned": {"uuid": "MIG-abc", "profile": "1g.5gb"}}]},
-    "finalize_result": {"state": "success", "started": "t0", "finished": "t1", "duration_s": 12.5},
+    "rollout_state_result": {"state": "success", "started": "t0", "finished": "t1", "duration_s": 12.5},
 }
 
 
@@ -45,11 +44,6 @@ def test_gpu_view_lists_devices_in_nvidia_smi_order_and_shows_a_pending_mode():
     assert gpu_view(gpu) == {"index": 0, "name": "NVIDIA A100-SXM4-40GB", "mig": "enabled (pending disabled)",
                              "devices": ["3g.20gb", "1g.5gb"]}
     assert gpu_view({"index": 1, "name": "Tesla T4", "mig_capable": False})["mig"] == "not supported"
-
-
-def test_describe_devices_counts_and_orders_largest_first():
-    assert describe_devices(["1g.5gb", "3g.20gb", "1g.5gb", "2g.10gb"]) == "3g.20gb, 2g.10gb, 2 x 1g.5gb"
-    assert describe_devices([]) == "no MIG devices"
 
 
 def test_a_successful_node_has_before_after_evictions_resources_and_timing():
@@ -65,8 +59,8 @@ def test_a_successful_node_has_before_after_evictions_resources_and_timing():
 def test_results_follow_what_the_roles_recorded():
     assert node_record("a", {"preflight_node": _preflight(converged=True)})["result"] == "unchanged"
     assert node_record("b", {"preflight_node": _preflight()})["result"] == "not reached"
-    assert node_record("c", {"preflight_node": _preflight(), "finalize_result": {"state": "pending"}})["result"] == "interrupted"
-    failed = node_record("d", {"preflight_node": _preflight(), "finalize_result": {
+    assert node_record("c", {"preflight_node": _preflight(), "rollout_state_result": {"state": "pending"}})["result"] == "interrupted"
+    failed = node_record("d", {"preflight_node": _preflight(), "rollout_state_result": {
         "state": "failed", "failed_task": "Set the MIG mode", "message": "reset refused",
         "gpus_after": [_gpu(mode="disabled", pending="enabled")]}})
     assert (failed["result"], failed["message"]) == ("failed", "reset refused")
@@ -90,7 +84,7 @@ def test_fleet_report_counts_results_over_the_given_hosts():
 
 
 def test_markdown_has_a_summary_table_and_a_section_per_node():
-    report = fleet_report(["gpu-1", "gpu-2"], {"gpu-1": SUCCESS_FACTS, "gpu-2": {"preflight_node": _preflight(), "finalize_result": {
+    report = fleet_report(["gpu-1", "gpu-2"], {"gpu-1": SUCCESS_FACTS, "gpu-2": {"preflight_node": _preflight(), "rollout_state_result": {
         "state": "failed", "failed_task": "Set the MIG mode", "message": "GPU reset refused"}}}, generated="T")
 
     text = render_markdown(report)
@@ -120,7 +114,7 @@ def test_a_refused_run_reports_why_per_node_and_that_nothing_changed():
 
 def test_a_cordon_someone_else_set_is_reported_as_kept():
     facts = dict(SUCCESS_FACTS, drain_result={"drained": True, "cordon": "kept"},
-                 finalize_result=dict(SUCCESS_FACTS["finalize_result"], cordon="kept"))
+                 rollout_state_result=dict(SUCCESS_FACTS["rollout_state_result"], cordon="kept"))
     report = fleet_report(["gpu-1"], {"gpu-1": facts})
     assert report["nodes"][0]["cordon"] == "kept"
     assert "- Cordon: stays cordoned: it was cordoned before the rollout" in render_markdown(report)

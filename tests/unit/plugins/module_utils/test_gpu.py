@@ -9,7 +9,6 @@ from ansible_collections.gpufleet.mig.plugins.module_utils import gpu
 from ansible_collections.gpufleet.mig.plugins.module_utils.apply import apply_gpu_plan
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import NvmlCallError
 from ansible_collections.gpufleet.mig.plugins.module_utils.planner import devices_from_instances, plan_gpu_layout
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import catalog_from_dict, catalog_to_dict
 from mig_catalog_fixtures import catalog_from_fixture
 
 sim = pytest.importorskip("gpufleet_twin.nvml", reason="the fleet twin's NVML simulator is not installed")
@@ -53,13 +52,6 @@ def test_r450_catalog_falls_back_to_v1_calls_and_still_names_profiles(node):
         catalog = gpu.read_catalog(gpu.gpu_handle(0))
     assert catalog == catalog_from_fixture("a100-sxm4-40gb-r450")
     assert all(profile.reported_name is None for profile in catalog.profiles)
-
-
-def test_catalog_survives_a_json_round_trip(node):
-    node()
-    with gpu.NvmlSession():
-        catalog = gpu.read_catalog(0)
-    assert catalog_from_dict(json.loads(json.dumps(catalog_to_dict(catalog)))) == catalog
 
 
 def test_node_facts_describe_instances_devices_and_processes(node):

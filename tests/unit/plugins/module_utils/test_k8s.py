@@ -50,7 +50,7 @@ def test_kubeconfig_file_dict_and_host_token_all_reach_the_server(api: ApiServer
     for params in ({"kubeconfig": str(api.kubeconfig_path)}, {"kubeconfig": document},
                    {"host": api.url, "api_key": api.token, "ca_cert": str(api.ca_path)}):
         with KubeClient.from_params(params) as client:
-            assert [node["metadata"]["name"] for node in client.list_nodes()] == ["gpu-0"]
+            assert client.get_node("gpu-0")["metadata"]["name"] == "gpu-0"
 
 
 def test_api_errors_carry_status_reason_and_the_servers_message(api: ApiServer) -> None:
@@ -66,8 +66,8 @@ def test_api_errors_carry_status_reason_and_the_servers_message(api: ApiServer) 
 def test_unreachable_server_and_bad_kubeconfig_are_kube_api_errors(tmp_path: Path) -> None:
     with KubeClient(build_api_client(host="https://127.0.0.1:1", api_key="x", validate_certs=False)) as client:
         client.api_client.configuration.retries = 0
-        with pytest.raises(KubeApiError, match=r"^Cannot list nodes: .*Connection refused") as failure:
-            client.list_nodes()
+        with pytest.raises(KubeApiError, match=r"^Cannot read node gpu-0: .*Connection refused") as failure:
+            client.get_node("gpu-0")
     assert failure.value.status is None
     broken = tmp_path / "kubeconfig"
     broken.write_text("apiVersion: v1\nkind: Config\ncontexts: []\n")

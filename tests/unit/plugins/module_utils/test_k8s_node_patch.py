@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import NodeTaskError, label_value, plan_node_update
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import label_value, plan_node_update
 
 NODE = {
     "metadata": {"name": "gpu-0", "labels": {"kubernetes.io/hostname": "gpu-0", "nvidia.com/mig.config": "all-1g.5gb"},
@@ -46,5 +47,5 @@ def test_label_values_become_strings(value, text):
 
 
 def test_structured_label_values_are_refused():
-    with pytest.raises(NodeTaskError, match=r"^Cannot set label team: its value must be a string, or null to remove it, not dict\.$"):
+    with pytest.raises(TaskError, match=r"^Cannot set label team: its value must be a string, or null to remove it, not dict\.$"):
         plan_node_update(NODE, labels={"team": {"a": 1}})

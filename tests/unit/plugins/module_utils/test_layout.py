@@ -9,6 +9,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ConfigE
 from ansible_collections.gpufleet.mig.plugins.module_utils.layout import (
     DesiredGpuLayout,
     builtin_mig_configs,
+    layout_source_from_params,
     parse_mig_parted_config,
     resolve_inline,
     resolve_layout,
@@ -357,3 +358,16 @@ def test_an_unplaceable_inline_layout_fails_in_the_planner_not_here(a100_40gb):
     desired = resolve_inline({"4g.20gb": 1, "3g.20gb": 1, "1g.5gb": 1}, DGX_A100[:1])[0]
     with pytest.raises(LayoutError):
         plan_gpu_layout(a100_40gb, [], desired.devices)
+
+
+def test_the_layout_source_options_become_one_source(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("version: v1\nmig-configs:\n  mine:\n    - devices: all\n      mig-enabled: true\n      mig-devices: {}\n")
+    none = {"layout": None, "config": None, "config_file": None, "config_data": None}
+    assert layout_source_from_params(none) is None
+    assert layout_source_from_params(dict(none, layout={"1g.5gb": 7})) == {"mig_layout": {"1g.5gb": 7}}
+    assert layout_source_from_params(dict(none, config="all-1g.5gb")) == {"mig_config": "all-1g.5gb"}
+    assert layout_source_from_params(dict(none, config_file=str(config))) == {
+        "mig_config": None, "mig_config_file": config.read_text()}
+    with pytest.raises(ConfigError, match="config_file /nonexistent does not exist on this node or is not a file"):
+        layout_source_from_params(dict(none, config_file="/nonexistent"))

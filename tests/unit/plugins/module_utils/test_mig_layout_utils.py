@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import MigTaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ConfigError, MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ConfigError, MigError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.layout import DesiredGpuLayout
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_layout import mode_mismatch, run_mig_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import read_and_plan_node
 from sim_node import sim, simulated_node
 
 A100 = "NVIDIA A100-SXM4-40GB"
@@ -37,7 +37,7 @@ def test_check_mode_returns_the_plan_and_leaves_the_gpu_alone(tmp_path):
 def test_every_gpu_with_the_wrong_mode_is_named_in_one_refusal(tmp_path):
     with simulated_node(tmp_path / "node.json", driver_version="550.54.15",
                         gpus=[{"model": "A100-SXM4-40GB", "count": 2}]) as node:
-        with pytest.raises(MigTaskError) as refused:
+        with pytest.raises(TaskError) as refused:
             run_mig_layout({"mig_config": "all-1g.5gb"})
         assert node.modes() == [("disabled", "disabled")] * 2
     assert str(refused.value) == (
@@ -64,7 +64,7 @@ def test_in_use_skip_converges_the_idle_gpus_only(tmp_path):
     gpus = [{"model": "A100-SXM4-40GB", "count": 2, "mig_mode": "enabled", "mig_devices": ["7g.40gb"]}]
     with simulated_node(tmp_path / "node.json", gpus=gpus) as node:
         sim.add_process(node.path, gpu=1, pid=12, name="serve", gi=0, ci=0)
-        with pytest.raises(MigTaskError) as refused:
+        with pytest.raises(TaskError) as refused:
             run_mig_layout({"mig_layout": {"3g.20gb": 2}})
         assert node.lines(0) == node.lines(1) == ["7g.40gb at 0:8: 7g.40gb"]
         result = run_mig_layout({"mig_layout": {"3g.20gb": 2}}, in_use="skip")
@@ -83,7 +83,7 @@ def test_a_failure_half_way_reports_the_other_gpus_and_the_next_run_converges(tm
     gpus = [{"model": "A100-SXM4-40GB", "count": 2, "mig_mode": "enabled"}]
     with simulated_node(tmp_path / "node.json", gpus=gpus) as node:
         sim.inject_fault(node.path, "nvmlDeviceCreateGpuInstanceWithPlacement", "UNKNOWN", times=1, gpu=1)
-        with pytest.raises(MigTaskError) as failed:
+        with pytest.raises(TaskError) as failed:
             run_mig_layout({"mig_config": "all-2g.10gb"})
         assert node.lines(0) == ["2g.10gb at %d:2: 2g.10gb" % start for start in (0, 2, 4)]
         assert node.lines(1) == []
@@ -105,3 +105,62 @@ def test_source_and_option_errors_surface_as_mig_errors(tmp_path):
         with pytest.raises(MigError) as bad_option:
             run_mig_layout({"mig_layout": {}}, in_use="kill")
     assert str(bad_option.value) == "in_use must be fail or skip, got 'kill'"
+
+
+def test_a_layout_for_gpus_that_cannot_do_mig_fails_as_mig_parted_does(tmp_path):
+    # An H200 on a driver before its MIG support: a silent ok/skipped would hide that nothing can happen.
+    with simulated_node(tmp_path / "node.json", driver_version="550.54.15",
+                        gpus=[{"model": "H200-141GB", "count": 1}]):
+        for check_mode in (True, False):
+            with pytest.raises(TaskError) as refused:
+                run_mig_layout({"mig_layout": {"1g.18gb": 7}}, check_mode=check_mode)
+            assert "the layout covers no MIG-capable GPU of this node: GPU 0 (NVIDIA H200" in str(refused.value)
+            assert str(refused.value).endswith("cannot do MIG with driver 550.54.15")
+            assert refused.value.details["changed"] is False
+
+
+def test_busy_instances_are_refused_in_check_mode_as_in_the_real_run(tmp_path):
+    gpus = [{"model": "A100-SXM4-40GB", "count": 1, "mig_mode": "enabled", "mig_devices": ["7g.40gb"]}]
+    with simulated_node(tmp_path / "node.json", gpus=gpus) as node:
+        sim.add_process(node.path, gpu=0, pid=12, name="serve", gi=0, ci=0)
+        messages = []
+        for check_mode in (True, False):
+            with pytest.raises(TaskError) as refused:
+                run_mig_layout({"mig_layout": {"3g.20gb": 2}}, check_mode=check_mode)
+            messages.append(str(refused.value))
+        assert node.lines(0) == ["7g.40gb at 0:8: 7g.40gb"]
+    assert messages[0] == messages[1] and "processes run on them: pid 12 (serve)" in messages[0]
+
+
+def test_the_preflight_plan_is_the_plan_applied(tmp_path):
+    gpus = [{"model": "A100-SXM4-40GB", "count": 2, "mig_mode": "enabled"}]
+    with simulated_node(tmp_path / "node.json", gpus=gpus) as node:
+        _facts, plan = read_and_plan_node({"mig_layout": {"0": {"3g.20gb": 2}}}, "mixed")
+        result = run_mig_layout(plan=plan)
+        again = run_mig_layout(plan=plan)
+        assert node.lines(0) == ["3g.20gb at 0:4: 3g.20gb", "3g.20gb at 4:4: 3g.20gb"] and node.lines(1) == []
+    assert [(gpu["index"], gpu["changed"]) for gpu in result["gpus"]] == [(0, True)]
+    assert [(gpu["index"], gpu["reason"]) for gpu in result["skipped_gpus"]] == [(1, "not in the layout")]
+    assert result["gpus"][0]["plan"]["create"] == plan["gpus"][0]["plan"]["create"]
+    assert not again["changed"]
+
+
+def test_a_plan_made_for_other_gpus_is_refused_before_anything_changes(tmp_path):
+    gpus = [{"model": "A100-SXM4-40GB", "count": 1, "mig_mode": "enabled"}]
+    with simulated_node(tmp_path / "node.json", gpus=gpus) as node:
+        _facts, plan = read_and_plan_node({"mig_layout": {"3g.20gb": 2}}, "mixed")
+        plan["gpus"][0]["uuid"] = "GPU-00000000-0000-0000-0000-000000000000"
+        with pytest.raises(MigError) as refused:
+            run_mig_layout(plan=plan)
+        assert node.lines(0) == []
+    assert str(refused.value) == ("the GPUs of this node are not the ones the plan was made for (GPU 0 changed since): "
+                                  "plan the node again (gpufleet.mig.mig_plan_info) and apply that plan")
+
+
+def test_plan_info_plans_only_the_selected_gpus(tmp_path):
+    gpus = [{"model": "A100-SXM4-40GB", "count": 2, "mig_mode": "enabled"}]
+    with simulated_node(tmp_path / "node.json", gpus=gpus):
+        _facts, plan = read_and_plan_node({"mig_layout": {"3g.20gb": 2}}, "mixed", gpus=[1])
+    assert [(gpu["index"], gpu["managed"], gpu["reason"]) for gpu in plan["gpus"]] == [
+        (0, False, "not in the layout"), (1, True, None)]
+    assert plan["layout"] == {"1": {"3g.20gb": 2}}

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import MigTaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_mode import (
     NvidiaSmiReset,
     decide_mig_mode,
@@ -107,7 +106,7 @@ def test_a_pending_change_is_reset_through_nvidia_smi_with_the_bus_id(tmp_path):
         assert pending["reset_required"] and node.modes() == [("disabled", "enabled")] * 2
         sim.release_gpu(node.path, 0)
         resetter = NvidiaSmiReset("/usr/bin/nvidia-smi", node.nvidia_smi)
-        with pytest.raises(MigTaskError) as refused:
+        with pytest.raises(TaskError) as refused:
             run_mig_mode("enabled", reset=True, resetter=resetter)
         assert node.commands == [["/usr/bin/nvidia-smi", "-r", "-i", "00000000:07:00.0"],
                                  ["/usr/bin/nvidia-smi", "-r", "-i", "00000000:0F:00.0"]]
@@ -139,7 +138,7 @@ def test_explicitly_named_non_mig_gpus_are_refused_and_all_skips_them(tmp_path):
     gpus = [{"model": "Tesla-T4", "count": 1}]
     with simulated_node(tmp_path / "node.json", driver_version="550.54.15", gpus=gpus):
         skipped = run_mig_mode("enabled")
-        with pytest.raises(MigTaskError) as refused:
+        with pytest.raises(TaskError) as refused:
             run_mig_mode("enabled", gpus=[0])
     assert not skipped["changed"] and skipped["gpus"] == []
     assert [gpu["reason"] for gpu in skipped["skipped_gpus"]] == ["not MIG-capable"]

@@ -268,3 +268,8 @@ def test_config_id_hashes_inline_layouts_and_names_that_are_no_label_value():
     assert first == config_id({"mig_layout": {"1g.5gb": 7}}, seven)
     assert first != config_id({"mig_layout": {"3g.20gb": 2}}, two)
     assert config_id({"mig_config": "my config/with spaces"}, seven).startswith("config-")
+
+
+def test_a_layout_that_only_gpus_without_mig_could_take_is_refused():
+    with pytest.raises(StrategyError, match=r"the layout covers no MIG-capable GPU of this node: GPU 0 \(Tesla T4"):
+        _plan([_t4(0)], {"mig_layout": {"1g.5gb": 7}})

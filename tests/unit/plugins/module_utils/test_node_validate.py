@@ -5,22 +5,24 @@ status and labels are written, and pods get their log and phase, through the emu
 """
 from __future__ import annotations
 
+import copy
 import threading
 import time
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient, build_api_client
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_validate import (
-    NodeValidationError,
+    compare_node,
+    describe_diff,
+    node_expectation,
     parse_device_listing,
     pod_selector,
     validate_node,
     validation_pod,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import compare_node, describe_diff, node_expectation
-from test_strategy import MIXED_3_2_1, SEED_GPU_UUID, SEVEN_1G, seed_facts
+from test_mig_strategy import MIXED_3_2_1, SEED_GPU_UUID, SEVEN_1G, seed_facts
 
 kube = pytest.importorskip("gpufleet_twin.kube", reason="the fleet twin's API emulator is not installed")
 
@@ -129,7 +131,7 @@ def test_timeout_fails_with_a_precise_diff(api, client):
     api.cluster.set_extended_resources(NODE, {"nvidia.com/gpu": 1})
     api.cluster.set_node_labels(NODE, none_labels)
     started = time.monotonic()
-    with pytest.raises(NodeValidationError) as caught:
+    with pytest.raises(TaskError) as caught:
         validate_node(client, NODE, expectation, timeout=0.5, poll_interval=0.1)
     assert 0.5 <= time.monotonic() - started < 5
     message = str(caught.value)
@@ -139,14 +141,14 @@ def test_timeout_fails_with_a_precise_diff(api, client):
         "label nvidia.com/mig.strategy: expected 'single', seen absent; label nvidia.com/gpu.count: expected '7', "
         "seen '1'; label nvidia.com/gpu.product: expected 'A100-SXM4-40GB-MIG-1g.5gb', seen 'A100-SXM4-40GB'; ")
     assert message.endswith("started after the last MIG change, or raise timeout")
-    assert caught.value.result["differences"]["labels"]["nvidia.com/mig.strategy"] == {"expected": "single", "seen": None}
-    assert caught.value.result["differences"]["labels"]["nvidia.com/gpu.replicas"] == {"expected": "1", "seen": "0"}
+    assert caught.value.details["differences"]["labels"]["nvidia.com/mig.strategy"] == {"expected": "single", "seen": None}
+    assert caught.value.details["differences"]["labels"]["nvidia.com/gpu.replicas"] == {"expected": "1", "seen": "0"}
 
 
 def test_check_mode_reads_the_node_once(api, client):
     expectation = node_expectation(seed_facts(SEVEN_1G, mig="enabled"), "single")
     started = time.monotonic()
-    with pytest.raises(NodeValidationError, match="under the single strategy: allocatable nvidia.com/gpu: expected 7, seen absent"):
+    with pytest.raises(TaskError, match="under the single strategy: allocatable nvidia.com/gpu: expected 7, seen absent"):
         validate_node(client, NODE, expectation, timeout=30, poll_interval=1, check_mode=True, validation_pods=True)
     assert time.monotonic() - started < 2
     show(api, expectation)
@@ -197,22 +199,22 @@ def test_two_pods_on_the_same_device_fail_and_are_kept_on_request(api, client):
     expectation = node_expectation(seed_facts(SEVEN_1G, mig="enabled"), "single")
     show(api, expectation)
     with FakeKubelet(api.cluster, expectation, reuse_first_device=True):
-        with pytest.raises(NodeValidationError) as caught:
+        with pytest.raises(TaskError) as caught:
             validate_node(client, NODE, expectation, timeout=5, poll_interval=0.05, validation_pods=True,
                           pod_count="one_per_device", cleanup="on_success", pod_timeout=10)
-    pods = caught.value.result["pods"]
+    pods = caught.value.details["pods"]
     assert len([pod for pod in pods if pod["problem"]]) == 6
     assert "each validation pod must get a distinct device" in str(caught.value)
-    assert caught.value.result["changed"] is True
+    assert caught.value.details["changed"] is True
     assert len(api.cluster.list("pods", "default")) == 7
 
 
 def test_a_pod_that_never_lists_a_device_times_out_and_is_cleaned_up(api, client):
     expectation = node_expectation(seed_facts(), "none")
     show(api, expectation)
-    with pytest.raises(NodeValidationError) as caught:
+    with pytest.raises(TaskError) as caught:
         validate_node(client, NODE, expectation, timeout=5, poll_interval=0.05, validation_pods=True, pod_timeout=0.5)
-    (pod,) = caught.value.result["pods"]
+    (pod,) = caught.value.details["pods"]
     assert pod["problem"] == "pod %s for nvidia.com/gpu did not list its devices within 0.5 s (phase Running)" % pod["name"]
     assert api.cluster.list("pods", "default") == []
 
@@ -222,7 +224,7 @@ def test_a_device_of_another_node_is_refused(api, client):
     show(api, expectation)
     other = node_expectation(seed_facts(gpu_uuid="GPU-15f0798d-c807-231d-6525-a7827081f0f1"), "none")
     with FakeKubelet(api.cluster, other):
-        with pytest.raises(NodeValidationError, match="got GPU-15f0798d-c807-231d-6525-a7827081f0f1, which is not a "
+        with pytest.raises(TaskError, match="got GPU-15f0798d-c807-231d-6525-a7827081f0f1, which is not a "
                                                       "nvidia.com/gpu device of this node"):
             validate_node(client, NODE, expectation, timeout=5, poll_interval=0.05, validation_pods=True, pod_timeout=5)
 
@@ -262,7 +264,7 @@ def test_without_gfd_only_resources_are_checked(api, client):
     api.cluster.set_node_labels(NODE, {"nvidia.com/mig.strategy": "single"})
     result = validate_node(client, NODE, expectation, timeout=1, poll_interval=0.1, check_labels=False)
     assert result["matched"] and result["seen"]["labels"] == {"nvidia.com/mig.strategy": "single"}
-    with pytest.raises(NodeValidationError) as caught:
+    with pytest.raises(TaskError) as caught:
         validate_node(client, NODE, expectation, timeout=0, poll_interval=0.1)
     assert "after 0 s: label nvidia.com/mig.strategy: expected 'mixed', seen 'single'; label nvidia.com/gpu.count: " \
         "expected '1', seen absent;" in str(caught.value)
@@ -274,3 +276,76 @@ def test_a_node_without_gfd_labels_is_summed_up():
     assert describe_diff(diff) == [
         "none of the %d expected labels is present (nvidia.com/mig.strategy, nvidia.com/gpu.count, "
         "nvidia.com/gpu.product, ...), so GPU feature discovery has not labelled the node" % len(expectation.labels.labels)]
+
+
+# ------------------------------------------------------------------------------------- comparison
+
+
+def _node(allocatable, capacity=None, labels=None):
+    return {"metadata": {"name": "gpu-node-1", "labels": labels or {}},
+            "status": {"allocatable": allocatable, "capacity": allocatable if capacity is None else capacity}}
+
+
+def test_a_node_showing_the_seed_single_state_matches():
+    facts = seed_facts(SEVEN_1G, mig="enabled")
+    expectation = node_expectation(facts, "single")
+    labels = dict(expectation.labels.labels, **{"nvidia.com/gfd.timestamp": "1605657366",
+                                                "nvidia.com/gpu.machine": "NVIDIA-DGX",
+                                                "nvidia.com/gpu.mode": "compute",
+                                                "nvidia.com/gpu.present": "true",
+                                                "kubernetes.io/hostname": "gpu-node-1"})
+    comparison = compare_node(expectation, _node({"cpu": "8", "nvidia.com/gpu": "7"}, labels=labels))
+    assert comparison.matches, comparison.diff
+    assert comparison.seen["allocatable"] == {"nvidia.com/gpu": 7}
+
+
+def test_stale_names_with_zero_allocatable_linger_without_failing():
+    expectation = node_expectation(seed_facts(MIXED_3_2_1, mig="enabled"), "mixed")
+    allocatable = {"nvidia.com/mig-1g.5gb": "1", "nvidia.com/mig-2g.10gb": "1", "nvidia.com/mig-3g.20gb": "1",
+                   "nvidia.com/mig-7g.40gb": "0"}
+    capacity = dict(allocatable, **{"nvidia.com/mig-7g.40gb": "1"})
+    comparison = compare_node(expectation, _node(allocatable, capacity, expectation.labels.labels))
+    assert comparison.matches, comparison.diff
+    assert comparison.lingering == {"nvidia.com/mig-7g.40gb": 1}
+
+
+def test_diff_names_each_wrong_resource_and_label():
+    expectation = node_expectation(seed_facts(SEVEN_1G, mig="enabled"), "single")
+    labels = dict(expectation.labels.labels)
+    labels["nvidia.com/gpu.count"] = "1"
+    labels["nvidia.com/mig-7g.40gb.count"] = "1"  # left over from an earlier mixed labelling
+    del labels["nvidia.com/gpu.multiprocessors"]
+    comparison = compare_node(expectation, _node({"nvidia.com/gpu": "1", "nvidia.com/mig-7g.40gb": "1"}, labels=labels))
+    assert not comparison.matches
+    assert comparison.diff == {
+        "allocatable": {"nvidia.com/gpu": {"expected": 7, "seen": 1},
+                        "nvidia.com/mig-7g.40gb": {"expected": None, "seen": 1}},
+        "capacity": {"nvidia.com/gpu": {"expected": 7, "seen": 1}},
+        "labels": {"nvidia.com/gpu.count": {"expected": "7", "seen": "1"},
+                   "nvidia.com/gpu.multiprocessors": {"expected": "14", "seen": None},
+                   "nvidia.com/mig-7g.40gb.count": {"expected": None, "seen": "1"}},
+    }
+    assert describe_diff(comparison.diff) == [
+        "allocatable nvidia.com/gpu: expected 7, seen 1",
+        "allocatable nvidia.com/mig-7g.40gb: expected absent, seen 1",
+        "capacity nvidia.com/gpu: expected 7, seen 1",
+        "label nvidia.com/gpu.count: expected '7', seen '1'",
+        "label nvidia.com/mig-7g.40gb.count: expected absent, seen '1'",
+        "label nvidia.com/gpu.multiprocessors: expected '14', seen absent",
+    ]
+
+
+def test_mig_strategy_label_under_none_is_a_difference_but_foreign_labels_are_not():
+    expectation = node_expectation(seed_facts(), "none")
+    labels = dict(expectation.labels.labels, **{"nvidia.com/mig.strategy": "single", "nvidia.com/mig.config": "all-1g.5gb",
+                                                "nvidia.com/gpu.deploy.device-plugin": "true"})
+    comparison = compare_node(expectation, _node({"nvidia.com/gpu": "1"}, labels=labels))
+    assert comparison.diff["labels"] == {"nvidia.com/mig.strategy": {"expected": None, "seen": "single"}}
+
+
+def test_expectation_round_trips_to_plain_data():
+    expectation = node_expectation(seed_facts(MIXED_3_2_1, mig="enabled"), "mixed")
+    data = expectation.to_dict()
+    assert data["resources"] == {"nvidia.com/mig-3g.20gb": 1, "nvidia.com/mig-2g.10gb": 1, "nvidia.com/mig-1g.5gb": 1}
+    assert data["devices"]["nvidia.com/mig-2g.10gb"][0]["uuid"] == "MIG-%s/3/0" % SEED_GPU_UUID
+    assert copy.deepcopy(data) == data and data["problem"] is None

@@ -28,7 +28,7 @@ def _fixture_rows():
 @pytest.mark.parametrize("fixture_name, record", list(_fixture_rows()))
 def test_every_reference_profile_is_named_like_the_driver(fixture_name, record):
     catalog = catalog_from_fixture(fixture_name)
-    profile = catalog.by_index(record["index"])
+    profile = next(profile for profile in catalog.profiles if profile.index == record["index"])
     assert profile.name == record["expected_name"]
     assert profile.profile_id == record["profile_id"]
     assert profile.full_compute_profile.name == record["expected_name"]
@@ -74,22 +74,22 @@ def test_memory_size_rejects_a_zero_total():
     ],
 )
 def test_compute_instance_shapes_follow_the_2c_le_g_plus_1_rule(a100_40gb, gpu_instance, expected_devices):
-    profile = a100_40gb.by_name(gpu_instance)
+    profile = a100_40gb.resolve_device(gpu_instance)[0]
     assert [compute.name for compute in profile.compute_profiles] == expected_devices
 
 
 def test_compute_instance_counts_indices_and_sms_match_lcip(a100_40gb):
-    three_g = a100_40gb.by_name("3g.20gb")
+    three_g = a100_40gb.resolve_device("3g.20gb")[0]
     by_name = dict((compute.name, compute) for compute in three_g.compute_profiles)
     assert (by_name["1c.3g.20gb"].index, by_name["1c.3g.20gb"].instance_count) == (0, 3)
     assert (by_name["2c.3g.20gb"].index, by_name["2c.3g.20gb"].instance_count) == (1, 1)
     assert (by_name["3g.20gb"].index, by_name["3g.20gb"].multiprocessors) == (2, 42)
     assert by_name["1c.3g.20gb"].placements == ((0, 1), (1, 1), (2, 1))
-    seven_g = a100_40gb.by_name("7g.40gb")
+    seven_g = a100_40gb.resolve_device("7g.40gb")[0]
     counts = dict((compute.name, compute.instance_count) for compute in seven_g.compute_profiles)
     assert counts == {"7g.40gb": 1, "4c.7g.40gb": 1, "3c.7g.40gb": 2, "2c.7g.40gb": 3, "1c.7g.40gb": 7}
     assert seven_g.full_compute_profile.index == 4
-    assert a100_40gb.by_name("4g.20gb").full_compute_profile.index == 3
+    assert a100_40gb.resolve_device("4g.20gb")[0].full_compute_profile.index == 3
 
 
 def test_catalog_geometry_and_lookups(a100_40gb, a30_24gb):
@@ -99,12 +99,10 @@ def test_catalog_geometry_and_lookups(a100_40gb, a30_24gb):
     assert a100_40gb.by_id(15).name == "1g.10gb"
     assert a100_40gb.by_id(15).memory_slices == 2
     assert a100_40gb.by_id(99) is None
-    assert a100_40gb.by_name("MIG 1g.5gb.me").profile_id == 20
-    assert a100_40gb.by_name("1c.3g.20gb") is None
-    assert a100_40gb.by_name("2g.20gb") is None
+    assert a100_40gb.resolve_device("MIG 1g.5gb.me")[0].profile_id == 20
     gpu_instance, compute = a100_40gb.resolve_device("MIG 1c.3g.20gb")
     assert (gpu_instance.profile_id, compute.slice_count) == (9, 1)
-    assert a30_24gb.by_name("2g.12gb+me").index == 8
+    assert a30_24gb.resolve_device("2g.12gb+me")[0].index == 8
 
 
 def test_unknown_device_lists_what_the_gpu_offers(a100_40gb):

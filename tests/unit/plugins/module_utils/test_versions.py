@@ -12,7 +12,6 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.versions import (
     parse_rpm_query_output,
     parse_version,
     upstream_version,
-    version_at_least,
 )
 
 NVIDIA_CTK_OUTPUT = "NVIDIA Container Toolkit CLI version 1.17.8\ncommit: f202b80a9b9d0db00d9b1d73c0128c8962c55f4d\n"
@@ -61,8 +60,8 @@ def test_nvidia_container_cli_version(output, expected):
 ])
 def test_ordering(smaller, larger):
     assert parse_version(smaller) < parse_version(larger)
-    assert not version_at_least(smaller, larger)
-    assert version_at_least(larger, smaller)
+    assert not parse_version(smaller) >= parse_version(larger)
+    assert parse_version(larger) >= parse_version(smaller)
 
 
 @pytest.mark.parametrize("left, right", [("450.80.02", "450.80.2"), ("1.17", "1.17.0"), ("v1.17.8", "1.17.8"),
@@ -70,7 +69,7 @@ def test_ordering(smaller, larger):
 def test_equal_spellings(left, right):
     assert parse_version(left) == parse_version(right)
     assert hash(parse_version(left)) == hash(parse_version(right))
-    assert version_at_least(left, right) and version_at_least(right, left)
+    assert parse_version(left) >= parse_version(right) and parse_version(right) >= parse_version(left)
 
 
 def test_str_gives_the_input_back():

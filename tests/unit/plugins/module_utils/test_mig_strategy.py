@@ -1,4 +1,4 @@
-"""strategy.py: resources and GFD labels a node must show, with the seed document's figures.
+"""mig_strategy.py and gfd_labels.py: the resources and GFD labels a node must show, with the seed document's figures.
 
 The seed ("MIG Support in Kubernetes") runs an A100-SXM4-40GB on driver 450.80.02 (CUDA 11.0) through the
 none, single and mixed procedures. Its label listings come from GFD v0.2.0; the expected sets here are
@@ -8,24 +8,17 @@ today's GFD (audit.md A5, B, D) with the seed's numbers: the 3g device is ``mig-
 """
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import StrategyError
-from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import (
+from ansible_collections.gpufleet.mig.plugins.module_utils.gfd_labels import expected_labels, product_name, sanitise
+from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
     StrategyLayoutError,
-    check_layout,
-    check_strategy,
-    compare_node,
-    describe_diff,
-    expected_labels,
-    expected_resources,
-    node_expectation,
-    product_name,
+    gpu_layouts,
+    layout_problem,
     resource_devices,
-    sanitise,
 )
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_validate import node_expectation
 from mig_catalog_fixtures import catalog_from_fixture
 
 SEED_GPU_UUID = "GPU-4200ccc0-2667-d4cb-9137-f932c716232a"
@@ -96,7 +89,7 @@ def _rename(labels, old, new):
 
 
 def _gpu_instance(gi_id, profile, start, mig_uuid, device_index, with_attributes):
-    catalog_profile = R450_CATALOG.by_name(profile)
+    catalog_profile = R450_CATALOG.resolve_device(profile)[0]
     gpu_instance = {
         "id": gi_id, "profile_id": catalog_profile.profile_id, "profile_name": profile,
         "placement": {"start": start, "size": catalog_profile.memory_slices},
@@ -137,6 +130,26 @@ def seed_facts(layout=(), mig="disabled", with_attributes=True, gpu_uuid=SEED_GP
 
 
 SEVEN_1G = [(7 + slot, "1g.5gb", slot) for slot in range(7)]  # `-cgi 19,19,19,19,19,19,19 -C`: GIs 7..13
+
+
+def expected_resources(facts, strategy):
+    """``{resource: count}`` the node advertises, raising the plugin's refusal as the plugin's pod would fail."""
+    expectation = node_expectation(facts, strategy)
+    if expectation.problem is not None:
+        raise expectation.problem
+    return expectation.resources
+
+
+def check_strategy(facts, strategy):
+    check_layout(gpu_layouts(facts), strategy)
+
+
+def check_layout(layouts, strategy):
+    problem = layout_problem(layouts, strategy)
+    if problem is not None:
+        raise problem
+
+
 MIXED_3_2_1 = [(2, "3g.20gb", 4), (3, "2g.10gb", 0), (9, "1g.5gb", 2)]  # `-cgi 9,14,19 -C`: GIs 2, 3, 9
 
 
@@ -362,79 +375,6 @@ def test_facts_without_gpus_or_driver_are_refused():
         expected_resources({"driver_loaded": False, "gpus": []}, "none")
     with pytest.raises(StrategyError, match="unknown MIG strategy 'all'"):
         expected_resources(seed_facts(), "all")
-
-
-# ------------------------------------------------------------------------------------- comparison
-
-
-def _node(allocatable, capacity=None, labels=None):
-    return {"metadata": {"name": "gpu-node-1", "labels": labels or {}},
-            "status": {"allocatable": allocatable, "capacity": allocatable if capacity is None else capacity}}
-
-
-def test_a_node_showing_the_seed_single_state_matches():
-    facts = seed_facts(SEVEN_1G, mig="enabled")
-    expectation = node_expectation(facts, "single")
-    labels = dict(expectation.labels.labels, **{"nvidia.com/gfd.timestamp": "1605657366",
-                                                "nvidia.com/gpu.machine": "NVIDIA-DGX",
-                                                "nvidia.com/gpu.mode": "compute",
-                                                "nvidia.com/gpu.present": "true",
-                                                "kubernetes.io/hostname": "gpu-node-1"})
-    comparison = compare_node(expectation, _node({"cpu": "8", "nvidia.com/gpu": "7"}, labels=labels))
-    assert comparison.matches, comparison.diff
-    assert comparison.seen["allocatable"] == {"nvidia.com/gpu": 7}
-
-
-def test_stale_names_with_zero_allocatable_linger_without_failing():
-    expectation = node_expectation(seed_facts(MIXED_3_2_1, mig="enabled"), "mixed")
-    allocatable = {"nvidia.com/mig-1g.5gb": "1", "nvidia.com/mig-2g.10gb": "1", "nvidia.com/mig-3g.20gb": "1",
-                   "nvidia.com/mig-7g.40gb": "0"}
-    capacity = dict(allocatable, **{"nvidia.com/mig-7g.40gb": "1"})
-    comparison = compare_node(expectation, _node(allocatable, capacity, expectation.labels.labels))
-    assert comparison.matches, comparison.diff
-    assert comparison.lingering == {"nvidia.com/mig-7g.40gb": 1}
-
-
-def test_diff_names_each_wrong_resource_and_label():
-    expectation = node_expectation(seed_facts(SEVEN_1G, mig="enabled"), "single")
-    labels = dict(expectation.labels.labels)
-    labels["nvidia.com/gpu.count"] = "1"
-    labels["nvidia.com/mig-7g.40gb.count"] = "1"  # left over from an earlier mixed labelling
-    del labels["nvidia.com/gpu.multiprocessors"]
-    comparison = compare_node(expectation, _node({"nvidia.com/gpu": "1", "nvidia.com/mig-7g.40gb": "1"}, labels=labels))
-    assert not comparison.matches
-    assert comparison.diff == {
-        "allocatable": {"nvidia.com/gpu": {"expected": 7, "seen": 1},
-                        "nvidia.com/mig-7g.40gb": {"expected": None, "seen": 1}},
-        "capacity": {"nvidia.com/gpu": {"expected": 7, "seen": 1}},
-        "labels": {"nvidia.com/gpu.count": {"expected": "7", "seen": "1"},
-                   "nvidia.com/gpu.multiprocessors": {"expected": "14", "seen": None},
-                   "nvidia.com/mig-7g.40gb.count": {"expected": None, "seen": "1"}},
-    }
-    assert describe_diff(comparison.diff) == [
-        "allocatable nvidia.com/gpu: expected 7, seen 1",
-        "allocatable nvidia.com/mig-7g.40gb: expected absent, seen 1",
-        "capacity nvidia.com/gpu: expected 7, seen 1",
-        "label nvidia.com/gpu.count: expected '7', seen '1'",
-        "label nvidia.com/mig-7g.40gb.count: expected absent, seen '1'",
-        "label nvidia.com/gpu.multiprocessors: expected '14', seen absent",
-    ]
-
-
-def test_mig_strategy_label_under_none_is_a_difference_but_foreign_labels_are_not():
-    expectation = node_expectation(seed_facts(), "none")
-    labels = dict(expectation.labels.labels, **{"nvidia.com/mig.strategy": "single", "nvidia.com/mig.config": "all-1g.5gb",
-                                                "nvidia.com/gpu.deploy.device-plugin": "true"})
-    comparison = compare_node(expectation, _node({"nvidia.com/gpu": "1"}, labels=labels))
-    assert comparison.diff["labels"] == {"nvidia.com/mig.strategy": {"expected": None, "seen": "single"}}
-
-
-def test_expectation_round_trips_to_plain_data():
-    expectation = node_expectation(seed_facts(MIXED_3_2_1, mig="enabled"), "mixed")
-    data = expectation.to_dict()
-    assert data["resources"] == expected_resources(seed_facts(MIXED_3_2_1, mig="enabled"), "mixed")
-    assert data["devices"]["nvidia.com/mig-2g.10gb"][0]["uuid"] == "MIG-%s/3/0" % SEED_GPU_UUID
-    assert copy.deepcopy(data) == data and data["problem"] is None
 
 
 # ------------------------------------------------------------- facts read through NVML (the twin)

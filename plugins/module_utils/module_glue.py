@@ -1,0 +1,44 @@
+# Copyright: (c) 2026, gpufleet.mig contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The glue between AnsibleModule and module_utils that every module shares.
+
+One command runner (always in the C locale, so tool output never changes with the node's language), one way
+to end a task with a result (warnings emitted, the diff kept only under ``--diff``), and one way to turn a
+domain error into ``fail_json`` (the same NVML failure keys in every node module).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List, Tuple
+
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError, TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError
+
+C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C"}
+
+
+def command_runner(module) -> Callable[[List[str]], Tuple[int, str, str]]:
+    """``run(argv) -> (rc, stdout, stderr)``: AnsibleModule.run_command (argv as a list, no shell) in the C locale."""
+    return lambda argv: module.run_command(argv, environ_update=C_LOCALE)
+
+
+def fail_with(module, error: MigError) -> None:
+    """End the task for ``error``: a TaskError's details, NVML's or the API's failure keys, or just the message."""
+    if isinstance(error, TaskError):
+        module.fail_json(msg=str(error), **error.details)
+    if isinstance(error, NvmlCallError):
+        module.fail_json(msg=str(error), **error.failure_keys())
+    if isinstance(error, KubeApiError):
+        module.fail_json(msg=str(error), api_status=error.status)
+    module.fail_json(msg=str(error))
+
+
+def exit_with(module, result: dict) -> None:
+    """End the task with ``result``: its ``warnings`` become Ansible warnings, its ``diff`` shows under ``--diff``."""
+    for warning in result.pop("warnings", None) or ():
+        module.warn(warning)
+    diff = result.pop("diff", None)
+    if module._diff and diff is not None:
+        result["diff"] = diff
+    module.exit_json(**result)
