@@ -1,0 +1,770 @@
+# Copyright: (c) 2026, gpufleet.mig contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Propose per-node MIG layouts that serve the GPU requests of the cluster's pending pods.
+
+Pure functions; ``mig_demand_info`` feeds them the API's nodes and pods and the nodes' ``gpu_info`` facts.
+
+The model, and what it leaves out:
+
+* A pod's GPU demand is the sum of its containers' ``nvidia.com/gpu`` and ``nvidia.com/mig-*`` requests (limits
+  when no request is given: extended resources cannot be overcommitted), or its largest init container's if larger.
+* What a node offers is what its layout makes the NVIDIA device plugin advertise
+  (https://github.com/NVIDIA/k8s-device-plugin, docs: "MIG support", strategies): ``mixed`` advertises a
+  MIG-enabled GPU's devices as ``nvidia.com/mig-<profile>`` and a MIG-disabled GPU as one ``nvidia.com/gpu``;
+  ``single`` advertises every MIG device of the node's one profile as ``nvidia.com/gpu``; ``none`` exposes no MIG
+  device, so nothing is proposed.
+* A pod can go to a node when the node is schedulable (or the pod tolerates it), the pod tolerates the node's
+  NoSchedule/NoExecute taints, and its ``nodeSelector`` and required node affinity match the node's labels. Labels
+  under ``nvidia.com/`` are GPU feature discovery's and follow the layout, so they do not constrain the choice of
+  node, except that under ``single`` a ``nvidia.com/gpu.product`` value ending in ``-MIG-<profile>`` asks for
+  that profile (GFD's single-strategy product label).
+* A node that changes is drained (its running GPU pods are evicted: the proposal counts them) and comes back
+  with a layout that still holds those pods, so they can be placed again.
+* Pending pods that already fit a node's free capacity are served by the current layout (the scheduler has not
+  placed them yet, or their node is cordoned only for a moment).
+
+The choice: serve the most pending pods; among equal, evict the fewest running pods; among equal, change the
+fewest nodes. It is made greedily (nodes without running GPU pods first; each step changes the node that serves
+the most remaining pods, lazily re-scored), which the tests compare with an exhaustive search on small fleets.
+Every proposed GPU layout is checked with the planner (``planner.plan_gpu_layout``) against the GPU's current
+instances, and every node's with the strategy check (``strategy.layout_problem``).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, ProfileError
+from ansible_collections.gpufleet.mig.plugins.module_utils.planner import busy_gpu_instance_ids, plan_gpu_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
+    canonical_devices,
+    catalog_from_dict,
+    device_sort_key,
+    normalize_profile,
+    parse_profile,
+    resource_name,
+)
+from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import layout_problem
+
+RESOURCE_GPU = "nvidia.com/gpu"
+MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
+PRODUCT_LABEL = "nvidia.com/gpu.product"
+LAYOUT_LABEL_PREFIX = "nvidia.com/"
+STRATEGIES = ("none", "single", "mixed")
+_UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+
+
+def is_gpu_resource(resource):
+    return resource == RESOURCE_GPU or resource.startswith(MIG_RESOURCE_PREFIX)
+
+
+def device_of_resource(resource):
+    """``nvidia.com/mig-1g.5gb.me`` -> ``1g.5gb+me``; ProfileError for names that are no MIG profile."""
+    return normalize_profile(resource[len(MIG_RESOURCE_PREFIX):])
+
+
+def _quantity(value):
+    text = str(value).strip()
+    try:
+        return int(text)
+    except ValueError:
+        return int(float(text))  # "1e0" and friends; extended resources are whole numbers
+
+
+def _container_requests(container):
+    resources = container.get("resources") or {}
+    wanted = dict(resources.get("limits") or {})
+    wanted.update(resources.get("requests") or {})
+    return Counter(dict((key, _quantity(value)) for key, value in wanted.items() if is_gpu_resource(key)))
+
+
+def pod_gpu_requests(pod):
+    """The pod's GPU requests, ``{resource: count}``, as the scheduler sums them."""
+    spec = pod.get("spec") or {}
+    total = Counter()
+    for container in spec.get("containers") or ():
+        total.update(_container_requests(container))
+    for container in spec.get("initContainers") or ():
+        for resource, count in _container_requests(container).items():
+            total[resource] = max(total[resource], count)
+    return dict((key, value) for key, value in total.items() if value > 0)
+
+
+@dataclass
+class GpuPod:
+    """A pod that asks for GPUs: pending (no node yet) or bound to ``node_name``."""
+
+    key: str
+    requests: dict
+    node_name: object = None  # Optional[str]
+    node_selector: dict = field(default_factory=dict)
+    required_terms: object = None  # Optional[list]: nodeSelectorTerms of the required node affinity
+    tolerations: list = field(default_factory=list)
+    created: str = ""
+
+    @property
+    def pending(self):
+        return self.node_name is None
+
+
+def gpu_pods(api_pods):
+    """GpuPod records of the API's pods that ask for GPUs and are pending or running (finished and terminating pods
+    hold nothing)."""
+    pods = []
+    for pod in api_pods or ():
+        metadata = pod.get("metadata") or {}
+        status = pod.get("status") or {}
+        spec = pod.get("spec") or {}
+        if status.get("phase") in ("Succeeded", "Failed") or metadata.get("deletionTimestamp"):
+            continue
+        requests = pod_gpu_requests(pod)
+        if not requests:
+            continue
+        affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
+        pods.append(GpuPod(
+            key="%s/%s" % (metadata.get("namespace", ""), metadata.get("name", "")),
+            requests=requests,
+            node_name=spec.get("nodeName") or None,
+            node_selector=dict(spec.get("nodeSelector") or {}),
+            required_terms=list((affinity or {}).get("nodeSelectorTerms") or []) if affinity else None,
+            tolerations=list(spec.get("tolerations") or []),
+            created=str(metadata.get("creationTimestamp") or ""),
+        ))
+    return pods
+
+
+@dataclass
+class GpuSlot:
+    """One GPU of a node: what it has now and, when known, every MIG profile it offers."""
+
+    index: int
+    model: str
+    mig_capable: bool
+    mig_enabled: bool
+    devices: tuple  # canonical names of its MIG devices now
+    gpu_instances: list = field(default_factory=list)  # gpu_info records, for the planner
+    busy: frozenset = frozenset()
+    catalog: object = None  # Optional[GpuCatalog]
+
+    @property
+    def state(self):
+        return (self.mig_enabled, self.devices if self.mig_enabled else ())
+
+
+@dataclass
+class GpuNode:
+    name: str
+    host: object = None  # Optional[str]: the inventory host the layout goes to
+    labels: dict = field(default_factory=dict)
+    unschedulable: bool = False
+    taints: list = field(default_factory=list)
+    allocatable: dict = field(default_factory=dict)  # GPU resources the node advertises now
+    gpus: object = None  # Optional[list of GpuSlot]: None when no gpu_info facts were given
+
+    def unchangeable_reason(self):
+        if self.gpus is None:
+            return "no gpu_info facts for this node (its current layout is read from the API, its profile catalog is unknown)"
+        if not self.gpus:
+            return "gpu_info found no GPUs"
+        missing = [gpu.index for gpu in self.gpus if gpu.mig_capable and (gpu.catalog is None or not gpu.catalog.profiles)]
+        if missing:
+            return "no MIG profile catalog for GPU(s) %s (gpu_info with profile_catalog: true)" % ", ".join(map(str, missing))
+        if not any(gpu.mig_capable for gpu in self.gpus):
+            return "no MIG-capable GPU"
+        return None
+
+
+def _intern_catalog(data, interned):
+    key = repr(sorted(data.items())) if isinstance(data, dict) else None
+    if key not in interned:
+        interned[key] = catalog_from_dict(data)
+    return interned[key]
+
+
+def gpu_slots(gpu_facts, interned=None):
+    """GpuSlot records from a ``gpu_info`` result's ``gpus`` (with ``profile_catalog`` for MIG-capable GPUs)."""
+    interned = {} if interned is None else interned
+    slots = []
+    for gpu in gpu_facts or ():
+        mode = (gpu.get("mig_mode") or {}).get("current")
+        names = [ci.get("profile_name") for gi in gpu.get("gpu_instances") or () for ci in gi.get("compute_instances") or ()]
+        catalog = _intern_catalog(gpu["profile_catalog"], interned) if gpu.get("profile_catalog") else None
+        slots.append(GpuSlot(
+            index=int(gpu["index"]),
+            model=str(gpu.get("name") or "GPU"),
+            mig_capable=bool(gpu.get("mig_capable")),
+            mig_enabled=mode == "enabled",
+            devices=canonical_devices([name for name in names if name]),
+            gpu_instances=list(gpu.get("gpu_instances") or ()),
+            busy=busy_gpu_instance_ids(gpu),
+            catalog=catalog,
+        ))
+    return sorted(slots, key=lambda slot: slot.index)
+
+
+def gpu_nodes(api_nodes, node_facts=None):
+    """GpuNode records of the API nodes that advertise GPUs or have gpu_info facts in ``node_facts``
+    (``{k8s node name: {"host": inventory name, "gpus": gpu_info gpus}}``)."""
+    node_facts = node_facts or {}
+    interned = {}
+    nodes = []
+    for node in api_nodes or ():
+        metadata = node.get("metadata") or {}
+        name = metadata.get("name")
+        allocatable = (node.get("status") or {}).get("allocatable") or {}
+        gpu_allocatable = dict((key, _quantity(value)) for key, value in allocatable.items() if is_gpu_resource(key))
+        facts = node_facts.get(name)
+        if facts is None and not gpu_allocatable:
+            continue
+        nodes.append(GpuNode(
+            name=name,
+            host=(facts or {}).get("host") or None,
+            labels=dict(metadata.get("labels") or {}),
+            unschedulable=bool((node.get("spec") or {}).get("unschedulable")),
+            taints=list((node.get("spec") or {}).get("taints") or []),
+            allocatable=gpu_allocatable,
+            gpus=gpu_slots(facts.get("gpus"), interned) if facts is not None else None,
+        ))
+    return sorted(nodes, key=lambda node: node.name)
+
+
+# Where a pod may go -----------------------------------------------------------------------------------------
+
+
+def _tolerates(toleration, taint):
+    if toleration.get("effect") and toleration.get("effect") != taint.get("effect"):
+        return False
+    if toleration.get("operator") == "Exists":
+        return not toleration.get("key") or toleration.get("key") == taint.get("key")
+    return toleration.get("key") == taint.get("key") and (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+def _expression_matches(expression, labels):
+    key, operator = expression.get("key", ""), expression.get("operator")
+    if key.startswith(LAYOUT_LABEL_PREFIX):
+        return True  # GFD's labels follow the layout the proposal chooses
+    values = list(expression.get("values") or ())
+    present = key in labels
+    if operator == "In":
+        return present and labels[key] in values
+    if operator == "NotIn":
+        return not present or labels[key] not in values
+    if operator == "Exists":
+        return present
+    if operator == "DoesNotExist":
+        return not present
+    if operator in ("Gt", "Lt") and present and values:
+        try:
+            left, right = int(labels[key]), int(values[0])
+        except ValueError:
+            return False
+        return left > right if operator == "Gt" else left < right
+    return False
+
+
+def _field_matches(expression, node):
+    if expression.get("key") != "metadata.name":
+        return False
+    values = list(expression.get("values") or ())
+    if expression.get("operator") == "In":
+        return node.name in values
+    if expression.get("operator") == "NotIn":
+        return node.name not in values
+    return False
+
+
+def _term_matches(term, node):
+    expressions = list(term.get("matchExpressions") or ())
+    fields = list(term.get("matchFields") or ())
+    if not expressions and not fields:
+        return False  # an empty term matches no node (core/v1 NodeSelectorTerm)
+    return all(_expression_matches(e, node.labels) for e in expressions) and all(_field_matches(f, node) for f in fields)
+
+
+def why_not_node(pod, node):
+    """None when ``pod`` may go to ``node`` whatever its layout, else the reason, in the scheduler's words."""
+    if node.unschedulable and not any(_tolerates(t, _UNSCHEDULABLE_TAINT) for t in pod.tolerations):
+        return "node(s) were unschedulable"
+    for taint in node.taints:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not any(_tolerates(t, taint) for t in pod.tolerations):
+            return "node(s) had untolerated taint {%s: %s}" % (taint.get("key"), taint.get("value", ""))
+    for key, value in pod.node_selector.items():
+        if not key.startswith(LAYOUT_LABEL_PREFIX) and node.labels.get(key) != value:
+            return "node(s) didn't match Pod's node affinity/selector"
+    if pod.required_terms is not None and not any(_term_matches(term, node) for term in pod.required_terms):
+        return "node(s) didn't match Pod's node affinity/selector"
+    return None
+
+
+def single_profile_wanted(pod):
+    """Under ``single``: the MIG profile a pod's ``nvidia.com/gpu.product`` selector names, ``''`` for a whole GPU,
+    None when it names none."""
+    product = pod.node_selector.get(PRODUCT_LABEL)
+    if not product:
+        return None
+    if "-MIG-" in product:
+        try:
+            return normalize_profile(product.rsplit("-MIG-", 1)[1])
+        except ProfileError:
+            return None
+    return ""
+
+
+# What a layout offers ---------------------------------------------------------------------------------------
+
+
+def layout_resources(states, strategy):
+    """GPU resources a node with per-GPU ``(mig_enabled, devices)`` states advertises under ``strategy``."""
+    offered = Counter()
+    for enabled, devices in states:
+        if not enabled or strategy == "none":
+            offered[RESOURCE_GPU] += 1
+        elif strategy == "single":
+            offered[RESOURCE_GPU] += len(devices)
+        else:
+            for device in devices:
+                offered[resource_name(device)] += 1
+    return offered
+
+
+def single_profile(states):
+    """The node's one MIG profile under ``single`` (``''`` when MIG is off everywhere), None when it has several."""
+    profiles = set(device for enabled, devices in states if enabled for device in devices)
+    if not profiles:
+        return ""
+    return profiles.pop() if len(profiles) == 1 else None
+
+
+def _fits(requests, free):
+    return all(free.get(resource, 0) >= count for resource, count in requests.items())
+
+
+def pod_size(pod):
+    """How much GPU a pod takes, in compute slices (a whole GPU counts as 8): small pods are packed first."""
+    size = 0
+    for resource, count in pod.requests.items():
+        if resource.startswith(MIG_RESOURCE_PREFIX):
+            try:
+                size += parse_profile(device_of_resource(resource)).gpu_slices * count
+            except ProfileError:
+                size += 8 * count
+        else:
+            size += 8 * count
+    return size
+
+
+class _Placeable(object):
+    """Whether a multiset of MIG devices can exist together on a GPU, per catalog, memoised (the planner decides)."""
+
+    def __init__(self):
+        self.known = {}
+        self.calls = 0
+
+    def __call__(self, catalog, devices):
+        key = (id(catalog), devices)
+        if key not in self.known:
+            self.calls += 1
+            try:
+                plan_gpu_layout(catalog, (), devices)
+                self.known[key] = True
+            except (LayoutError, ProfileError):
+                self.known[key] = False
+        return self.known[key]
+
+
+def _sorted_devices(devices):
+    return tuple(sorted(devices, key=lambda name: (device_sort_key(name), name)))
+
+
+def _mixed_layout(node, demand, placeable):
+    """Per-GPU states of ``node`` that hold ``demand`` (a Counter of resources) under ``mixed``, or None."""
+    whole = demand.get(RESOURCE_GPU, 0)
+    wanted = []
+    for resource, count in demand.items():
+        if resource.startswith(MIG_RESOURCE_PREFIX) and count > 0:
+            try:
+                wanted.extend([device_of_resource(resource)] * count)
+            except ProfileError:
+                return None
+    fixed = [gpu for gpu in node.gpus if not gpu.mig_capable]
+    capable = [gpu for gpu in node.gpus if gpu.mig_capable]
+    to_disable = max(0, whole - len(fixed))
+    if to_disable > len(capable):
+        return None
+    # Whole GPUs come from GPUs already without MIG first, so fewer GPUs change mode.
+    ordered = sorted(capable, key=lambda gpu: (gpu.mig_enabled, len(gpu.devices), gpu.index))
+    disabled = set(gpu.index for gpu in ordered[:to_disable])
+    enabled = [gpu for gpu in capable if gpu.index not in disabled]
+    assigned = dict((gpu.index, ()) for gpu in enabled)
+    for device in _sorted_devices(wanted):
+        # A GPU that has the device now first (the planner can keep it), then in index order.
+        for gpu in sorted(enabled, key=lambda g: (device not in g.devices, g.index)):
+            candidate = _sorted_devices(assigned[gpu.index] + (device,))
+            if placeable(gpu.catalog, candidate):
+                assigned[gpu.index] = candidate
+                break
+        else:
+            return None
+    states = {}
+    for gpu in fixed:
+        states[gpu.index] = gpu.state
+    for gpu in capable:
+        if gpu.index in disabled:
+            states[gpu.index] = (False, ())
+        elif not assigned[gpu.index]:
+            states[gpu.index] = gpu.state  # nothing asked of it: leave it as it is
+        else:
+            devices = assigned[gpu.index]
+            # Fill what is left with the GPU's current devices that still fit, so the planner keeps them.
+            if gpu.mig_enabled:
+                remaining = Counter(gpu.devices) - Counter(devices)
+                for device in _sorted_devices(remaining.elements()):
+                    candidate = _sorted_devices(devices + (device,))
+                    if placeable(gpu.catalog, candidate):
+                        devices = candidate
+            states[gpu.index] = (True, devices)
+    return [states[gpu.index] for gpu in node.gpus]
+
+
+def _single_candidates(node, placeable):
+    """Every node layout ``single`` allows: MIG off on all GPUs, or each GPU full of one profile."""
+    capable = [gpu for gpu in node.gpus if gpu.mig_capable]
+    candidates = [[(False, ()) if gpu.mig_capable else gpu.state for gpu in node.gpus]]
+    if len(capable) != len(node.gpus):
+        return candidates  # MIG on some GPUs and not on others is refused by the plugin under single
+    profiles = None
+    for gpu in capable:
+        names = set(p.name for p in gpu.catalog.profiles if p.full_compute_profile is not None)
+        profiles = names if profiles is None else profiles & names
+    for profile in sorted(profiles or (), key=lambda name: (device_sort_key(name), name)):
+        states = []
+        for gpu in node.gpus:
+            count = 0
+            while placeable(gpu.catalog, (profile,) * (count + 1)):
+                count += 1
+            states.append((True, (profile,) * count))
+        if all(devices for _enabled, devices in states):
+            candidates.append(states)
+    return candidates
+
+
+def _single_holds(states, pods):
+    profile = single_profile(states)
+    if profile is None:
+        return False
+    needed = 0
+    for pod in pods:
+        if any(resource != RESOURCE_GPU for resource in pod.requests):
+            return False
+        wanted = single_profile_wanted(pod)
+        if wanted is not None and wanted != profile:
+            return False
+        needed += pod.requests.get(RESOURCE_GPU, 0)
+    return needed <= layout_resources(states, "single")[RESOURCE_GPU]
+
+
+def _pack(base_pods, candidates, holds):
+    """Add ``candidates`` (best first) one by one while ``holds(pods)``; the pods added."""
+    chosen = []
+    for pod in candidates:
+        if holds(list(base_pods) + chosen + [pod]):
+            chosen.append(pod)
+    return chosen
+
+
+def best_relayout(node, base_pods, candidates, strategy, placeable):
+    """The layout of ``node`` that holds ``base_pods`` (those that must stay) and as many ``candidates`` as it can:
+    ``(states, served pods)``, or ``(None, [])`` when no layout holds ``base_pods``."""
+    if strategy == "mixed":
+        def demand(pods):
+            total = Counter()
+            for pod in pods:
+                total.update(pod.requests)
+            return total
+
+        def holds(pods):
+            return _mixed_layout(node, demand(pods), placeable) is not None
+
+        if not holds(base_pods):
+            return None, []
+        served = _pack(base_pods, candidates, holds)
+        return _mixed_layout(node, demand(list(base_pods) + served), placeable), served
+    if strategy == "single":
+        best = (None, [])
+        current = [gpu.state for gpu in node.gpus]
+        for states in _single_candidates(node, placeable):
+            if not _single_holds(states, base_pods):
+                continue
+            served = _pack(base_pods, candidates, lambda pods, states=states: _single_holds(states, pods))
+            if best[0] is None or len(served) > len(best[1]) or (len(served) == len(best[1]) and states == current):
+                best = (states, served)
+        return best
+    return None, []
+
+
+# The proposal -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class NodeProposal:
+    node: GpuNode
+    states: list  # per-GPU (mig_enabled, devices), in node.gpus order
+    serves: list = field(default_factory=list)  # pending pods served by this node
+    evicted: list = field(default_factory=list)  # running pods the drain evicts
+
+    @property
+    def changed(self):
+        return self.node.gpus is not None and self.states != [gpu.state for gpu in self.node.gpus]
+
+
+def _order(pod):
+    return (pod_size(pod), pod.created, pod.key)
+
+
+def _describe_state(state):
+    enabled, devices = state
+    if not enabled:
+        return "MIG disabled"
+    if not devices:
+        return "MIG enabled, no devices"
+    counts = Counter(devices)
+    return ", ".join(("%d x %s" % (counts[name], name)) if counts[name] > 1 else name
+                     for name in _sorted_devices(counts))
+
+
+def mig_layout_of(node, states):
+    """The inline ``mig_layout`` host var for a node's per-GPU states: one layout for every MIG-capable GPU when
+    they all agree, else one per GPU index."""
+    def one(state):
+        enabled, devices = state
+        if not enabled:
+            return "disabled"
+        counts = Counter(devices)
+        return dict((name, counts[name]) for name in _sorted_devices(counts))
+
+    per_gpu = [(gpu.index, one(state)) for gpu, state in zip(node.gpus, states) if gpu.mig_capable]
+    layouts = [layout for _index, layout in per_gpu]
+    if layouts and all(layout == layouts[0] for layout in layouts):
+        return layouts[0]
+    return dict(per_gpu)
+
+
+def _verify(proposal, strategy):
+    """The planner's and the strategy check's word on a changed node's layout: None, or the problem."""
+    node = proposal.node
+    for gpu, (enabled, devices) in zip(node.gpus, proposal.states):
+        if enabled and devices and (gpu.state != (enabled, devices)):
+            try:
+                plan_gpu_layout(gpu.catalog, gpu.gpu_instances, devices, busy_gpu_instances=gpu.busy)
+            except (LayoutError, ProfileError) as error:
+                return "GPU %d: %s" % (gpu.index, error)
+    problem = layout_problem([{"index": gpu.index, "mig_enabled": enabled, "devices": list(devices)}
+                              for gpu, (enabled, devices) in zip(node.gpus, proposal.states)], strategy)
+    return str(problem) if problem is not None else None
+
+
+def propose(nodes, pods, strategy="mixed"):
+    """The proposal for ``nodes`` (GpuNode) and ``pods`` (GpuPod) under ``strategy``; see ``render`` for its shape.
+
+    Returns a dict with ``proposals`` (NodeProposal per node), ``served`` ({pod key: (node name, how)}),
+    ``pending`` ({pod key: reason}) and ``placeable_calls`` (how many layouts the planner checked).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError("strategy must be one of %s" % ", ".join(STRATEGIES))
+    placeable = _Placeable()
+    by_name = dict((node.name, node) for node in nodes)
+    proposals = dict((node.name, NodeProposal(node, [gpu.state for gpu in node.gpus] if node.gpus is not None else []))
+                     for node in nodes)
+    running = dict((node.name, []) for node in nodes)
+    for pod in pods:
+        if not pod.pending and pod.node_name in running:
+            running[pod.node_name].append(pod)
+    pending = sorted((pod for pod in pods if pod.pending), key=_order)
+    served = {}
+    reasons = {}
+
+    if strategy == "none":
+        for pod in pending:
+            reasons[pod.key] = "mig_strategy none advertises no MIG device; nothing to propose"
+        return {"proposals": list(proposals.values()), "served": served, "pending": reasons, "placeable_calls": 0}
+
+    eligible = dict((pod.key, [node.name for node in nodes if why_not_node(pod, node) is None]) for pod in pending)
+
+    # 1. What the current layouts hold already.
+    free = {}
+    for node in nodes:
+        used = Counter()
+        for pod in running[node.name]:
+            used.update(pod.requests)
+        free[node.name] = Counter(node.allocatable) - used
+    current_single = dict((node.name, single_profile([gpu.state for gpu in node.gpus]) if node.gpus else None) for node in nodes)
+    remaining = []
+    for pod in pending:
+        for name in eligible[pod.key]:
+            wanted = single_profile_wanted(pod) if strategy == "single" else None
+            if wanted is not None and current_single[name] is not None and wanted != current_single[name]:
+                continue
+            if _fits(pod.requests, free[name]):
+                free[name] -= Counter(pod.requests)
+                served[pod.key] = (name, "current layout")
+                proposals[name].serves.append(pod)
+                break
+        else:
+            remaining.append(pod)
+
+    # 2. Change nodes, greedily: those without running GPU pods first, then those whose pods the drain evicts.
+    changeable = [node for node in nodes if node.unchangeable_reason() is None]
+
+    def score(node):
+        base = running[node.name] + proposals[node.name].serves
+        candidates = [pod for pod in remaining if node.name in eligible[pod.key]]
+        if not candidates:
+            return None, []
+        return best_relayout(node, base, candidates, strategy, placeable)
+
+    for with_running in (False, True):
+        heap = []
+        for node in changeable:
+            if proposals[node.name].changed or bool(running[node.name]) != with_running:
+                continue
+            states, chosen = score(node)
+            if states is not None and chosen:
+                heapq.heappush(heap, (-len(chosen), len(running[node.name]), node.name))
+        while heap and remaining:
+            bound, evictions, name = heapq.heappop(heap)
+            states, chosen = score(by_name[name])
+            if states is None or not chosen:
+                continue
+            if heap and (-len(chosen), evictions, name) > heap[0]:
+                heapq.heappush(heap, (-len(chosen), evictions, name))  # stale bound: re-score later
+                continue
+            proposal = proposals[name]
+            proposal.states = states
+            if not proposal.changed:
+                # The layout it already has holds them (possible under single): nothing to drain.
+                pass
+            else:
+                proposal.evicted = list(running[name])
+            for pod in chosen:
+                served[pod.key] = (name, "proposed layout")
+                proposal.serves.append(pod)
+            taken = set(pod.key for pod in chosen)
+            remaining = [pod for pod in remaining if pod.key not in taken]
+
+    # 3. Check every change with the planner and the strategy; a refused one would be a defect, never a rollout.
+    for proposal in proposals.values():
+        if proposal.changed:
+            problem = _verify(proposal, strategy)
+            if problem is not None:
+                for pod in proposal.serves:
+                    if served.get(pod.key, ("", ""))[1] == "proposed layout":
+                        served.pop(pod.key)
+                        remaining.append(pod)
+                        reasons[pod.key] = "the layout proposed for %s was refused: %s" % (proposal.node.name, problem)
+                proposal.serves = [pod for pod in proposal.serves if pod.key in served]
+                proposal.states = [gpu.state for gpu in proposal.node.gpus]
+                proposal.evicted = []
+
+    for pod in remaining:
+        if pod.key not in reasons:
+            reasons[pod.key] = _pending_reason(pod, nodes, eligible[pod.key], strategy, by_name)
+    return {"proposals": [proposals[node.name] for node in nodes], "served": served, "pending": reasons,
+            "placeable_calls": placeable.calls}
+
+
+def _pending_reason(pod, nodes, eligible, strategy, by_name):
+    asks = ", ".join("%s: %d" % item for item in sorted(pod.requests.items()))
+    if strategy == "single" and any(resource != RESOURCE_GPU for resource in pod.requests):
+        return ("asks for %s, but mig_strategy single advertises MIG devices as nvidia.com/gpu (select the profile with "
+                "a nodeSelector on nvidia.com/gpu.product)" % asks)
+    unknown = []
+    for resource in pod.requests:
+        if resource.startswith(MIG_RESOURCE_PREFIX):
+            try:
+                device = device_of_resource(resource)
+            except ProfileError:
+                unknown.append(resource)
+                continue
+            offered = [node for node in nodes if node.gpus and any(
+                gpu.catalog is not None and device in gpu.catalog.device_names() for gpu in node.gpus)]
+            if not offered and any(node.gpus for node in nodes):
+                unknown.append(resource)
+    if unknown:
+        return "asks for %s, which no GPU of the known nodes offers" % ", ".join(sorted(unknown))
+    if not eligible:
+        why = Counter(why_not_node(pod, node) for node in nodes)
+        return "0/%d GPU nodes can take it: %s" % (
+            len(nodes), ", ".join("%d %s" % (count, text) for text, count in sorted(why.items(), key=lambda item: -item[1])))
+    fixed = [name for name in eligible if by_name[name].unchangeable_reason() is not None]
+    parts = ["asks for %s; no layout of the node(s) it may go to (%s) holds it next to the pods already there or "
+             "proposed" % (asks, ", ".join(eligible))]
+    if fixed:
+        parts.append("cannot change %s: %s" % (", ".join(fixed), by_name[fixed[0]].unchangeable_reason()))
+    return "; ".join(parts)
+
+
+def render(result, strategy="mixed"):
+    """The JSON-able proposal: host vars for site.yml, per-node rows, served and pending pods, totals, table."""
+    rows = []
+    host_vars = {}
+    for proposal in result["proposals"]:
+        node = proposal.node
+        changed = proposal.changed
+        current = [gpu.state for gpu in node.gpus] if node.gpus is not None else []
+        row = {
+            "node": node.name,
+            "host": node.host,
+            "changed": changed,
+            "current": [("GPU %d: %s" % (gpu.index, _describe_state(state))) for gpu, state in zip(node.gpus or (), current)]
+            or ["as advertised: %s" % (", ".join("%s=%d" % item for item in sorted(node.allocatable.items())) or "none")],
+            "proposed": [("GPU %d: %s" % (gpu.index, _describe_state(state))) for gpu, state in zip(node.gpus or (), proposal.states)],
+            "mig_layout": mig_layout_of(node, proposal.states) if changed else None,
+            "serves": [pod.key for pod in proposal.serves],
+            "evicts": [pod.key for pod in proposal.evicted],
+            "unchangeable": node.unchangeable_reason(),
+        }
+        rows.append(row)
+        if changed:
+            host_vars[node.host or node.name] = {"mig_layout": row["mig_layout"]}
+    served = [{"pod": key, "node": node, "by": how} for key, (node, how) in sorted(result["served"].items())]
+    pending = [{"pod": key, "reason": reason} for key, reason in sorted(result["pending"].items())]
+    changed_rows = [row for row in rows if row["changed"]]
+    totals = {
+        "pending_pods": len(served) + len(pending),
+        "served": len(served),
+        "served_by_current_layout": sum(1 for item in served if item["by"] == "current layout"),
+        "still_pending": len(pending),
+        "changed_nodes": len(changed_rows),
+        "evictions": sum(len(row["evicts"]) for row in rows),
+    }
+    return {
+        "strategy": strategy,
+        "host_vars": host_vars,
+        "limit": ",".join(row["host"] or row["node"] for row in changed_rows),
+        "nodes": rows,
+        "served": served,
+        "pending": pending,
+        "totals": totals,
+        "table": table(rows, pending, totals),
+    }
+
+
+def table(rows, pending, totals):
+    """The proposal as lines of text, one row per GPU node, then the pods that stay pending."""
+    header = ("NODE", "CHANGE", "CURRENT", "PROPOSED", "SERVES", "EVICTS")
+    lines = [header]
+    for row in rows:
+        current = "; ".join(row["current"])
+        proposed = "; ".join(row["proposed"]) if row["changed"] else "(unchanged)"
+        lines.append((row["node"], "yes" if row["changed"] else "no", current, proposed,
+                      str(len(row["serves"])), str(len(row["evicts"]))))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+    text.append("served %(served)d of %(pending_pods)d pending GPU pod(s) (%(served_by_current_layout)d by current "
+                "layouts); %(changed_nodes)d node(s) change; %(evictions)d running pod(s) evicted" % totals)
+    for item in pending:
+        text.append("pending %s: %s" % (item["pod"], item["reason"]))
+    return text
