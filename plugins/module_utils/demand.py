@@ -566,113 +566,347 @@ def _verify(proposal, strategy):
     return str(problem) if problem is not None else None
 
 
-def propose(nodes, pods, strategy="mixed"):
-    """The proposal for ``nodes`` (GpuNode) and ``pods`` (GpuPod) under ``strategy``; see ``render`` for its shape.
+def holding_states(node, pods, strategy, placeable):
+    """Per-GPU states of ``node`` that hold ``pods`` (its running pods included), its current layout whenever that
+    does; None when no layout the strategy allows holds them."""
+    current = [gpu.state for gpu in node.gpus] if node.gpus is not None else []
+    total = Counter()
+    for pod in pods:
+        total.update(pod.requests)
+    fits_now = _fits(total, node.allocatable)
+    if fits_now and strategy == "single":
+        profile = single_profile(current) if node.gpus is not None else None
+        fits_now = all(single_profile_wanted(pod) in (None, profile) for pod in pods) or node.gpus is None
+    if fits_now:
+        return current
+    if node.unchangeable_reason() is not None:
+        return None
+    if strategy == "mixed":
+        return _mixed_layout(node, total, placeable)
+    if strategy == "single":
+        for states in _single_candidates(node, placeable):
+            if _single_holds(states, pods):
+                return states
+    return None
+
+
+class _Assignment(object):
+    """Which node serves which pending pod, and the layout every node needs for it."""
+
+    def __init__(self, nodes, running, strategy, placeable):
+        self.nodes = dict((node.name, node) for node in nodes)
+        self.running = running
+        self.strategy = strategy
+        self.placeable = placeable
+        self.serves = dict((node.name, []) for node in nodes)
+        self.states = dict((node.name, [gpu.state for gpu in node.gpus] if node.gpus is not None else []) for node in nodes)
+
+    def current(self, name):
+        node = self.nodes[name]
+        return [gpu.state for gpu in node.gpus] if node.gpus is not None else []
+
+    def changed(self, name):
+        return self.states[name] != self.current(name)
+
+    def cost(self, name, states):
+        """(evictions, changed) of giving node ``name`` these states."""
+        if states == self.current(name):
+            return (0, 0)
+        return (len(self.running[name]), 1)
+
+    def try_states(self, name, serves):
+        return holding_states(self.nodes[name], self.running[name] + serves, self.strategy, self.placeable)
+
+    def apply(self, name, serves, states):
+        self.serves[name] = serves
+        self.states[name] = states
+
+    def totals(self):
+        evictions = sum(len(self.running[name]) for name in self.nodes if self.changed(name))
+        return (sum(len(pods) for pods in self.serves.values()), evictions, sum(1 for name in self.nodes if self.changed(name)))
+
+
+def _greedy(assignment, remaining, eligible, order):
+    """Give nodes pods one node at a time, the node that serves the most remaining pods first (the fewest evictions,
+    then no change, among equal), re-scored lazily. First without evicting anything (nodes without running GPU
+    pods, and the others as they are), then with the drains that serve more."""
+    for evicting in (False, True):
+        def score(name):
+            node = assignment.nodes[name]
+            candidates = [pod for pod in remaining if name in eligible[pod.key]]
+            if not candidates:
+                return None, []
+            base = assignment.running[name] + assignment.serves[name]
+            options = []
+            if not assignment.changed(name):
+                # As it is: what fits next to what the node holds now, no drain.
+                chosen = _pack(base, candidates, lambda pods: _held_as_is(node, pods, assignment.strategy, assignment.placeable))
+                if chosen:
+                    options.append((assignment.current(name), chosen))
+            as_is_only = not evicting and bool(assignment.running[name]) and not assignment.changed(name)
+            if not as_is_only and node.unchangeable_reason() is None:
+                states, chosen = best_relayout(node, base, candidates, assignment.strategy, assignment.placeable)
+                if states is not None and chosen:
+                    # The current layout when it holds them: no drain.
+                    options.append((assignment.try_states(name, assignment.serves[name] + chosen) or states, chosen))
+            if not options:
+                return None, []
+            return min(options, key=lambda option: key(name, *option))
+
+        def key(name, states, chosen):
+            return (-len(chosen),) + assignment.cost(name, states) + (name,)
+
+        heap = []
+        for name in order:
+            states, chosen = score(name)
+            if states is not None:
+                heapq.heappush(heap, key(name, states, chosen))
+        while heap and remaining:
+            name = heapq.heappop(heap)[-1]
+            states, chosen = score(name)
+            if states is None:
+                continue
+            if heap and key(name, states, chosen) > heap[0]:
+                heapq.heappush(heap, key(name, states, chosen))  # its bound was stale: re-score later
+                continue
+            assignment.apply(name, assignment.serves[name] + chosen, states)
+            taken = set(pod.key for pod in chosen)
+            remaining[:] = [pod for pod in remaining if pod.key not in taken]
+            states, chosen = score(name)
+            if states is not None:
+                heapq.heappush(heap, key(name, states, chosen))
+
+
+def _augment(assignment, remaining, eligible):
+    """Serve more: a pending pod takes a node's place by moving one pod that node serves to another node (where it
+    fits as that node is, or by changing it). Repeats until no move serves one more pod."""
+    improved = True
+    while improved and remaining:
+        improved = False
+        # A node re-packed from scratch may serve more than it does (small pods instead of one large one).
+        for name, node in assignment.nodes.items():
+            if node.unchangeable_reason() is not None:
+                continue
+            candidates = sorted(assignment.serves[name] + [pod for pod in remaining if name in eligible[pod.key]], key=_order)
+            if len(candidates) == len(assignment.serves[name]):
+                continue
+            states, chosen = best_relayout(node, assignment.running[name], candidates, assignment.strategy, assignment.placeable)
+            if states is not None and len(chosen) > len(assignment.serves[name]):
+                taken = set(pod.key for pod in chosen)
+                remaining[:] = sorted([pod for pod in remaining if pod.key not in taken]
+                                      + [pod for pod in assignment.serves[name] if pod.key not in taken], key=_order)
+                assignment.apply(name, chosen, states)
+                improved = True
+        for pod in list(remaining):
+            move = _find_move(assignment, pod, eligible)
+            if move is None:
+                continue
+            for name, serves, states in move:
+                assignment.apply(name, serves, states)
+            remaining.remove(pod)
+            improved = True
+
+
+def _find_move(assignment, pod, eligible):
+    best = None
+    for name in eligible[pod.key]:
+        serves = assignment.serves[name]
+        states = assignment.try_states(name, serves + [pod])
+        if states is not None:
+            option = (assignment.cost(name, states), [(name, serves + [pod], states)])
+            best = option if best is None or option[0] < best[0] else best
+            continue
+        for displaced in serves:
+            kept = [other for other in serves if other.key != displaced.key] + [pod]
+            states = assignment.try_states(name, kept)
+            if states is None:
+                continue
+            for other_name in eligible[displaced.key]:
+                if other_name == name:
+                    continue
+                other_serves = assignment.serves[other_name] + [displaced]
+                other_states = assignment.try_states(other_name, other_serves)
+                if other_states is None:
+                    continue
+                cost = tuple(a + b for a, b in zip(assignment.cost(name, states), assignment.cost(other_name, other_states)))
+                option = (cost, [(name, kept, states), (other_name, other_serves, other_states)])
+                best = option if best is None or option[0] < best[0] else best
+    return None if best is None else best[1]
+
+
+def _undo_changes(assignment, eligible):
+    """Fewer evictions and changes for the same service: a changed node goes back to its layout when the pods it
+    serves beyond that layout fit on nodes that change anyway (or already have room)."""
+    changed = sorted((name for name in assignment.nodes if assignment.changed(name)),
+                     key=lambda name: (-len(assignment.running[name]), len(assignment.serves[name]), name))
+    for name in changed:
+        if not assignment.changed(name):
+            continue
+        before = assignment.totals()
+        saved = dict((n, (list(assignment.serves[n]), assignment.states[n])) for n in assignment.nodes)
+        # Keep on the node what its current layout holds; re-home the rest.
+        kept, moving = [], []
+        for pod in assignment.serves[name]:
+            if holding_states(assignment.nodes[name], assignment.running[name] + kept + [pod], assignment.strategy,
+                              assignment.placeable) == assignment.current(name):
+                kept.append(pod)
+            else:
+                moving.append(pod)
+        assignment.apply(name, kept, assignment.current(name))
+        ok = True
+        for pod in moving:
+            homes = []
+            for other in eligible[pod.key]:
+                if other == name:
+                    continue
+                states = assignment.try_states(other, assignment.serves[other] + [pod])
+                if states is not None:
+                    homes.append((assignment.cost(other, states) if not assignment.changed(other) else (0, 0), other, states))
+            if not homes:
+                ok = False
+                break
+            _cost, other, states = min(homes, key=lambda item: (item[0], item[1]))
+            assignment.apply(other, assignment.serves[other] + [pod], states)
+        after = assignment.totals()
+        if not ok or after[0] < before[0] or (after[1], after[2]) >= (before[1], before[2]):
+            for n, (serves, states) in saved.items():
+                assignment.apply(n, serves, states)
+
+
+EXHAUSTIVE_BUDGET = 20000  # search steps; beyond it the greedy answer stands
+
+
+def _exhaustive(assignment, pending, eligible, budget):
+    """The lexicographic optimum (most pods served, then fewest evictions, then fewest changed nodes) by branch
+    and bound over every pod's node, seeded with the greedy answer; None when ``budget`` steps do not finish."""
+    names = list(assignment.nodes)
+    best_serves = dict((name, list(assignment.serves[name])) for name in names)
+    best_states = dict(assignment.states)
+    totals = assignment.totals()
+    best_key = [(-totals[0], totals[1], totals[2])]
+    holds = {}
+    serves = dict((name, []) for name in names)
+    states = dict((name, assignment.current(name)) for name in names)
+    steps = [0]
+
+    def node_states(name):
+        key = (name, frozenset(pod.key for pod in serves[name]))
+        if key not in holds:
+            holds[key] = assignment.try_states(name, serves[name])
+        return holds[key]
+
+    def cost():
+        changed = [name for name in names if states[name] != assignment.current(name)]
+        return sum(len(assignment.running[name]) for name in changed), len(changed)
+
+    def search(position, served):
+        steps[0] += 1
+        if steps[0] > budget:
+            raise _OutOfBudget()
+        evictions, changed = cost()
+        if (-(served + len(pending) - position), evictions, changed) >= best_key[0]:
+            return
+        if position == len(pending):
+            best_key[0] = (-served, evictions, changed)
+            for name in names:
+                best_serves[name] = list(serves[name])
+                best_states[name] = states[name]
+            return
+        pod = pending[position]
+        for name in eligible[pod.key]:
+            serves[name].append(pod)
+            held = node_states(name)
+            if held is not None:
+                previous = states[name]
+                states[name] = held
+                search(position + 1, served + 1)
+                states[name] = previous
+            serves[name].pop()
+        search(position + 1, served)
+
+    try:
+        search(0, 0)
+    except _OutOfBudget:
+        return None
+    return best_serves, best_states
+
+
+class _OutOfBudget(Exception):
+    pass
+
+
+def propose(nodes, pods, strategy="mixed", exhaustive_budget=EXHAUSTIVE_BUDGET):
+    """The proposal for ``nodes`` (GpuNode) and ``pods`` (GpuPod) under ``strategy``; ``render`` makes it JSON.
 
     Returns a dict with ``proposals`` (NodeProposal per node), ``served`` ({pod key: (node name, how)}),
-    ``pending`` ({pod key: reason}) and ``placeable_calls`` (how many layouts the planner checked).
+    ``pending`` ({pod key: reason}), ``placeable_calls`` (how many layouts the planner checked) and ``method``
+    (``exhaustive`` when the search for the optimum finished within ``exhaustive_budget`` steps, else ``greedy``).
     """
     if strategy not in STRATEGIES:
         raise ValueError("strategy must be one of %s" % ", ".join(STRATEGIES))
     placeable = _Placeable()
     by_name = dict((node.name, node) for node in nodes)
-    proposals = dict((node.name, NodeProposal(node, [gpu.state for gpu in node.gpus] if node.gpus is not None else []))
-                     for node in nodes)
     running = dict((node.name, []) for node in nodes)
     for pod in pods:
         if not pod.pending and pod.node_name in running:
             running[pod.node_name].append(pod)
     pending = sorted((pod for pod in pods if pod.pending), key=_order)
-    served = {}
+    assignment = _Assignment(nodes, running, strategy, placeable)
     reasons = {}
 
     if strategy == "none":
         for pod in pending:
             reasons[pod.key] = "mig_strategy none advertises no MIG device; nothing to propose"
-        return {"proposals": list(proposals.values()), "served": served, "pending": reasons, "placeable_calls": 0}
+        return _result(assignment, nodes, {}, reasons, placeable, "none")
 
     eligible = dict((pod.key, [node.name for node in nodes if why_not_node(pod, node) is None]) for pod in pending)
 
-    # 1. What the current layouts hold already.
-    free = {}
+    remaining = list(pending)
+    # 1. Give nodes pods greedily, 2. serve more by moving pods between nodes, 3. undo changes that are not needed.
+    _greedy(assignment, remaining, eligible, [node.name for node in nodes])
+    _augment(assignment, remaining, eligible)
+    _undo_changes(assignment, eligible)
+    method = "greedy"
+    if exhaustive_budget:
+        exact = _exhaustive(assignment, pending, eligible, exhaustive_budget)
+        if exact is not None:
+            method = "exhaustive"
+            for name in assignment.nodes:
+                assignment.apply(name, exact[0][name], exact[1][name])
+
+    # 4. Check every change with the planner and the strategy; a refusal here would be a defect, never a rollout.
     for node in nodes:
-        used = Counter()
-        for pod in running[node.name]:
-            used.update(pod.requests)
-        free[node.name] = Counter(node.allocatable) - used
-    current_single = dict((node.name, single_profile([gpu.state for gpu in node.gpus]) if node.gpus else None) for node in nodes)
-    remaining = []
-    for pod in pending:
-        for name in eligible[pod.key]:
-            wanted = single_profile_wanted(pod) if strategy == "single" else None
-            if wanted is not None and current_single[name] is not None and wanted != current_single[name]:
-                continue
-            if _fits(pod.requests, free[name]):
-                free[name] -= Counter(pod.requests)
-                served[pod.key] = (name, "current layout")
-                proposals[name].serves.append(pod)
-                break
-        else:
-            remaining.append(pod)
-
-    # 2. Change nodes, greedily: those without running GPU pods first, then those whose pods the drain evicts.
-    changeable = [node for node in nodes if node.unchangeable_reason() is None]
-
-    def score(node):
-        base = running[node.name] + proposals[node.name].serves
-        candidates = [pod for pod in remaining if node.name in eligible[pod.key]]
-        if not candidates:
-            return None, []
-        return best_relayout(node, base, candidates, strategy, placeable)
-
-    for with_running in (False, True):
-        heap = []
-        for node in changeable:
-            if proposals[node.name].changed or bool(running[node.name]) != with_running:
-                continue
-            states, chosen = score(node)
-            if states is not None and chosen:
-                heapq.heappush(heap, (-len(chosen), len(running[node.name]), node.name))
-        while heap and remaining:
-            bound, evictions, name = heapq.heappop(heap)
-            states, chosen = score(by_name[name])
-            if states is None or not chosen:
-                continue
-            if heap and (-len(chosen), evictions, name) > heap[0]:
-                heapq.heappush(heap, (-len(chosen), evictions, name))  # stale bound: re-score later
-                continue
-            proposal = proposals[name]
-            proposal.states = states
-            if not proposal.changed:
-                # The layout it already has holds them (possible under single): nothing to drain.
-                pass
-            else:
-                proposal.evicted = list(running[name])
-            for pod in chosen:
-                served[pod.key] = (name, "proposed layout")
-                proposal.serves.append(pod)
-            taken = set(pod.key for pod in chosen)
-            remaining = [pod for pod in remaining if pod.key not in taken]
-
-    # 3. Check every change with the planner and the strategy; a refused one would be a defect, never a rollout.
-    for proposal in proposals.values():
-        if proposal.changed:
-            problem = _verify(proposal, strategy)
+        if assignment.changed(node.name):
+            problem = _verify(NodeProposal(node, assignment.states[node.name]), strategy)
             if problem is not None:
-                for pod in proposal.serves:
-                    if served.get(pod.key, ("", ""))[1] == "proposed layout":
-                        served.pop(pod.key)
-                        remaining.append(pod)
-                        reasons[pod.key] = "the layout proposed for %s was refused: %s" % (proposal.node.name, problem)
-                proposal.serves = [pod for pod in proposal.serves if pod.key in served]
-                proposal.states = [gpu.state for gpu in proposal.node.gpus]
-                proposal.evicted = []
-
-    for pod in remaining:
-        if pod.key not in reasons:
+                for pod in assignment.serves[node.name]:
+                    remaining.append(pod)
+                    reasons[pod.key] = "the layout proposed for %s was refused: %s" % (node.name, problem)
+                assignment.apply(node.name, [], assignment.current(node.name))
+    served = {}
+    for name, serves in assignment.serves.items():
+        for pod in serves:
+            served[pod.key] = (name, "proposed layout" if assignment.changed(name) else "current layout")
+    for pod in pending:
+        if pod.key not in served and pod.key not in reasons:
             reasons[pod.key] = _pending_reason(pod, nodes, eligible[pod.key], strategy, by_name)
-    return {"proposals": [proposals[node.name] for node in nodes], "served": served, "pending": reasons,
-            "placeable_calls": placeable.calls}
+    return _result(assignment, nodes, served, reasons, placeable, method)
+
+
+def _held_as_is(node, pods, strategy, placeable):
+    current = [gpu.state for gpu in node.gpus] if node.gpus is not None else []
+    return holding_states(node, pods, strategy, placeable) == current
+
+
+def _result(assignment, nodes, served, reasons, placeable, method):
+    proposals = []
+    for node in nodes:
+        proposal = NodeProposal(node, assignment.states[node.name], serves=list(assignment.serves[node.name]))
+        if proposal.changed:
+            proposal.evicted = list(assignment.running[node.name])
+        proposals.append(proposal)
+    return {"proposals": proposals, "served": served, "pending": reasons, "placeable_calls": placeable.calls,
+            "method": method}
 
 
 def _pending_reason(pod, nodes, eligible, strategy, by_name):
@@ -748,6 +982,7 @@ def render(result, strategy="mixed"):
         "served": served,
         "pending": pending,
         "totals": totals,
+        "method": result.get("method"),
         "table": table(rows, pending, totals),
     }
 
