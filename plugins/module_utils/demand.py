@@ -33,6 +33,7 @@ instances, and every node's with the strategy check (``strategy.layout_problem``
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections import Counter
 from dataclasses import dataclass, field
@@ -361,6 +362,7 @@ class _Placeable(object):
 
     def __init__(self):
         self.known = {}
+        self.layouts = {}  # (node, demand) -> per-GPU states or None, for _mixed_layout
         self.calls = 0
 
     def __call__(self, catalog, devices):
@@ -375,8 +377,13 @@ class _Placeable(object):
         return self.known[key]
 
 
+@functools.lru_cache(maxsize=None)
+def _device_order(name):
+    return (device_sort_key(name), name)
+
+
 def _sorted_devices(devices):
-    return tuple(sorted(devices, key=lambda name: (device_sort_key(name), name)))
+    return tuple(sorted(devices, key=_device_order))
 
 
 def _mixed_layout(node, demand, placeable):
@@ -466,39 +473,50 @@ def _single_holds(states, pods):
     return needed <= layout_resources(states, "single")[RESOURCE_GPU]
 
 
+def _total(pods):
+    total = Counter()
+    for pod in pods:
+        total.update(pod.requests)
+    return total
+
+
 def _pack(base_pods, candidates, holds):
-    """Add ``candidates`` (best first) one by one while ``holds(pods)``; the pods added."""
+    """Add ``candidates`` (best first) one by one while ``holds(pods, their total requests)``; the pods added."""
     chosen = []
+    total = _total(base_pods)
     for pod in candidates:
-        if holds(list(base_pods) + chosen + [pod]):
+        trial = total + Counter(pod.requests)
+        if holds(list(base_pods) + chosen + [pod], trial):
             chosen.append(pod)
+            total = trial
     return chosen
+
+
+def _mixed_layout_memo(node, total, placeable):
+    key = (id(node), frozenset((resource, count) for resource, count in total.items() if count > 0))
+    if key not in placeable.layouts:
+        placeable.layouts[key] = _mixed_layout(node, total, placeable)
+    return placeable.layouts[key]
 
 
 def best_relayout(node, base_pods, candidates, strategy, placeable):
     """The layout of ``node`` that holds ``base_pods`` (those that must stay) and as many ``candidates`` as it can:
     ``(states, served pods)``, or ``(None, [])`` when no layout holds ``base_pods``."""
     if strategy == "mixed":
-        def demand(pods):
-            total = Counter()
-            for pod in pods:
-                total.update(pod.requests)
-            return total
+        def holds(pods, total):
+            return _mixed_layout_memo(node, total, placeable) is not None
 
-        def holds(pods):
-            return _mixed_layout(node, demand(pods), placeable) is not None
-
-        if not holds(base_pods):
+        if not holds(base_pods, _total(base_pods)):
             return None, []
         served = _pack(base_pods, candidates, holds)
-        return _mixed_layout(node, demand(list(base_pods) + served), placeable), served
+        return _mixed_layout_memo(node, _total(list(base_pods) + served), placeable), served
     if strategy == "single":
         best = (None, [])
         current = [gpu.state for gpu in node.gpus]
         for states in _single_candidates(node, placeable):
             if not _single_holds(states, base_pods):
                 continue
-            served = _pack(base_pods, candidates, lambda pods, states=states: _single_holds(states, pods))
+            served = _pack(base_pods, candidates, lambda pods, total, states=states: _single_holds(states, pods))
             if best[0] is None or len(served) > len(best[1]) or (len(served) == len(best[1]) and states == current):
                 best = (states, served)
         return best
@@ -570,19 +588,12 @@ def holding_states(node, pods, strategy, placeable):
     """Per-GPU states of ``node`` that hold ``pods`` (its running pods included), its current layout whenever that
     does; None when no layout the strategy allows holds them."""
     current = [gpu.state for gpu in node.gpus] if node.gpus is not None else []
-    total = Counter()
-    for pod in pods:
-        total.update(pod.requests)
-    fits_now = _fits(total, node.allocatable)
-    if fits_now and strategy == "single":
-        profile = single_profile(current) if node.gpus is not None else None
-        fits_now = all(single_profile_wanted(pod) in (None, profile) for pod in pods) or node.gpus is None
-    if fits_now:
+    if _held_as_is(node, pods, strategy, placeable):
         return current
     if node.unchangeable_reason() is not None:
         return None
     if strategy == "mixed":
-        return _mixed_layout(node, total, placeable)
+        return _mixed_layout_memo(node, _total(pods), placeable)
     if strategy == "single":
         for states in _single_candidates(node, placeable):
             if _single_holds(states, pods):
@@ -640,7 +651,8 @@ def _greedy(assignment, remaining, eligible, order):
             options = []
             if not assignment.changed(name):
                 # As it is: what fits next to what the node holds now, no drain.
-                chosen = _pack(base, candidates, lambda pods: _held_as_is(node, pods, assignment.strategy, assignment.placeable))
+                chosen = _pack(base, candidates,
+                               lambda pods, total: _held_as_is(node, pods, assignment.strategy, assignment.placeable, total))
                 if chosen:
                     options.append((assignment.current(name), chosen))
             as_is_only = not evicting and bool(assignment.running[name]) and not assignment.changed(name)
@@ -893,9 +905,16 @@ def propose(nodes, pods, strategy="mixed", exhaustive_budget=EXHAUSTIVE_BUDGET):
     return _result(assignment, nodes, served, reasons, placeable, method)
 
 
-def _held_as_is(node, pods, strategy, placeable):
-    current = [gpu.state for gpu in node.gpus] if node.gpus is not None else []
-    return holding_states(node, pods, strategy, placeable) == current
+def _held_as_is(node, pods, strategy, placeable, total=None):
+    """Whether ``node`` holds ``pods`` with the layout it has (what it advertises, and under single its profile)."""
+    if total is None:
+        total = _total(pods)
+    if not _fits(total, node.allocatable):
+        return False
+    if strategy == "single" and node.gpus is not None:
+        profile = single_profile([gpu.state for gpu in node.gpus])
+        return all(single_profile_wanted(pod) in (None, profile) for pod in pods)
+    return True
 
 
 def _result(assignment, nodes, served, reasons, placeable, method):
