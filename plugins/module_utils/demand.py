@@ -481,15 +481,27 @@ def _total(pods):
 
 
 def _pack(base_pods, candidates, holds):
-    """Add ``candidates`` (best first) one by one while ``holds(pods, their total requests)``; the pods added."""
+    """Add ``candidates`` (best first) one by one while ``holds(the pod added, the total requests with it)``; the
+    pods added. ``base_pods`` are held already."""
     chosen = []
     total = _total(base_pods)
     for pod in candidates:
-        trial = total + Counter(pod.requests)
-        if holds(list(base_pods) + chosen + [pod], trial):
+        trial = total.copy()
+        trial.update(pod.requests)
+        if holds(pod, trial):
             chosen.append(pod)
             total = trial
     return chosen
+
+
+def _single_pod_fits(states, pod, total):
+    """Under single: ``pod`` asks only for nvidia.com/gpu, of the node's profile, and ``total`` fits its count."""
+    if any(resource != RESOURCE_GPU for resource in pod.requests):
+        return False
+    wanted = single_profile_wanted(pod)
+    if wanted is not None and wanted != single_profile(states):
+        return False
+    return total.get(RESOURCE_GPU, 0) <= layout_resources(states, "single")[RESOURCE_GPU]
 
 
 def _mixed_layout_memo(node, total, placeable):
@@ -503,10 +515,10 @@ def best_relayout(node, base_pods, candidates, strategy, placeable):
     """The layout of ``node`` that holds ``base_pods`` (those that must stay) and as many ``candidates`` as it can:
     ``(states, served pods)``, or ``(None, [])`` when no layout holds ``base_pods``."""
     if strategy == "mixed":
-        def holds(pods, total):
+        def holds(pod, total):
             return _mixed_layout_memo(node, total, placeable) is not None
 
-        if not holds(base_pods, _total(base_pods)):
+        if _mixed_layout_memo(node, _total(base_pods), placeable) is None:
             return None, []
         served = _pack(base_pods, candidates, holds)
         return _mixed_layout_memo(node, _total(list(base_pods) + served), placeable), served
@@ -516,7 +528,7 @@ def best_relayout(node, base_pods, candidates, strategy, placeable):
         for states in _single_candidates(node, placeable):
             if not _single_holds(states, base_pods):
                 continue
-            served = _pack(base_pods, candidates, lambda pods, total, states=states: _single_holds(states, pods))
+            served = _pack(base_pods, candidates, lambda pod, total, states=states: _single_pod_fits(states, pod, total))
             if best[0] is None or len(served) > len(best[1]) or (len(served) == len(best[1]) and states == current):
                 best = (states, served)
         return best
@@ -584,16 +596,17 @@ def _verify(proposal, strategy):
     return str(problem) if problem is not None else None
 
 
-def holding_states(node, pods, strategy, placeable):
+def holding_states(node, pods, strategy, placeable, total=None):
     """Per-GPU states of ``node`` that hold ``pods`` (its running pods included), its current layout whenever that
     does; None when no layout the strategy allows holds them."""
     current = [gpu.state for gpu in node.gpus] if node.gpus is not None else []
-    if _held_as_is(node, pods, strategy, placeable):
+    total = _total(pods) if total is None else total
+    if _held_as_is(node, pods, strategy, placeable, total):
         return current
     if node.unchangeable_reason() is not None:
         return None
     if strategy == "mixed":
-        return _mixed_layout_memo(node, _total(pods), placeable)
+        return _mixed_layout_memo(node, total, placeable)
     if strategy == "single":
         for states in _single_candidates(node, placeable):
             if _single_holds(states, pods):
@@ -610,11 +623,15 @@ class _Assignment(object):
         self.strategy = strategy
         self.placeable = placeable
         self.serves = dict((node.name, []) for node in nodes)
+        self.running_totals = {}
+        self.currents = {}
         self.states = dict((node.name, [gpu.state for gpu in node.gpus] if node.gpus is not None else []) for node in nodes)
 
     def current(self, name):
-        node = self.nodes[name]
-        return [gpu.state for gpu in node.gpus] if node.gpus is not None else []
+        if name not in self.currents:
+            node = self.nodes[name]
+            self.currents[name] = [gpu.state for gpu in node.gpus] if node.gpus is not None else []
+        return self.currents[name]
 
     def changed(self, name):
         return self.states[name] != self.current(name)
@@ -626,7 +643,10 @@ class _Assignment(object):
         return (len(self.running[name]), 1)
 
     def try_states(self, name, serves):
-        return holding_states(self.nodes[name], self.running[name] + serves, self.strategy, self.placeable)
+        if name not in self.running_totals:
+            self.running_totals[name] = _total(self.running[name])
+        total = self.running_totals[name] + _total(serves)
+        return holding_states(self.nodes[name], self.running[name] + serves, self.strategy, self.placeable, total)
 
     def apply(self, name, serves, states):
         self.serves[name] = serves
@@ -652,7 +672,7 @@ def _greedy(assignment, remaining, eligible, order):
             if not assignment.changed(name):
                 # As it is: what fits next to what the node holds now, no drain.
                 chosen = _pack(base, candidates,
-                               lambda pods, total: _held_as_is(node, pods, assignment.strategy, assignment.placeable, total))
+                               lambda pod, total: _held_as_is(node, [pod], assignment.strategy, assignment.placeable, total))
                 if chosen:
                     options.append((assignment.current(name), chosen))
             as_is_only = not evicting and bool(assignment.running[name]) and not assignment.changed(name)
