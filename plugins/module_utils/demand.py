@@ -363,6 +363,7 @@ class _Placeable(object):
     def __init__(self):
         self.known = {}
         self.layouts = {}  # (node, demand) -> per-GPU states or None, for _mixed_layout
+        self.bounds = {}  # node -> (compute slices of all its GPUs, of its smallest GPU)
         self.calls = 0
 
     def __call__(self, catalog, devices):
@@ -504,7 +505,30 @@ def _single_pod_fits(states, pod, total):
     return total.get(RESOURCE_GPU, 0) <= layout_resources(states, "single")[RESOURCE_GPU]
 
 
+def _slice_bound(node):
+    """Compute slices a node can give at most (None when a GPU without MIG makes the bound meaningless)."""
+    if any(not gpu.mig_capable or gpu.catalog is None for gpu in node.gpus):
+        return None
+    return sum(gpu.catalog.compute_slice_count for gpu in node.gpus), min(gpu.catalog.compute_slice_count for gpu in node.gpus)
+
+
+@functools.lru_cache(maxsize=None)
+def _resource_slices(resource):
+    try:
+        return parse_profile(device_of_resource(resource)).gpu_slices
+    except ProfileError:
+        return 0
+
+
 def _mixed_layout_memo(node, total, placeable):
+    bound = placeable.bounds.get(id(node), False)
+    if bound is False:
+        bound = placeable.bounds[id(node)] = _slice_bound(node)
+    if bound is not None:
+        # A cheap refusal before the packing: the devices' compute slices, and a full GPU per whole-GPU request.
+        wanted = sum(_resource_slices(resource) * count for resource, count in total.items() if resource != RESOURCE_GPU)
+        if wanted + total.get(RESOURCE_GPU, 0) * bound[1] > bound[0]:
+            return None
     key = (id(node), frozenset((resource, count) for resource, count in total.items() if count > 0))
     if key not in placeable.layouts:
         placeable.layouts[key] = _mixed_layout(node, total, placeable)
