@@ -830,6 +830,9 @@ def _undo_changes(assignment, eligible):
 
 
 EXHAUSTIVE_BUDGET = 20000  # search steps; beyond it the greedy answer stands
+# Larger problems do not finish within any useful budget; the search is not started for them.
+EXHAUSTIVE_MAX_PENDING = 16
+EXHAUSTIVE_MAX_NODES = 16
 
 
 def _exhaustive(assignment, pending, eligible, budget):
@@ -923,7 +926,7 @@ def propose(nodes, pods, strategy="mixed", exhaustive_budget=EXHAUSTIVE_BUDGET):
     _augment(assignment, remaining, eligible)
     _undo_changes(assignment, eligible)
     method = "greedy"
-    if exhaustive_budget:
+    if exhaustive_budget and len(pending) <= EXHAUSTIVE_MAX_PENDING and len(nodes) <= EXHAUSTIVE_MAX_NODES:
         exact = _exhaustive(assignment, pending, eligible, exhaustive_budget)
         if exact is not None:
             method = "exhaustive"

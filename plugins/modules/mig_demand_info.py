@@ -23,7 +23,8 @@ description:
   - The proposal serves the most pending pods; among equal proposals it evicts the fewest running pods (a node that
     changes is drained; its new layout still holds its running GPU pods), then changes the fewest nodes. Every
     proposed GPU layout is one the planner places, and every node keeps to O(strategy) (C(single) keeps one profile
-    per node). The optimum is searched exhaustively within O(search_budget) steps, greedily beyond.
+    per node). For up to 16 pending pods on up to 16 GPU nodes the optimum is searched exhaustively within
+    O(search_budget) steps; otherwise, or when the budget runs out, the greedy proposal stands.
   - Runs once, wherever the Kubernetes API is reachable (usually the control host).
 requirements:
   - kubernetes (the Python client)
