@@ -481,17 +481,24 @@ def _total(pods):
     return total
 
 
-def _pack(base_pods, candidates, holds):
+def _pack(base_pods, candidates, holds, weight=None, capacity=None, precheck=None):
     """Add ``candidates`` (best first) one by one while ``holds(the pod added, the total requests with it)``; the
-    pods added. ``base_pods`` are held already."""
+    pods added. ``base_pods`` are held already. With ``weight`` and ``capacity``, a pod whose weight no longer fits
+    is passed over without asking ``holds``; so is one ``precheck(pod, total without it)`` refuses."""
     chosen = []
     total = _total(base_pods)
+    used = sum(weight(pod) for pod in base_pods) if weight is not None else 0
     for pod in candidates:
+        if weight is not None and used + weight(pod) > capacity:
+            continue
+        if precheck is not None and not precheck(pod, total):
+            continue
         trial = total.copy()
         trial.update(pod.requests)
         if holds(pod, trial):
             chosen.append(pod)
             total = trial
+            used += weight(pod) if weight is not None else 0
     return chosen
 
 
@@ -544,7 +551,15 @@ def best_relayout(node, base_pods, candidates, strategy, placeable):
 
         if _mixed_layout_memo(node, _total(base_pods), placeable) is None:
             return None, []
-        served = _pack(base_pods, candidates, holds)
+        bound = _slice_bound(node)
+        if bound is None:
+            served = _pack(base_pods, candidates, holds)
+        else:
+            def weight(pod):
+                return sum((_resource_slices(resource) if resource != RESOURCE_GPU else bound[1]) * count
+                           for resource, count in pod.requests.items())
+
+            served = _pack(base_pods, candidates, holds, weight, bound[0])
         return _mixed_layout_memo(node, _total(list(base_pods) + served), placeable), served
     if strategy == "single":
         best = (None, [])
@@ -695,8 +710,11 @@ def _greedy(assignment, remaining, eligible, order):
             options = []
             if not assignment.changed(name):
                 # As it is: what fits next to what the node holds now, no drain.
+                allocatable = node.allocatable
                 chosen = _pack(base, candidates,
-                               lambda pod, total: _held_as_is(node, [pod], assignment.strategy, assignment.placeable, total))
+                               lambda pod, total: _held_as_is(node, [pod], assignment.strategy, assignment.placeable, total),
+                               precheck=lambda pod, total: all(total.get(resource, 0) + count <= allocatable.get(resource, 0)
+                                                               for resource, count in pod.requests.items()))
                 if chosen:
                     options.append((assignment.current(name), chosen))
             as_is_only = not evicting and bool(assignment.running[name]) and not assignment.changed(name)
