@@ -37,6 +37,13 @@ options:
       - Set to V(false) to skip running these commands; RV(container_toolkit) is then V(null).
     type: bool
     default: true
+  profile_catalog:
+    description:
+      - Also return, for each MIG-capable GPU, every MIG profile it offers (RV(gpus[].profile_catalog)), as read from
+        NVML now. gpufleet.mig.mig_demand_info proposes layouts from it.
+      - Some drivers list MIG profiles only while MIG mode is enabled; the catalog is then empty.
+    type: bool
+    default: false
   require_driver:
     description:
       - Fail when NVML cannot be initialised, for example when the node has no NVIDIA driver.
@@ -323,12 +330,22 @@ gpus:
           description: The compute instance the process runs on; V(null) when MIG is off.
           type: int
           sample: 0
+    profile_catalog:
+      description:
+        - Every GPU instance profile the GPU offers, as NVML reports it (C(model), C(memory_total_bytes), C(profiles)
+          with C(index), C(profile_id), C(name), C(slice_count), C(instance_count), C(memory_mib), engine counts and
+          C(placements) in memory slices).
+      type: dict
+      returned: when O(profile_catalog=true) and the GPU is MIG-capable
+      sample: {"model": "NVIDIA A100-SXM4-40GB", "memory_total_bytes": 42949672960, "profiles": []}
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
 from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
+from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import catalog_to_dict
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_info import driver_failure_message, read_node
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import select_gpus
 from ansible_collections.gpufleet.mig.plugins.module_utils.toolkit import detect_with_module
@@ -338,6 +355,7 @@ def argument_spec():
     return dict(
         gpus=dict(type="list", elements="str", default=["all"]),
         detect_container_toolkit=dict(type="bool", default=True),
+        profile_catalog=dict(type="bool", default=False),
         require_driver=dict(type="bool", default=False),
     )
 
@@ -362,6 +380,15 @@ def main():
         node["gpus"] = select_gpus(node["gpus"], module.params["gpus"]) if node["driver_loaded"] else []
     except MigError as error:
         module.fail_json(msg=str(error))
+
+    if module.params["profile_catalog"] and node["gpus"]:
+        try:
+            with nvml.NvmlSession():
+                for gpu in node["gpus"]:
+                    if gpu.get("mig_capable"):
+                        gpu["profile_catalog"] = catalog_to_dict(nvml.read_catalog(gpu["index"]))
+        except NvmlCallError as error:
+            module.fail_json(msg="Reading the MIG profiles of this node failed: %s" % error, **nvml_error_keys(error))
 
     node["container_toolkit"] = detect_with_module(module) if module.params["detect_container_toolkit"] else None
     module.exit_json(changed=False, **node)
