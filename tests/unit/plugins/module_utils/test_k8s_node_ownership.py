@@ -11,9 +11,9 @@ from gpufleet_twin.kube import ApiServer
 
 from ansible_collections.gpufleet.mig.plugins.module_utils import k8s_node
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeClient
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import (
     CORDONED_BY_LABEL,
-    NodeTaskError,
     owner_label_value,
     plan_cordon_ownership,
     run_k8s_node,
@@ -62,7 +62,7 @@ def test_ownership_plan(current: dict, state: str, expected: tuple) -> None:
 def test_owner_becomes_a_valid_label_value() -> None:
     assert owner_label_value("ansible run 2026/12/03 #4") == "ansible-run-2026-12-03-4"
     assert len(owner_label_value("x" * 100)) == 63
-    with pytest.raises(NodeTaskError):
+    with pytest.raises(TaskError):
         owner_label_value("///")
 
 
@@ -91,7 +91,7 @@ def test_our_cordon_from_an_interrupted_run_is_lifted_by_the_next(client: KubeCl
 def test_a_full_budget_refuses_a_new_cordon_naming_the_variable_and_holders(client: KubeClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(k8s_node, "BUDGET_POLL_INTERVAL", 0.1)
     run_k8s_node(client, "gpu-0", state="cordoned", cordon_owner="run-1", max_unavailable=1)
-    with pytest.raises(NodeTaskError) as refused:
+    with pytest.raises(TaskError) as refused:
         run_k8s_node(client, "gpu-1", state="cordoned", cordon_owner="run-1", max_unavailable=1, budget_timeout=0)
     assert "mig_max_unavailable=1" in str(refused.value) and "gpu-0" in str(refused.value)
     assert refused.value.details["budget_holders"] == ["gpu-0"]
