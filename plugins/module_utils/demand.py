@@ -28,7 +28,7 @@ The choice: serve the most pending pods; among equal, evict the fewest running p
 fewest nodes. It is made greedily (nodes without running GPU pods first; each step changes the node that serves
 the most remaining pods, lazily re-scored), which the tests compare with an exhaustive search on small fleets.
 Every proposed GPU layout is checked with the planner (``planner.plan_gpu_layout``) against the GPU's current
-instances, and every node's with the strategy check (``strategy.layout_problem``).
+instances, and every node's with the strategy check (``mig_strategy.layout_problem``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
     parse_profile,
     resource_name,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.strategy import layout_problem
+from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import layout_problem
 
 RESOURCE_GPU = "nvidia.com/gpu"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"

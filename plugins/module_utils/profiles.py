@@ -510,3 +510,30 @@ def profile_resources(profile):
         "jpegs": profile.jpegs,
         "ofas": profile.ofas,
     }
+
+
+def catalog_to_dict(catalog):
+    """JSON-able form of a GpuCatalog (NVML numbers only; names and CI shapes are re-derived on load)."""
+    return {
+        "model": catalog.model,
+        "memory_total_bytes": catalog.memory_total_bytes,
+        "profiles": [
+            dict(profile_resources(profile),
+                 index=profile.index,
+                 profile_id=profile.profile_id,
+                 name=profile.name,
+                 instance_count=profile.instance_count,
+                 memory_mib=profile.memory_mib,
+                 placements=[[start, size] for start, size in profile.placements],
+                 reported_name=profile.reported_name)
+            for profile in catalog.profiles
+        ],
+    }
+
+
+def catalog_from_dict(data):
+    """Inverse of ``catalog_to_dict`` (e.g. a catalog a gpu_info module returned to the controller)."""
+    try:
+        return build_catalog(data["model"], data["memory_total_bytes"], data["profiles"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ProfileError("invalid MIG profile catalog data: %s" % error)
