@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import nvml
-from ..kube.cluster import now_rfc3339
+from ..kube.timestamps import now_rfc3339
 from ..kube.errors import ApiError
 from ..kube.workloads import is_terminating
 from . import pods as podlib

@@ -18,13 +18,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..kube.cluster import now_rfc3339
 from ..kube.controllers import InstantKubelet
+from ..kube.scheduler import EXTENDED_PREFIX, creation_order, extended_requests  # noqa: F401 - node agents read them here
+from ..kube.timestamps import now_rfc3339
 
 DEVICE_PLUGIN = "device-plugin"
 GFD = "gfd"
 WORKLOAD = "workload"
-EXTENDED_PREFIX = "nvidia.com/"
 _LONG_RUNNING = re.compile(r"\bsleep\b|\btail\s+-f\b|\binfinity\b|\bwait\b")
 
 
@@ -82,19 +82,6 @@ def is_one_shot(pod: Mapping[str, Any]) -> bool:
 
 def runs_nvidia_smi(pod: Mapping[str, Any]) -> bool:
     return "nvidia-smi" in command_line(pod)
-
-
-def extended_requests(pod: Mapping[str, Any]) -> dict[str, int]:
-    """nvidia.com/* amounts the pod's containers ask for (limits, else requests: they must be equal)."""
-    wanted: dict[str, int] = {}
-    for container in containers(pod):
-        resources = container.get("resources") or {}
-        amounts = dict(resources.get("requests") or {})
-        amounts.update(resources.get("limits") or {})
-        for name, quantity in amounts.items():
-            if str(name).startswith(EXTENDED_PREFIX):
-                wanted[str(name)] = wanted.get(str(name), 0) + int(str(quantity))
-    return {name: amount for name, amount in sorted(wanted.items()) if amount > 0}
 
 
 def controller_uid(pod: Mapping[str, Any], kind: str = "DaemonSet") -> str | None:
@@ -204,10 +191,3 @@ def container_failure_status(pod: Mapping[str, Any], restart_count: int, reason:
 
 def pod_phase_pending(pod: Mapping[str, Any]) -> bool:
     return ((pod.get("status") or {}).get("phase") or "Pending") == "Pending"
-
-
-def creation_order(pod: Mapping[str, Any]) -> tuple[str, int]:
-    """Oldest first; timestamps have one-second resolution, the resourceVersion of creation breaks ties
-    well enough for pods that were never written since (later writes only move a pod back)."""
-    meta = pod.get("metadata") or {}
-    return meta.get("creationTimestamp", ""), int(meta.get("resourceVersion") or 0)

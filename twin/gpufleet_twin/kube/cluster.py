@@ -22,7 +22,6 @@ Choices made where the real behaviour needs machinery the twin lacks:
 from __future__ import annotations
 
 import copy
-import datetime
 import re
 import secrets
 import threading
@@ -32,7 +31,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import errors
+from . import crds, errors
+from .controllers import default_controllers
 from .errors import ApiError
 from .patches import PatchError, apply_patch, json_patch, merge_patch, strategic_merge_patch
 from .resources import ResourceRegistry, ResourceType
@@ -44,6 +44,8 @@ from .selectors import (
     parse_field_selector,
     parse_label_selector,
 )
+from .timestamps import now_rfc3339
+from .workload_controllers import job_defaults
 from .workloads import (
     PDB_VIOLATION_MESSAGE,
     eviction_ignores_pdb,
@@ -64,10 +66,6 @@ _POD_TEMPLATE_OWNERS = frozenset({"daemonsets.apps", "deployments.apps", "replic
 _SERVER_OWNED_METADATA = (
     "name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion",
 )
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _generate_suffix() -> str:
@@ -115,8 +113,8 @@ class Cluster:
         instant_pod_start: bool = True,
         pod_termination_seconds: float = 0.0,
         controllers: Iterable[Any] | None = None,
+        schedule_pods: bool = False,
     ) -> None:
-        from .controllers import default_controllers  # controllers import this module
 
         self.registry = registry or ResourceRegistry()
         self.pod_termination_seconds = pod_termination_seconds
@@ -132,7 +130,7 @@ class Cluster:
         self._removed_uids: set[str] = set()
         self._orphaned_uids: set[str] = set()
         self._settling = False
-        self.controllers = list(controllers) if controllers is not None else default_controllers(instant_pod_start)
+        self.controllers = list(controllers) if controllers is not None else default_controllers(instant_pod_start, schedule_pods)
         for name in DEFAULT_NAMESPACES:
             self.create("namespaces", {"metadata": {"name": name}})
 
@@ -346,6 +344,8 @@ class Cluster:
             )
         if not valid:
             raise errors.invalid(resource.kind, name, "metadata.name", f'Invalid value: "{name}": {rule}')
+        if resource.qualified == crds.QUALIFIED:
+            crds.validate_crd(obj)
         from .selectors import _LABEL_KEY_RE, _LABEL_VALUE_RE  # shared syntax rules
 
         for key, value in (meta.get("labels") or {}).items():
@@ -437,6 +437,8 @@ class Cluster:
             self._default_pod_spec(spec)
             spec.setdefault("serviceAccountName", "default")
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        elif resource.qualified == "jobs.batch":
+            job_defaults(obj)
         elif resource.qualified == "secrets":
             obj.setdefault("type", "Opaque")
             string_data = obj.pop("stringData", None) or {}
@@ -689,6 +691,16 @@ class Cluster:
             purged = self._purge(resource, existing, orphan=orphan)
             self._settle()
             return purged, True
+
+    def purge(self, resource: ResourceType | str, name: str, namespace: str | None = None) -> None:
+        """Remove an object at once, finalizers or not (for controllers that own a whole kind's storage,
+        such as the CRD cleanup); owner references cascade as after a deletion."""
+        resource = self.resource(resource)
+        with self._lock:
+            existing = self._lookup(resource, namespace, name)
+            if existing is not None:
+                self._purge(resource, existing, orphan=False)
+                self._settle()
 
     def _pod_grace(self, resource: ResourceType, pod: Mapping[str, Any], requested: int | None) -> float:
         if resource.qualified != "pods" or self.pod_termination_seconds <= 0:
@@ -991,6 +1003,9 @@ class Cluster:
             self._pod_logs.clear()
             self._applied.clear()
             self._history.clear()
+            for obj in snapshot.get("objects", []):
+                if obj.get("kind") == crds.CRD_RESOURCE.kind and obj.get("apiVersion") == crds.CRD_RESOURCE.api_version:
+                    crds.register_served(self.registry, obj)  # before the objects they serve
             for obj in snapshot.get("objects", []):
                 resource = self.registry.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
                 if resource is None:

@@ -1,4 +1,4 @@
-"""A minimal default scheduler, so pods created without ``spec.nodeName`` (``kubectl run``, Jobs'
+"""A minimal default scheduler (the node agents run it; a bare ``Cluster(schedule_pods=True)`` too), so pods created without ``spec.nodeName`` (``kubectl run``, Jobs'
 pods, validation pods) land on a node as they would in a real cluster.
 
 A node fits when it is not cordoned (unless the pod tolerates ``node.kubernetes.io/unschedulable``),
@@ -14,15 +14,36 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..kube.cluster import now_rfc3339
-from ..kube.selectors import node_selector_matches
-from ..kube.workloads import is_terminating, toleration_tolerates
-from .pods import creation_order, extended_requests
+from .selectors import node_selector_matches
+from .timestamps import now_rfc3339
+from .workloads import is_terminating, toleration_tolerates
 
 if TYPE_CHECKING:
-    from ..kube.cluster import Cluster
+    from .cluster import Cluster
+
+EXTENDED_PREFIX = "nvidia.com/"
 
 UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+
+
+def creation_order(pod: Mapping[str, Any]) -> tuple[str, int]:
+    """Oldest first; timestamps have one-second resolution, the resourceVersion of creation breaks ties
+    well enough for pods that were never written since (later writes only move a pod back)."""
+    meta = pod.get("metadata") or {}
+    return meta.get("creationTimestamp", ""), int(meta.get("resourceVersion") or 0)
+
+
+def extended_requests(pod: Mapping[str, Any]) -> dict[str, int]:
+    """nvidia.com/* amounts the pod's containers ask for (limits, else requests: they must be equal)."""
+    wanted: dict[str, int] = {}
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        resources = container.get("resources") or {}
+        amounts = dict(resources.get("requests") or {})
+        amounts.update(resources.get("limits") or {})
+        for name, quantity in amounts.items():
+            if str(name).startswith(EXTENDED_PREFIX):
+                wanted[str(name)] = wanted.get(str(name), 0) + int(str(quantity))
+    return {name: amount for name, amount in sorted(wanted.items()) if amount > 0}
 
 
 def _schedules_here(pod: Mapping[str, Any]) -> bool:
@@ -90,3 +111,11 @@ def schedule_pending_pods(cluster: Cluster) -> None:
             continue
         used[chosen].update(extended_requests(pod))
         cluster.patch("pods", meta["name"], {"spec": {"nodeName": chosen}}, "merge", meta["namespace"])
+
+
+class PodScheduler:
+    """``schedule_pending_pods`` as a controller of the settle loop."""
+
+    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+        if any(resource in ("pods", "nodes") for resource, _ in dirty):
+            schedule_pending_pods(cluster)
