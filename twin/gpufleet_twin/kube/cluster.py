@@ -92,6 +92,13 @@ Bucket = dict[tuple[str, str], dict[str, Any]]  # one resource's objects by (nam
 Subscriber = Callable[[WatchEvent], None]
 
 
+def _set_default(obj: dict[str, Any], key: str, value: Any) -> Any:
+    """``setdefault`` that also fills a null (protobuf bodies decode absent optional fields as None)."""
+    if obj.get(key) is None:
+        obj[key] = value
+    return obj[key]
+
+
 def _spec_view(obj: Mapping[str, Any]) -> dict[str, Any]:
     """Everything that bumps generation: the object minus metadata and status."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
@@ -388,11 +395,11 @@ class Cluster:
 
     @staticmethod
     def _default_pod_spec(spec: dict[str, Any]) -> None:
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("schedulerName", "default-scheduler")
-        spec.setdefault("securityContext", {})
+        _set_default(spec, "restartPolicy", "Always")
+        _set_default(spec, "terminationGracePeriodSeconds", 30)
+        _set_default(spec, "dnsPolicy", "ClusterFirst")
+        _set_default(spec, "schedulerName", "default-scheduler")
+        _set_default(spec, "securityContext", {})
 
     def _default_spec(self, resource: ResourceType, obj: dict[str, Any]) -> None:
         """The defaults the real API server fills in on every write, where clients read them back
@@ -408,21 +415,21 @@ class Cluster:
             if not strategy.get("type"):  # protobuf bodies carry an empty strategy object
                 strategy["type"] = "RollingUpdate"
             if strategy["type"] == "RollingUpdate":
-                strategy.setdefault("rollingUpdate", {"maxUnavailable": 1, "maxSurge": 0})
+                _set_default(strategy, "rollingUpdate", {"maxUnavailable": 1, "maxSurge": 0})
             spec["updateStrategy"] = strategy
-            spec.setdefault("revisionHistoryLimit", 10)
+            _set_default(spec, "revisionHistoryLimit", 10)
         elif resource.qualified == "deployments.apps":
-            spec.setdefault("replicas", 1)
+            _set_default(spec, "replicas", 1)
             strategy = spec.get("strategy") or {}
             if not strategy.get("type"):
                 strategy["type"] = "RollingUpdate"
             if strategy["type"] == "RollingUpdate":
-                strategy.setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
+                _set_default(strategy, "rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
             spec["strategy"] = strategy
-            spec.setdefault("revisionHistoryLimit", 10)
-            spec.setdefault("progressDeadlineSeconds", 600)
+            _set_default(spec, "revisionHistoryLimit", 10)
+            _set_default(spec, "progressDeadlineSeconds", 600)
         elif resource.qualified in ("replicasets.apps", "statefulsets.apps"):
-            spec.setdefault("replicas", 1)
+            _set_default(spec, "replicas", 1)
 
     def _apply_defaults(self, resource: ResourceType, obj: dict[str, Any]) -> None:
         self._default_spec(resource, obj)

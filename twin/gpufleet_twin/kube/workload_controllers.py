@@ -72,6 +72,14 @@ def _owner_reference(owner: Mapping[str, Any], api_version: str, kind: str) -> d
     }
 
 
+def _number(value: Any, default: int) -> int:
+    return default if value is None else int(value)
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
 def has_pod_template(workload: Mapping[str, Any]) -> bool:
     """False for the inert owner objects of the module docstring."""
     return bool(((((workload.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")))
@@ -250,7 +258,7 @@ class ReplicaSetController:
     def _sync(cluster: Cluster, rs: dict[str, Any]) -> None:
         namespace = rs["metadata"]["namespace"]
         pods = _live_pods(_owned_by(cluster, "pods", namespace, rs["metadata"]["uid"]))
-        wanted = int((rs.get("spec") or {}).get("replicas", 1))
+        wanted = _number((rs.get("spec") or {}).get("replicas"), 1)
         if len(pods) < wanted:
             reference = _owner_reference(rs, "apps/v1", "ReplicaSet")
             for _ in range(wanted - len(pods)):
@@ -282,7 +290,7 @@ class DeploymentController:
     def _sync(self, cluster: Cluster, deployment: dict[str, Any]) -> None:
         namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
         spec = deployment.get("spec") or {}
-        desired = int(spec.get("replicas", 1))
+        desired = _number(spec.get("replicas"), 1)
         template_hash_value = template_hash(spec.get("template") or {})
         owned = [rs for rs in _owned_by(cluster, "replicasets", namespace, deployment["metadata"]["uid"]) if not is_terminating(rs)]
         new = next((rs for rs in owned if (rs["metadata"].get("labels") or {}).get(HASH_LABEL) == template_hash_value), None)
@@ -290,13 +298,13 @@ class DeploymentController:
         if new is None:
             revision = 1 + max((int((rs["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, "0")) for rs in old), default=0)
             new = cluster.create("replicasets", self._replicaset_for(deployment, template_hash_value, desired, revision), namespace)
-        elif int((new.get("spec") or {}).get("replicas", 1)) != desired:
+        elif _number((new.get("spec") or {}).get("replicas"), 1) != desired:
             new = cluster.patch("replicasets", new["metadata"]["name"], {"spec": {"replicas": desired}}, "merge", namespace)
         new = cluster.get("replicasets", new["metadata"]["name"], namespace)
         new_available = int((new.get("status") or {}).get("availableReplicas", 0))
         if new_available >= desired:
             for rs in old:
-                if int((rs.get("spec") or {}).get("replicas", 1)) != 0:
+                if _number((rs.get("spec") or {}).get("replicas"), 1) != 0:
                     cluster.patch("replicasets", rs["metadata"]["name"], {"spec": {"replicas": 0}}, "merge", namespace)
         self._prune_history(cluster, deployment, namespace)
         self._update_status(cluster, name, namespace, new, desired)
@@ -320,15 +328,15 @@ class DeploymentController:
                 },
                 "ownerReferences": [_owner_reference(deployment, "apps/v1", "Deployment")],
             },
-            "spec": {"replicas": desired, "minReadySeconds": spec.get("minReadySeconds", 0), "selector": selector, "template": template},
+            "spec": {"replicas": desired, "minReadySeconds": _number(spec.get("minReadySeconds"), 0), "selector": selector, "template": template},
         }
 
     @staticmethod
     def _prune_history(cluster: Cluster, deployment: Mapping[str, Any], namespace: str) -> None:
-        limit = int((deployment.get("spec") or {}).get("revisionHistoryLimit", 10))
+        limit = _number((deployment.get("spec") or {}).get("revisionHistoryLimit"), 10)
         retired = [
             rs for rs in _owned_by(cluster, "replicasets", namespace, deployment["metadata"]["uid"])
-            if not is_terminating(rs) and int((rs.get("spec") or {}).get("replicas", 1)) == 0 and int((rs.get("status") or {}).get("replicas", 0)) == 0
+            if not is_terminating(rs) and _number((rs.get("spec") or {}).get("replicas"), 1) == 0 and int((rs.get("status") or {}).get("replicas", 0)) == 0
             and (rs["metadata"].get("labels") or {}).get(HASH_LABEL) != template_hash((deployment.get("spec") or {}).get("template") or {})
         ]
         retired.sort(key=lambda rs: int((rs["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, "0")))
@@ -376,7 +384,7 @@ def _rolling(deployment: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 def _max_surge(deployment: Mapping[str, Any], desired: int) -> int:
     rolling = _rolling(deployment)
-    return 0 if rolling is None else scaled_value(rolling.get("maxSurge", "25%"), desired, True)
+    return 0 if rolling is None else scaled_value(_or(rolling.get("maxSurge"), "25%"), desired, True)
 
 
 def _max_unavailable(deployment: Mapping[str, Any], desired: int) -> int:
@@ -384,7 +392,7 @@ def _max_unavailable(deployment: Mapping[str, Any], desired: int) -> int:
     rolling = _rolling(deployment)
     if rolling is None or desired == 0:
         return 0
-    unavailable = scaled_value(rolling.get("maxUnavailable", "25%"), desired, False)
+    unavailable = scaled_value(_or(rolling.get("maxUnavailable"), "25%"), desired, False)
     if unavailable == 0 and _max_surge(deployment, desired) == 0:
         unavailable = 1
     return min(unavailable, desired)
@@ -392,12 +400,13 @@ def _max_unavailable(deployment: Mapping[str, Any], desired: int) -> int:
 
 def job_defaults(job: dict[str, Any]) -> None:
     """What the API server sets on a new Job (pkg/registry/batch/job/strategy.go generateSelector)."""
-    spec = job.setdefault("spec", {})
-    spec.setdefault("parallelism", 1)
-    spec.setdefault("completions", 1)
-    spec.setdefault("backoffLimit", 6)
-    spec.setdefault("completionMode", "NonIndexed")
-    spec.setdefault("suspend", False)
+    spec = job.get("spec") or {}
+    job["spec"] = spec
+    spec["parallelism"] = 1 if spec.get("parallelism") is None else spec["parallelism"]
+    spec["completions"] = 1 if spec.get("completions") is None else spec["completions"]
+    spec["backoffLimit"] = 6 if spec.get("backoffLimit") is None else spec["backoffLimit"]
+    spec["completionMode"] = "NonIndexed" if spec.get("completionMode") is None else spec["completionMode"]
+    spec["suspend"] = False if spec.get("suspend") is None else spec["suspend"]
     if spec.get("manualSelector"):
         return
     uid, name = job["metadata"]["uid"], job["metadata"]["name"]
@@ -431,7 +440,7 @@ class JobController:
         succeeded = sum(1 for p in pods if pod_phase(p) == "Succeeded")
         failed = sum(1 for p in pods if pod_phase(p) == "Failed")
         active = _live_pods(pods)
-        completions = int(spec.get("completions") or 1)
+        completions = _number(spec.get("completions"), 1)
         status = copy.deepcopy((job.get("status") or {}))
         stamp = now_rfc3339()
         status.setdefault("startTime", stamp)
@@ -446,7 +455,7 @@ class JobController:
                 {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached", "message": message},
                 {"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": message},
             ]
-        elif failed > int(spec.get("backoffLimit", 6)):
+        elif failed > _number(spec.get("backoffLimit"), 6):
             for pod in active:
                 cluster.delete("pods", pod["metadata"]["name"], namespace)
             active = []
@@ -456,7 +465,7 @@ class JobController:
                 {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": message},
             ]
         elif not spec.get("suspend"):
-            wanted = min(int(spec.get("parallelism", 1)), completions - succeeded)
+            wanted = min(_number(spec.get("parallelism"), 1), completions - succeeded)
             reference = _owner_reference(job, "batch/v1", "Job")
             for _ in range(wanted - len(active)):
                 cluster.create("pods", _pod_from_template(job, reference), namespace)
