@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CommandLine, _tool_env, tool_path
 from gpufleet_twin import nvidia_chart
 from gpufleet_twin.kube import ApiServer, Cluster
 
@@ -35,9 +34,15 @@ def scheduling_apiserver(tmp_path: Path) -> Iterator[ApiServer]:
         api.stop()
 
 
-@pytest.fixture(params=["helm", "helm3"])
-def helm(request: pytest.FixtureRequest, scheduling_apiserver: ApiServer, tmp_path: Path) -> Helm:
-    return CommandLine(tool_path(request.param), _tool_env(scheduling_apiserver, tmp_path / "home"))
+@pytest.fixture
+def apiserver(scheduling_apiserver: ApiServer) -> ApiServer:
+    """Overrides conftest's, so its helm3/helm4 fixtures talk to the scheduling server."""
+    return scheduling_apiserver
+
+
+@pytest.fixture(params=["helm4", "helm3"])
+def helm(request: pytest.FixtureRequest) -> Helm:
+    return request.getfixturevalue(request.param)
 
 
 def _established(cluster: Cluster, name: str) -> bool:
