@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .protocols import ClusterStore
 
 # After this long an eviction that did not lead to a deletion stops counting (disruption.DeletionTimeout).
 DISRUPTION_TIMEOUT = datetime.timedelta(minutes=2)
@@ -55,7 +55,7 @@ def _now() -> str:
 
 
 class GarbageCollector:
-    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+    def reconcile(self, cluster: ClusterStore, dirty: set[tuple[str, str]]) -> None:
         removed, orphaned = cluster.take_removed_uids()
         if not removed and not orphaned:
             return
@@ -81,7 +81,7 @@ class GarbageCollector:
 class InstantKubelet:
     """Marks bound pods Running and Ready as soon as they land on an existing node."""
 
-    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+    def reconcile(self, cluster: ClusterStore, dirty: set[tuple[str, str]]) -> None:
         pods = cluster.resource("pods")
         namespaces = _touches(dirty, "pods")
         if ("nodes", "") in dirty:
@@ -155,7 +155,7 @@ class InstantKubelet:
 class DisruptionController:
     WATCHED = ("pods", "poddisruptionbudgets.policy", "replicasets.apps", "deployments.apps", "statefulsets.apps")
 
-    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+    def reconcile(self, cluster: ClusterStore, dirty: set[tuple[str, str]]) -> None:
         namespaces: set[str] = set()
         for qualified in self.WATCHED:
             namespaces |= _touches(dirty, qualified)
@@ -193,7 +193,7 @@ class DisruptionController:
         return live
 
     @staticmethod
-    def _find_scale(cluster: Cluster, reference: Mapping[str, Any], namespace: str) -> tuple[str, int] | None:
+    def _find_scale(cluster: ClusterStore, reference: Mapping[str, Any], namespace: str) -> tuple[str, int] | None:
         plural = _SCALED_KINDS.get(reference.get("kind", ""))
         if plural is None:
             return None

@@ -29,7 +29,7 @@ from .resources import CUSTOM_RESOURCE_DEFINITIONS, ResourceRegistry, ResourceTy
 from .timestamps import now_rfc3339
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .protocols import ClusterStore
 
 CRD_RESOURCE = CUSTOM_RESOURCE_DEFINITIONS
 QUALIFIED = CRD_RESOURCE.qualified
@@ -117,7 +117,7 @@ def register_served(registry: ResourceRegistry, crd: Mapping[str, Any]) -> None:
 class CustomResourceDefinitionController:
     """Establishes new and changed CRDs, and cleans up after deleted ones (see the module docstring)."""
 
-    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+    def reconcile(self, cluster: ClusterStore, dirty: set[tuple[str, str]]) -> None:
         if (QUALIFIED, "") not in dirty:
             return
         crds = {crd["metadata"]["name"]: crd for crd in cluster._iter(CRD_RESOURCE, None)}

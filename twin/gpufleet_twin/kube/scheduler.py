@@ -19,7 +19,7 @@ from .timestamps import now_rfc3339
 from .workloads import is_terminating, toleration_tolerates
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .protocols import ClusterStore
 
 EXTENDED_PREFIX = "nvidia.com/"
 
@@ -78,7 +78,7 @@ def why_not(pod: Mapping[str, Any], node: Mapping[str, Any], used: Mapping[str, 
     return None
 
 
-def schedule_pending_pods(cluster: Cluster) -> None:
+def schedule_pending_pods(cluster: ClusterStore) -> None:
     pending = [pod for pod in cluster.list("pods") if _schedules_here(pod)]
     if not pending:
         return
@@ -116,6 +116,6 @@ def schedule_pending_pods(cluster: Cluster) -> None:
 class PodScheduler:
     """``schedule_pending_pods`` as a controller of the settle loop."""
 
-    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+    def reconcile(self, cluster: ClusterStore, dirty: set[tuple[str, str]]) -> None:
         if any(resource in ("pods", "nodes") for resource, _ in dirty):
             schedule_pending_pods(cluster)

@@ -45,7 +45,7 @@ from .workloads import (
 )
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .protocols import ClusterStore
 
 HASH_LABEL = "pod-template-hash"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
@@ -57,7 +57,7 @@ def _touches(dirty: set[tuple[str, str]], qualified: str) -> set[str]:
     return {namespace for resource, namespace in dirty if resource == qualified}
 
 
-def _owned_by(cluster: Cluster, resource: str, namespace: str, uid: str) -> list[dict[str, Any]]:
+def _owned_by(cluster: ClusterStore, resource: str, namespace: str, uid: str) -> list[dict[str, Any]]:
     return [obj for obj in cluster._iter(cluster.resource(resource), namespace) if (controller_ref(obj) or {}).get("uid") == uid]
 
 
@@ -101,7 +101,7 @@ def _pod_from_template(owner: Mapping[str, Any], reference: dict[str, Any], extr
     }
 
 
-def _write_status(cluster: Cluster, resource: str, obj: Mapping[str, Any], status: dict[str, Any]) -> None:
+def _write_status(cluster: ClusterStore, resource: str, obj: Mapping[str, Any], status: dict[str, Any]) -> None:
     meta = obj["metadata"]
     live = cluster._lookup(cluster.resource(resource), meta.get("namespace"), meta["name"])
     if live is not None and live.get("status") != status:
@@ -126,7 +126,7 @@ def _stamped(old: list[Mapping[str, Any]] | None, new: list[dict[str, Any]], *, 
 
 
 class DaemonSetController:
-    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+    def reconcile(self, cluster: ClusterStore, dirty: set[tuple[str, str]]) -> None:
         daemonsets = cluster.resource("daemonsets")
         if ("nodes", "") in dirty:
             namespaces = None  # every DaemonSet may gain or lose a node
@@ -139,7 +139,7 @@ class DaemonSetController:
                 continue
             self._sync(cluster, ds)
 
-    def _sync(self, cluster: Cluster, ds: dict[str, Any]) -> None:
+    def _sync(self, cluster: ClusterStore, ds: dict[str, Any]) -> None:
         pods_resource = cluster.resource("pods")
         namespace, uid = ds["metadata"]["namespace"], ds["metadata"]["uid"]
         template = ds.get("spec", {}).get("template") or {}
@@ -204,7 +204,7 @@ class DaemonSetController:
         }
 
     @staticmethod
-    def _update_status(cluster: Cluster, ds: Mapping[str, Any], wanted: set[str], revision: str) -> None:
+    def _update_status(cluster: ClusterStore, ds: Mapping[str, Any], wanted: set[str], revision: str) -> None:
         namespace, uid = ds["metadata"]["namespace"], ds["metadata"]["uid"]
         pods = [
             p for p in cluster._iter(cluster.resource("pods"), namespace)
@@ -246,7 +246,7 @@ def _live_pods(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class ReplicaSetController:
-    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+    def reconcile(self, cluster: ClusterStore, dirty: set[tuple[str, str]]) -> None:
         namespaces = _touches(dirty, "replicasets.apps") | _touches(dirty, "pods")
         replicasets = cluster.resource("replicasets")
         for namespace in sorted(namespaces):
@@ -255,7 +255,7 @@ class ReplicaSetController:
                     self._sync(cluster, rs)
 
     @staticmethod
-    def _sync(cluster: Cluster, rs: dict[str, Any]) -> None:
+    def _sync(cluster: ClusterStore, rs: dict[str, Any]) -> None:
         namespace = rs["metadata"]["namespace"]
         pods = _live_pods(_owned_by(cluster, "pods", namespace, rs["metadata"]["uid"]))
         wanted = _number((rs.get("spec") or {}).get("replicas"), 1)
@@ -279,7 +279,7 @@ class ReplicaSetController:
 
 
 class DeploymentController:
-    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+    def reconcile(self, cluster: ClusterStore, dirty: set[tuple[str, str]]) -> None:
         namespaces = _touches(dirty, "deployments.apps") | _touches(dirty, "replicasets.apps")
         deployments = cluster.resource("deployments")
         for namespace in sorted(namespaces):
@@ -287,7 +287,7 @@ class DeploymentController:
                 if not is_terminating(deployment) and has_pod_template(deployment):
                     self._sync(cluster, deployment)
 
-    def _sync(self, cluster: Cluster, deployment: dict[str, Any]) -> None:
+    def _sync(self, cluster: ClusterStore, deployment: dict[str, Any]) -> None:
         namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
         spec = deployment.get("spec") or {}
         desired = _number(spec.get("replicas"), 1)
@@ -332,7 +332,7 @@ class DeploymentController:
         }
 
     @staticmethod
-    def _prune_history(cluster: Cluster, deployment: Mapping[str, Any], namespace: str) -> None:
+    def _prune_history(cluster: ClusterStore, deployment: Mapping[str, Any], namespace: str) -> None:
         limit = _number((deployment.get("spec") or {}).get("revisionHistoryLimit"), 10)
         retired = [
             rs for rs in _owned_by(cluster, "replicasets", namespace, deployment["metadata"]["uid"])
@@ -344,7 +344,7 @@ class DeploymentController:
             cluster.delete("replicasets", rs["metadata"]["name"], namespace)
 
     @staticmethod
-    def _update_status(cluster: Cluster, name: str, namespace: str, new: Mapping[str, Any], desired: int) -> None:
+    def _update_status(cluster: ClusterStore, name: str, namespace: str, new: Mapping[str, Any], desired: int) -> None:
         deployment = cluster.get("deployments", name, namespace)
         owned = [rs for rs in _owned_by(cluster, "replicasets", namespace, deployment["metadata"]["uid"]) if not is_terminating(rs)]
         total = sum(int((rs.get("status") or {}).get("replicas", 0)) for rs in owned)
@@ -417,7 +417,7 @@ def job_defaults(job: dict[str, Any]) -> None:
 
 
 class JobController:
-    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+    def reconcile(self, cluster: ClusterStore, dirty: set[tuple[str, str]]) -> None:
         namespaces = _touches(dirty, "jobs.batch") | _touches(dirty, "pods")
         jobs = cluster.resource("jobs")
         for namespace in sorted(namespaces):
@@ -431,7 +431,7 @@ class JobController:
             c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in (job.get("status") or {}).get("conditions") or []
         )
 
-    def _sync(self, cluster: Cluster, job: dict[str, Any]) -> None:
+    def _sync(self, cluster: ClusterStore, job: dict[str, Any]) -> None:
         if self._finished(job):
             return
         namespace = job["metadata"]["namespace"]
