@@ -33,6 +33,7 @@ from typing import Any
 
 from . import crds, errors
 from .controllers import default_controllers
+from .defaults import apply_defaults, default_spec
 from .errors import ApiError
 from .patches import PatchError, apply_patch, json_patch, merge_patch, strategic_merge_patch
 from .resources import ResourceRegistry, ResourceType
@@ -45,7 +46,6 @@ from .selectors import (
     parse_label_selector,
 )
 from .timestamps import now_rfc3339
-from .workload_controllers import job_defaults
 from .workloads import (
     PDB_VIOLATION_MESSAGE,
     eviction_ignores_pdb,
@@ -61,7 +61,6 @@ _SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _PATH_SEGMENT_GROUPS = frozenset({"rbac.authorization.k8s.io"})
-_POD_TEMPLATE_OWNERS = frozenset({"daemonsets.apps", "deployments.apps", "replicasets.apps", "statefulsets.apps", "jobs.batch"})
 # Metadata only the server writes: an update cannot change it.
 _SERVER_OWNED_METADATA = (
     "name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion",
@@ -90,13 +89,6 @@ class WatchEvent:
 ObjectKey = tuple[str, str, str]  # (qualified resource, namespace or "", name)
 Bucket = dict[tuple[str, str], dict[str, Any]]  # one resource's objects by (namespace or "", name)
 Subscriber = Callable[[WatchEvent], None]
-
-
-def _set_default(obj: dict[str, Any], key: str, value: Any) -> Any:
-    """``setdefault`` that also fills a null (protobuf bodies decode absent optional fields as None)."""
-    if obj.get(key) is None:
-        obj[key] = value
-    return obj[key]
 
 
 def _spec_view(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -390,71 +382,8 @@ class Cluster:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
-        self._apply_defaults(resource, obj)
+        apply_defaults(resource, obj)
         return obj
-
-    @staticmethod
-    def _default_pod_spec(spec: dict[str, Any]) -> None:
-        _set_default(spec, "restartPolicy", "Always")
-        _set_default(spec, "terminationGracePeriodSeconds", 30)
-        _set_default(spec, "dnsPolicy", "ClusterFirst")
-        _set_default(spec, "schedulerName", "default-scheduler")
-        _set_default(spec, "securityContext", {})
-
-    def _default_spec(self, resource: ResourceType, obj: dict[str, Any]) -> None:
-        """The defaults the real API server fills in on every write, where clients read them back
-        (``kubectl rollout status`` refuses a DaemonSet without an update strategy)."""
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            return
-        template_spec = (spec.get("template") or {}).get("spec")
-        if resource.qualified in _POD_TEMPLATE_OWNERS and isinstance(template_spec, dict):
-            self._default_pod_spec(template_spec)
-        if resource.qualified == "daemonsets.apps":
-            strategy = spec.get("updateStrategy") or {}
-            if not strategy.get("type"):  # protobuf bodies carry an empty strategy object
-                strategy["type"] = "RollingUpdate"
-            if strategy["type"] == "RollingUpdate":
-                _set_default(strategy, "rollingUpdate", {"maxUnavailable": 1, "maxSurge": 0})
-            spec["updateStrategy"] = strategy
-            _set_default(spec, "revisionHistoryLimit", 10)
-        elif resource.qualified == "deployments.apps":
-            _set_default(spec, "replicas", 1)
-            strategy = spec.get("strategy") or {}
-            if not strategy.get("type"):
-                strategy["type"] = "RollingUpdate"
-            if strategy["type"] == "RollingUpdate":
-                _set_default(strategy, "rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
-            spec["strategy"] = strategy
-            _set_default(spec, "revisionHistoryLimit", 10)
-            _set_default(spec, "progressDeadlineSeconds", 600)
-        elif resource.qualified in ("replicasets.apps", "statefulsets.apps"):
-            _set_default(spec, "replicas", 1)
-
-    def _apply_defaults(self, resource: ResourceType, obj: dict[str, Any]) -> None:
-        self._default_spec(resource, obj)
-        if resource.status_via_subresource_only:
-            obj["status"] = {}
-        if resource.qualified == "namespaces":
-            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-            obj["status"] = {"phase": "Active"}
-            obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
-        elif resource.qualified == "pods":
-            spec = obj.setdefault("spec", {})
-            self._default_pod_spec(spec)
-            spec.setdefault("serviceAccountName", "default")
-            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
-        elif resource.qualified == "jobs.batch":
-            job_defaults(obj)
-        elif resource.qualified == "secrets":
-            obj.setdefault("type", "Opaque")
-            string_data = obj.pop("stringData", None) or {}
-            if string_data:
-                import base64
-
-                data = obj.setdefault("data", {})
-                for key, value in string_data.items():
-                    data[key] = base64.b64encode(str(value).encode()).decode()
 
     # ------------------------------------------------------------------ writes: public API
 
@@ -619,8 +548,8 @@ class Cluster:
         meta.pop("managedFields", None)
         meta.pop("selfLink", None)
         if resource.qualified == "secrets":
-            self._apply_defaults(resource, candidate)
-        self._default_spec(resource, candidate)
+            apply_defaults(resource, candidate)
+        default_spec(resource, candidate)
         if resource.tracks_generation and _spec_view(candidate) != _spec_view(existing):
             meta["generation"] = old_meta.get("generation", 1) + 1
         self._validate(resource, candidate)
