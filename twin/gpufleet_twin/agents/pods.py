@@ -2,9 +2,9 @@
 
 Pragmatic rules where a real container would simply run its command:
 
-- a pod's role: a container whose command is ``nvidia-device-plugin`` (or named
-  ``nvidia-device-plugin-ctr``) makes the pod a device plugin; ``gpu-feature-discovery`` (or
-  ``gpu-feature-discovery-ctr``) a GFD; anything else is a workload;
+- a pod's role: a container whose command is ``nvidia-device-plugin`` makes the pod a device plugin,
+  ``gpu-feature-discovery`` a GFD (what NVIDIA's chart 0.20.0 runs in its ``-ctr`` containers, beside
+  ``config-manager`` init containers and sidecars when ``config.map`` is set); anything else is a workload;
 - a workload with ``restartPolicy`` Never or OnFailure whose command line mentions no long-running
   command (``sleep``, ``tail -f``, ``infinity``, ``wait``) is a one-shot: it completes (Succeeded, exit 0)
   right after it starts; everything else keeps running until deleted or evicted;
@@ -38,11 +38,13 @@ def _command_name(container: Mapping[str, Any]) -> str:
 
 
 def pod_role(pod: Mapping[str, Any]) -> str:
+    """By the command a container runs, as NVIDIA's chart (and the stand-in) deploy them; the chart's
+    ``config-manager`` init containers and sidecars and the MPS control daemon are not a role."""
     for container in containers(pod):
-        names = {_command_name(container), str(container.get("name", ""))}
-        if names & {"nvidia-device-plugin", "nvidia-device-plugin-ctr"}:
+        command = _command_name(container)
+        if command == "nvidia-device-plugin":
             return DEVICE_PLUGIN
-        if names & {"gpu-feature-discovery", "gpu-feature-discovery-ctr"}:
+        if command == "gpu-feature-discovery":
             return GFD
     return WORKLOAD
 
@@ -51,7 +53,7 @@ def role_container(pod: Mapping[str, Any], role: str) -> Mapping[str, Any]:
     """The container playing ``role`` (the main container of a plugin or GFD pod)."""
     wanted = {DEVICE_PLUGIN: "nvidia-device-plugin", GFD: "gpu-feature-discovery"}.get(role)
     for container in containers(pod):
-        if wanted and wanted in (_command_name(container), str(container.get("name", "")).removesuffix("-ctr")):
+        if wanted and _command_name(container) == wanted:
             return container
     found = containers(pod)
     return found[0] if found else {}

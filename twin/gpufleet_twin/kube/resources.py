@@ -159,6 +159,8 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
     ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
     ResourceType("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, ("pc",)),
+    # Stored only (nothing enforces them): NFD's chart renders them when its networkPolicy values are enabled.
+    ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
     CUSTOM_RESOURCE_DEFINITIONS,
     ResourceType("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
 )
