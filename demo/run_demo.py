@@ -3,8 +3,10 @@
 1. Brings the fleet in demo/fleet.yml up with `gpufleet-sim up` (simulated GPU nodes plus the emulated
    Kubernetes cluster) and shows it.
 2. Runs `ansible-playbook site.yml -e mig_strategy=mixed` against the inventory the twin wrote, exactly as a
-   user runs it against a real inventory. The only demo-specific variables point the device plugin release at the
-   stand-in chart in tests/charts (NVIDIA's chart cannot be downloaded here) and the report at demo-out/.
+   user runs it against a real inventory. The only demo-specific variables point the device plugin release at a
+   local chart and the report at demo-out/. The chart is NVIDIA's nvidia-device-plugin 0.20.0 when it is provided
+   (GPUFLEET_NVIDIA_CHART or ../shared/charts/, see tests/charts/README.md; it cannot be downloaded here), else
+   the stand-in in tests/charts.
 3. Starts a GPU workload on the converged fleet and runs site.yml again: nothing changes and the workload keeps
    running (no node is cordoned, no pod evicted).
 4. Prints the fleet report the playbook wrote and the fleet as the simulator and the API server see it, then
@@ -31,9 +33,20 @@ OUT_DIR = REPO_ROOT / "demo-out"
 FLEET_DIR = OUT_DIR / "fleet"
 # Each run writes REPORT_DIR/<run id>/ and points REPORT_DIR/latest at it.
 REPORT_DIR = OUT_DIR / "report"
-STAND_IN_CHART = REPO_ROOT / "tests" / "charts" / "nvidia-device-plugin"
+sys.path.insert(0, str(REPO_ROOT / "twin"))
+from gpufleet_twin.nvidia_chart import device_plugin_chart  # noqa: E402 - the twin is the demo's test bed
+
+CHART = device_plugin_chart(REPO_ROOT)
 WORKLOAD_NODE = "gpu-a100-1"
 WORKLOAD_RESOURCE = "nvidia.com/mig-1g.5gb"
+
+
+def display_path(path: Path) -> str:
+    """Relative to the repository when inside it (the role resolves relative chart paths against the playbook dir)."""
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def banner(text: str) -> None:
@@ -55,12 +68,12 @@ def sim(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
 
 def rollout(log_name: str, report_dir: Path) -> tuple[int, str]:
     """ansible-playbook site.yml -e mig_strategy=mixed, streamed to the terminal and to demo-out/<log_name>."""
-    extra_vars = {"device_plugin_chart_ref": str(STAND_IN_CHART), "device_plugin_chart_repo_url": "",
+    extra_vars = {"device_plugin_chart_ref": str(CHART), "device_plugin_chart_repo_url": "",
                   "mig_report_dir": str(report_dir)}
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(FLEET_DIR / "inventory.yml"), "site.yml",
             "-e", "mig_strategy=mixed", "-e", json.dumps(extra_vars)]
     print("$ ansible-playbook -i demo-out/fleet/inventory.yml site.yml -e mig_strategy=mixed "
-          "-e '{\"device_plugin_chart_ref\": \"tests/charts/nvidia-device-plugin\", ...}'", flush=True)
+          f"-e '{{\"device_plugin_chart_ref\": \"{display_path(CHART)}\", ...}}'", flush=True)
     lines = []
     with open(OUT_DIR / log_name, "w", encoding="utf-8") as log:
         process = subprocess.Popen(argv, cwd=REPO_ROOT, env=environment(), stdout=subprocess.PIPE,

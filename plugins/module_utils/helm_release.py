@@ -40,6 +40,13 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.helm import (
     write_private_file,
 )
 
+from ansible_collections.gpufleet.mig.plugins.module_utils.helm_values import (
+    read_values_files,
+    resolve_chart_ref,
+    set_values_document,
+    user_values,
+)
+
 STATES = ("present", "absent")
 DEFAULT_TIMEOUT = "5m0s"
 
@@ -83,7 +90,8 @@ def _read_release(runner, binary, major, name, connection):
 def run_helm_release(runner, binary, params, check_mode=False, tmpdir=None):
     """Bring release ``params['release_name']`` to ``params['state']``; return the module result.
 
-    ``runner`` is a ``helm.HelmRunner``. Result keys: ``changed``, ``status`` (the release afterwards, or
+    ``runner`` is a ``helm.HelmRunner``. The user values are ``values_files``, ``values`` and ``set_values`` merged
+    (helm_values.py); relative paths resolve against ``playbook_dir``. Result keys: ``changed``, ``status`` (the release afterwards, or
     ``None`` when absent; as it is now in check mode), ``reasons``, ``command`` (the write run, or that would
     run in check mode), ``commands`` (every helm argv run), ``helm_version``, ``diff``.
     Raises ``HelmError`` / ``helm.HelmCommandError``.
@@ -92,7 +100,15 @@ def run_helm_release(runner, binary, params, check_mode=False, tmpdir=None):
     namespace = params["release_namespace"]
     state = params.get("state") or "present"
     timeout = check_timeout(params.get("timeout") or DEFAULT_TIMEOUT)
-    wanted_values = params.get("values") or {}
+    base_dir = params.get("playbook_dir")
+    chart_ref = resolve_chart_ref(params.get("chart_ref"), params.get("chart_repo_url"), base_dir)
+    wanted_values = {}
+    if state == "present":  # read and check every values source before running anything
+        wanted_values = user_values(
+            read_values_files(params.get("values_files"), base_dir, parse_yaml_document),
+            params.get("values"),
+            set_values_document(params.get("set_values"), base_dir),
+        )
     temp_files = []
     try:
         kubeconfig_path, context = _private_kubeconfig(params, tmpdir, temp_files)
@@ -108,7 +124,7 @@ def run_helm_release(runner, binary, params, check_mode=False, tmpdir=None):
             command = uninstall_argv(binary, name, connection, params.get("wait"), timeout) if action == ACTION_UNINSTALL else None
             after = {} if command else before
         else:
-            chart = (params["chart_ref"], params.get("chart_version"), params.get("chart_repo_url"))
+            chart = (chart_ref, params.get("chart_version"), params.get("chart_repo_url"))
             stdout = runner.output(show_argv(binary, "chart", *chart), "helm show chart")
             chart_metadata = parse_yaml_document(stdout, "the output of helm show chart")
             stdout = runner.output(show_argv(binary, "values", *chart), "helm show values")
@@ -120,7 +136,7 @@ def run_helm_release(runner, binary, params, check_mode=False, tmpdir=None):
                 values_file = write_private_file(tmpdir, "helm-values-", json.dumps(wanted_values, sort_keys=True))
                 temp_files.append(values_file)
                 command = upgrade_argv(
-                    binary, major, name, params["chart_ref"], values_file, connection,
+                    binary, major, name, chart_ref, values_file, connection,
                     chart_version=params.get("chart_version"), chart_repo_url=params.get("chart_repo_url"),
                     create_namespace=params.get("create_namespace"), wait=params.get("wait"), timeout=timeout,
                     atomic=params.get("atomic"),

@@ -17,8 +17,11 @@ description:
     The effective values are the chart's defaults (C(helm show values)) with the user values on top, so
     spelling out a default value, or leaving it out, is no change. The chart compared is the one C(helm show
     chart) finds for O(chart_ref), O(chart_repo_url) and O(chart_version).
-  - O(values) are written to a private temporary file passed with C(--values); they never appear on the
-    command line. Neither do credentials; helm reads them from a kubeconfig (see the notes).
+  - The user values of the release are O(values_files) in order, then O(values), then O(set_values), merged as
+    helm merges C(--values) files and C(--set) options (later wins, maps merge key by key), the order
+    M(kubernetes.core.helm) passes them in. They are written to one private temporary file passed with
+    C(--values); they never appear on the command line. Neither do credentials; helm reads them from a
+    kubeconfig (see the notes).
   - A release in status C(failed) is upgraded. A release stuck in C(pending-install), C(pending-upgrade),
     C(pending-rollback) or C(uninstalling) (another helm run is in progress, or died halfway) makes the task
     fail with the commands that repair it, rather than run into helm's "another operation is in progress".
@@ -37,7 +40,8 @@ attributes:
   diff_mode:
     support: full
     details:
-      - Shows the chart (C(<name>-<version>)) and the user-supplied values of the release before and after.
+      - Shows the chart (C(<name>-<version>)) and the user-supplied values of the release before and after
+        (O(values_files), O(values) and O(set_values) merged).
   idempotent:
     support: full
 options:
@@ -64,8 +68,44 @@ options:
       - The chart, as C(helm upgrade) takes it. A chart name when O(chart_repo_url) is set, otherwise a
         C(repo/chart) reference of a repository added with C(helm repo add), a path to a chart directory or
         archive, a URL, or an C(oci://) reference.
+      - A relative path is resolved against O(playbook_dir) when a chart exists there (not against the
+        module's temporary working directory).
       - Required with O(state=present).
     type: str
+  playbook_dir:
+    description:
+      - The directory relative paths in O(chart_ref), O(values_files) and O(set_values) (C(file) type) are
+        resolved against. Pass C({{ playbook_dir }}); the roles of this collection do.
+      - When not set, relative paths are used as they are, from the module's working directory.
+    type: path
+  values_files:
+    description:
+      - Values files (YAML), merged in order before O(values) and O(set_values), as C(helm --values) takes them.
+        Relative paths are resolved against O(playbook_dir). Read where the module runs (the controller, when
+        the task is delegated to localhost as in the examples).
+    type: list
+    elements: path
+    default: []
+  set_values:
+    description:
+      - Values in C(helm --set) syntax, applied in order after O(values_files) and O(values).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      value:
+        description:
+          - C(key=value) pairs as C(--set) takes them (C(a.b=c), C(a[0]=x), C(a={x,y}), several separated by commas).
+            With O(set_values[].value_type=json) or V(file), one C(key=value) whose value is JSON or a file path.
+        type: str
+        required: true
+      value_type:
+        description:
+          - V(raw) infers booleans, null and integers as C(--set) does; V(string) keeps text (C(--set-string));
+            V(json) parses JSON (C(--set-json)); V(file) reads the named file's content (C(--set-file)).
+        type: str
+        choices: [raw, string, json, file]
+        default: raw
   chart_repo_url:
     description:
       - The chart repository URL, passed as C(--repo); no C(helm repo add) is needed then.
@@ -154,6 +194,21 @@ EXAMPLES = r"""
       migStrategy: single
     atomic: true
     binary_path: /usr/local/bin/helm3
+  delegate_to: localhost
+  run_once: true
+
+- name: Values from files and --set options, as with kubernetes.core.helm
+  gpufleet.mig.helm_release:
+    release_name: nvdp
+    release_namespace: nvidia-device-plugin
+    chart_ref: charts/nvidia-device-plugin-0.20.0.tgz  # relative to the playbook directory
+    playbook_dir: "{{ playbook_dir }}"
+    values_files:
+      - values/device-plugin.yml
+    set_values:
+      - value: migStrategy=mixed,gfd.enabled=true
+      - value: image.tag=v0.20.0
+        value_type: string
   delegate_to: localhost
   run_once: true
 
@@ -272,6 +327,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.helm import (
     HelmRunner,
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.helm_release import DEFAULT_TIMEOUT, STATES, run_helm_release
+from ansible_collections.gpufleet.mig.plugins.module_utils.helm_values import VALUE_TYPES
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import k8s_auth_argument_spec
 
 
@@ -285,6 +341,12 @@ def argument_spec():
         chart_repo_url=dict(type="str"),
         chart_version=dict(type="str"),
         values=dict(type="dict", default={}, aliases=["release_values"]),
+        values_files=dict(type="list", elements="path", default=[]),
+        set_values=dict(
+            type="list", elements="dict", default=[],
+            options=dict(value=dict(type="str", required=True), value_type=dict(type="str", choices=list(VALUE_TYPES), default="raw")),
+        ),
+        playbook_dir=dict(type="path"),
         create_namespace=dict(type="bool", default=False),
         wait=dict(type="bool", default=False),
         timeout=dict(type="str", default=DEFAULT_TIMEOUT),

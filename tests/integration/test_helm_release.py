@@ -189,3 +189,34 @@ def test_chart_version_change_private_kubeconfig_and_stuck_releases(kube: KubeCo
     )
     assert [argv[1] for argv in stuck.result["commands"]] == ["version", "list", "get", "show", "show"], "nothing may be written"
     assert release_secrets(kube)[-1] == ("3", "pending-upgrade")
+
+
+def test_values_files_set_values_and_a_chart_relative_to_the_playbook(kube: KubeControl, tmp_path: Path) -> None:
+    releases = Releases(kube, helm_binary("helm"), tmp_path / "helm-home")
+    project = tmp_path / "project"
+    shutil.copytree(CHART, project / "charts" / "nvidia-device-plugin")
+    (project / "values").mkdir()
+    (project / "values" / "device-plugin.yml").write_text("migStrategy: single\ngfd:\n  enabled: true\n")
+    relative = {"chart": "charts/nvidia-device-plugin", "create_namespace": True, "wait": True, "timeout": "60s",
+                "values_files": ["values/device-plugin.yml"], "values": {"failOnInitError": False}}
+    wanted = {"migStrategy": "mixed", "gfd": {"enabled": True}, "failOnInitError": False}
+
+    run = kube.play([
+        releases.task("Relative chart without playbook_dir", **relative, set_values=[{"value": "migStrategy=mixed"}], _ignore_errors=True),
+        releases.task("Install", **relative, playbook_dir=str(project), set_values=[{"value": "migStrategy=mixed"}]),
+        releases.task("Install again", **relative, playbook_dir=str(project), set_values=[{"value": "migStrategy=mixed"}]),
+        releases.task("Same values as one dict", chart=str(project / "charts" / "nvidia-device-plugin"), values=wanted),
+        releases.task("Change through set_values", **relative, playbook_dir=str(project),
+                      set_values=[{"value": "migStrategy=none", "value_type": "string"}]),
+    ])
+    assert run.task("Relative chart without playbook_dir").failed, "the module's temporary working directory has no chart"
+    installed = run.task("Install")
+    assert installed.changed and not installed.failed, installed.result
+    assert installed.result["status"]["values"] == wanted
+    assert not any("mixed" in arg or "device-plugin.yml" in arg for argv in installed.result["commands"] for arg in argv)
+    assert str(project / "charts" / "nvidia-device-plugin") in installed.result["command"]
+    assert not run.task("Install again").changed
+    assert not run.task("Same values as one dict").changed
+    changed = run.task("Change through set_values")
+    assert changed.changed and changed.result["reasons"] == ["values differ"]
+    assert daemonset_env(kube)["MIG_STRATEGY"] == "none"

@@ -21,13 +21,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from gpufleet_twin import nvidia_chart
 
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HELM = REPO_ROOT / ".tools" / "bin" / "helm"
 KUBECTL = REPO_ROOT / ".tools" / "bin" / "kubectl"
-CHART = REPO_ROOT / "tests" / "charts" / "nvidia-device-plugin"
+CHART = nvidia_chart.device_plugin_chart(REPO_ROOT)  # NVIDIA's chart when provided, else the stand-in
 NODE = "seed-node"
 RELEASE = "nvdp"
 NAMESPACE = "nvidia-device-plugin"

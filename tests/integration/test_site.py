@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from gpufleet_twin import nvidia_chart
 
 kubernetes = pytest.importorskip("kubernetes", reason="the kubernetes client is not installed")
 pytestmark = pytest.mark.slow
@@ -18,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 CALLBACK_DIR = Path(__file__).resolve().parent / "callback_plugins"
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
-CHART = REPO_ROOT / "tests" / "charts" / "nvidia-device-plugin"
+CHART = nvidia_chart.device_plugin_chart(REPO_ROOT)  # NVIDIA's chart when provided, else the stand-in
 # The agents' clocks in seconds instead of kubelet's and GFD's real minutes.
 FAST_CLUSTER = {"timing": {"heartbeat": 0.5, "gfd_sleep_interval": 1, "crash_backoff": 1, "crash_backoff_max": 2, "tick": 0.2}}
 GPU_POD_RESOURCE = "nvidia.com/mig-1g.5gb"

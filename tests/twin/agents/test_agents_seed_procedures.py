@@ -9,15 +9,18 @@ import re
 from pathlib import Path
 
 import pytest
+from gpufleet_twin import nvidia_chart
 
 from agents_seed import MIXED_LABELS, NONE_LABELS, NONE_LABELS_MIG_ENABLED, SEED_GPU_UUID, SINGLE_LABELS, mig_line
 from conftest import FAST_TIMING, Twin, pod_overrides, wait_for
 
 pytestmark = pytest.mark.slow
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "nvidia-device-plugin"
+# NVIDIA's chart when provided (tests/charts/README.md), else the stand-in.
+CHART = nvidia_chart.device_plugin_chart()
 NODE = "gpu-node-1"
 NS = "nvidia-device-plugin"
+PLUGIN_PODS = "app.kubernetes.io/name=nvidia-device-plugin"  # the device plugin's and GFD's pods, in both charts
 
 
 def seed_fleet(uuid: str, bus: str, mig_mode: str, mig_devices: list[str] | None = None) -> dict:
@@ -38,7 +41,19 @@ def without_timestamp(labels: dict[str, str]) -> dict[str, str]:
 
 def restart_plugins(twin: Twin) -> None:
     """The seed's "restart the plugin": delete the pods, their DaemonSets recreate them."""
-    twin.kubectl("delete", "pod", "-n", NS, "-l", "app.kubernetes.io/name=nvidia-device-plugin", "--wait=false")
+    twin.kubectl("delete", "pod", "-n", NS, "-l", PLUGIN_PODS, "--wait=false")
+
+
+def nvidia_daemonsets(twin: Twin) -> list[str]:
+    """The DaemonSets running the device plugin or GFD (NVIDIA's chart also deploys NFD's worker and an MPS
+    control daemon)."""
+    def runs(ds: dict, command: str) -> bool:
+        return any(c.get("command", [""])[0] == command for c in ds["spec"]["template"]["spec"]["containers"])
+
+    return sorted(
+        ds["metadata"]["name"] for ds in twin.get("daemonsets", "-n", NS)["items"]
+        if runs(ds, "nvidia-device-plugin") or runs(ds, "gpu-feature-discovery")
+    )
 
 
 def run_pod(twin: Twin, name: str, args: list[str], resource: str = "nvidia.com/gpu") -> None:
@@ -57,8 +72,7 @@ def test_none_strategy(twin_up):
     twin.helm("install", "nvdp", str(CHART), "-n", NS, "--create-namespace", "--set", "migStrategy=none", "--wait", "--timeout", "60s")
     twin.helm("install", "gfd", str(CHART), "-n", NS, "--set", "migStrategy=none",
               "--set", "devicePlugin.enabled=false", "--set", "gfd.enabled=true", "--wait", "--timeout", "60s")
-    daemonsets = sorted(ds["metadata"]["name"] for ds in twin.get("daemonsets", "-n", NS)["items"])
-    assert daemonsets == ["gfd-nvidia-device-plugin-gpu-feature-discovery", "nvdp-nvidia-device-plugin"]
+    assert nvidia_daemonsets(twin) == ["gfd-nvidia-device-plugin-gpu-feature-discovery", "nvdp-nvidia-device-plugin"]
 
     assert twin.extended(NODE) == ({"nvidia.com/gpu": "1"},) * 2
     assert without_timestamp(twin.gfd_labels(NODE)) == NONE_LABELS
@@ -69,7 +83,7 @@ def test_none_strategy(twin_up):
     # "Enable MIG on the GPU (requires stopping all GPU clients first)": the running plugin holds the GPU.
     assert "In use by another client" in twin.nvidia_smi(NODE, "-mig", "1")
     twin.kubectl("label", "node", NODE, "nvidia.com/gpu.present-")  # the DaemonSets leave the node
-    wait_for(lambda: twin.get("pods", "-n", NS)["items"] == [], what="the plugin pods to go")
+    wait_for(lambda: twin.get("pods", "-n", NS, "-l", PLUGIN_PODS)["items"] == [], what="the plugin pods to go")
     twin.nvidia_smi(NODE, "-r")  # apply the pending mode now that nothing holds the GPU
     assert twin.nvidia_smi(NODE, "--query-gpu=mig.mode.current", "--format=csv,noheader") == "Enabled\n"
     # "Restart the kubelet and the plugins"

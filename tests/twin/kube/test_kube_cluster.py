@@ -63,7 +63,8 @@ def test_update_is_optimistic_and_noop_writes_nothing(cluster: Cluster) -> None:
     assert again["metadata"]["resourceVersion"] == updated["metadata"]["resourceVersion"]
 
 
-def test_generation_follows_spec_only(cluster: Cluster) -> None:
+def test_generation_follows_spec_only() -> None:
+    cluster = Cluster(controllers=[])  # storage semantics only: the Deployment controller would write status
     spec = {
         "selector": {"matchLabels": {"app": "x"}},
         "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "1"}]}},

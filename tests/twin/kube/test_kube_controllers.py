@@ -144,7 +144,9 @@ def _replicaset_with_pods(cluster: Cluster, replicas: int, nodes: list[str], *, 
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c"}]}},
+                # No containers: an inert owner the ReplicaSet controller leaves alone (workload_controllers.py),
+                # so the budget arithmetic sees exactly the hand-made pods below.
+                "template": {"metadata": {"labels": {"app": "web"}}},
             },
         },
         "default",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from ..kube.controllers import InstantKubelet
 from ..kube.workloads import is_terminating
 from .node_agent import NodeAgent
-from .scheduler import schedule_pending_pods
+from ..kube.scheduler import schedule_pending_pods
 
 if TYPE_CHECKING:
     from ..kube.cluster import Cluster

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ..kube.cluster import Cluster
-from ..kube.controllers import DaemonSetController, DisruptionController, GarbageCollector
+from ..kube.controllers import DisruptionController, workload_controllers
 from ..kube.server import ApiServer
 from .config import AgentTiming, NodeAgentSpec
 from .controller import AgentClock, AgentController
+from .nfd_master import NfdMaster
 from .node_agent import NodeAgent
 
 
@@ -30,7 +31,7 @@ def build_cluster(
     Nothing ticks the agents' clocks here: ``FleetAgents`` runs an ``AgentClock``; tests may call
     ``controller.tick(cluster)`` themselves with a fake ``clock``."""
     controller = AgentController(NodeAgent(spec, timing, clock) for spec in nodes)
-    cluster = Cluster(controllers=[GarbageCollector(), DaemonSetController(), controller, DisruptionController()])
+    cluster = Cluster(controllers=[*workload_controllers(), controller, NfdMaster(), DisruptionController()])
     for agent in controller.agents.values():
         agent.register(cluster)
     return cluster, controller

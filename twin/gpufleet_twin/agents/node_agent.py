@@ -23,9 +23,13 @@ Device plugin
   resources' allocatable at once and drops them from capacity after ``device_plugin_grace``.
 GFD
   Labels the node when its pod starts and every sleep interval (it opens NVML only during a pass, so
-  it holds no GPU). Its labels outlive its pod, as in
-  NodeFeature API mode (GFD's default since v0.19.0): they are removed only when the DaemonSet that
-  wrote them is deleted, or replaced by the next pass of another GFD.
+  it holds no GPU). Where NFD's NodeFeature CRD is served (NVIDIA's chart with its NFD subchart) and
+  the pod does not set GFD_USE_NODE_FEATURE_API=false, it writes the labels into the NodeFeature object
+  ``nvidia-features-for-<node>`` in its namespace, owned by its DaemonSet and pod, and nfd-master
+  (``nfd_master.py``) labels the node. Without the CRD (the stand-in chart has no NFD) it labels the
+  node itself, with the same outcome: the labels outlive its pod and go only when the DaemonSet that
+  wrote them is deleted (its NodeFeature object is garbage-collected), or are replaced by the next pass
+  of another GFD.
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import nvml
-from ..kube.cluster import now_rfc3339
+from ..kube.timestamps import now_rfc3339
 from ..kube.errors import ApiError
 from ..kube.workloads import is_terminating
 from . import pods as podlib
@@ -46,6 +50,10 @@ from .device_plugin import start_device_plugin
 from .gfd import PREFIX as GFD_PREFIX
 from .gfd import GfdError, gfd_labels
 from .inventory import NodeGpus, read_node_gpus
+from .nfd_master import NODE_FEATURES, NODE_NAME_LABEL, serves_node_features
+
+# GFD's NodeFeature object is named <prefix>-<node> (internal/lm/output.go nodeFeatureVendorPrefix).
+NODE_FEATURE_PREFIX = "nvidia-features-for"
 
 if TYPE_CHECKING:
     from ..kube.cluster import Cluster
@@ -78,6 +86,7 @@ class Daemon:
     next_run: float = math.inf  # crash-loop retry (both) or next labelling pass (GFD)
     sleep_interval: float | None = None
     no_timestamp: bool = False
+    use_node_feature_api: bool = True
 
 
 def nvidia_smi_listing(node: NodeGpus, device_ids: list[str]) -> str:
@@ -331,6 +340,7 @@ class NodeAgent:
             fail_on_init_error=podlib.env_flag(env.get(fail_key), True),
             no_timestamp=podlib.env_flag(env.get("GFD_NO_TIMESTAMP"), False),
             sleep_interval=self._sleep_interval(env),
+            use_node_feature_api=podlib.env_flag(env.get("GFD_USE_NODE_FEATURE_API", env.get("USE_NODE_FEATURE_API")), True),
         )
 
     def _sleep_interval(self, env: Mapping[str, str]) -> float | None:
@@ -430,7 +440,44 @@ class NodeAgent:
         gfd.next_run = math.inf if gfd.sleep_interval is None else self.clock() + gfd.sleep_interval
         log = "".join(f"Warning: {line}\n" for line in warnings) + f"Writing {len(labels)} labels to node {self.name}\n"
         cluster.append_pod_log(gfd.namespace, gfd.name, log)
-        self._write_labels(cluster, labels, gfd.owner_uid)
+        if gfd.use_node_feature_api and serves_node_features(cluster):
+            self._write_node_feature(cluster, labels, pod)
+        else:
+            self._write_labels(cluster, labels, gfd.owner_uid)
+
+    def _write_node_feature(self, cluster: Cluster, labels: Mapping[str, str], pod: Mapping[str, Any]) -> None:
+        """GFD's NodeFeature output (k8s-device-plugin internal/lm/output.go, v0.20.0): one object per node in
+        the pod's namespace, owned by the DaemonSet (controller) and the pod; nfd-master labels the node."""
+        meta = pod["metadata"]
+        owners = [
+            {k: ref[k] for k in ("apiVersion", "kind", "name", "uid")} | {"controller": True}
+            for ref in meta.get("ownerReferences") or [] if ref.get("kind") == "DaemonSet"
+        ][:1]
+        if owners:  # GFD resolves owners only for a pod a DaemonSet owns
+            owners.append({"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]})
+        name = f"{NODE_FEATURE_PREFIX}-{self.name}"
+        wanted = {
+            "labels": {NODE_NAME_LABEL: self.name},
+            "ownerReferences": owners or None,
+            "spec": {"features": {"flags": {}, "attributes": {}, "instances": {}}, "labels": dict(labels)},
+        }
+        self.gfd_labels, self.gfd_owner = set(), None  # nfd-master owns the node labels now
+        try:
+            current = cluster.get(NODE_FEATURES, name, meta["namespace"])
+        except ApiError:
+            body = {"metadata": {"name": name, "labels": wanted["labels"], "ownerReferences": owners}, "spec": wanted["spec"]}
+            cluster.create(NODE_FEATURES, body, meta["namespace"])
+            return
+        same = (
+            current["metadata"].get("labels") == wanted["labels"]
+            and (current["metadata"].get("ownerReferences") or None) == wanted["ownerReferences"]
+            and current.get("spec") == wanted["spec"]
+        )
+        if not same:
+            current["metadata"]["labels"] = wanted["labels"]
+            current["metadata"]["ownerReferences"] = owners
+            current["spec"] = wanted["spec"]
+            cluster.replace(NODE_FEATURES, name, current, meta["namespace"])
 
     def _write_labels(self, cluster: Cluster, labels: Mapping[str, str], owner: str | None) -> None:
         existing = cluster.get("nodes", self.name)["metadata"].get("labels") or {}

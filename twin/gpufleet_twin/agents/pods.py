@@ -2,9 +2,9 @@
 
 Pragmatic rules where a real container would simply run its command:
 
-- a pod's role: a container whose command is ``nvidia-device-plugin`` (or named
-  ``nvidia-device-plugin-ctr``) makes the pod a device plugin; ``gpu-feature-discovery`` (or
-  ``gpu-feature-discovery-ctr``) a GFD; anything else is a workload;
+- a pod's role: a container whose command is ``nvidia-device-plugin`` makes the pod a device plugin,
+  ``gpu-feature-discovery`` a GFD (what NVIDIA's chart 0.20.0 runs in its ``-ctr`` containers, beside
+  ``config-manager`` init containers and sidecars when ``config.map`` is set); anything else is a workload;
 - a workload with ``restartPolicy`` Never or OnFailure whose command line mentions no long-running
   command (``sleep``, ``tail -f``, ``infinity``, ``wait``) is a one-shot: it completes (Succeeded, exit 0)
   right after it starts; everything else keeps running until deleted or evicted;
@@ -18,13 +18,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..kube.cluster import now_rfc3339
 from ..kube.controllers import InstantKubelet
+from ..kube.scheduler import EXTENDED_PREFIX, creation_order, extended_requests  # noqa: F401 - node agents read them here
+from ..kube.timestamps import now_rfc3339
 
 DEVICE_PLUGIN = "device-plugin"
 GFD = "gfd"
 WORKLOAD = "workload"
-EXTENDED_PREFIX = "nvidia.com/"
 _LONG_RUNNING = re.compile(r"\bsleep\b|\btail\s+-f\b|\binfinity\b|\bwait\b")
 
 
@@ -38,11 +38,13 @@ def _command_name(container: Mapping[str, Any]) -> str:
 
 
 def pod_role(pod: Mapping[str, Any]) -> str:
+    """By the command a container runs, as NVIDIA's chart (and the stand-in) deploy them; the chart's
+    ``config-manager`` init containers and sidecars and the MPS control daemon are not a role."""
     for container in containers(pod):
-        names = {_command_name(container), str(container.get("name", ""))}
-        if names & {"nvidia-device-plugin", "nvidia-device-plugin-ctr"}:
+        command = _command_name(container)
+        if command == "nvidia-device-plugin":
             return DEVICE_PLUGIN
-        if names & {"gpu-feature-discovery", "gpu-feature-discovery-ctr"}:
+        if command == "gpu-feature-discovery":
             return GFD
     return WORKLOAD
 
@@ -51,7 +53,7 @@ def role_container(pod: Mapping[str, Any], role: str) -> Mapping[str, Any]:
     """The container playing ``role`` (the main container of a plugin or GFD pod)."""
     wanted = {DEVICE_PLUGIN: "nvidia-device-plugin", GFD: "gpu-feature-discovery"}.get(role)
     for container in containers(pod):
-        if wanted and wanted in (_command_name(container), str(container.get("name", "")).removesuffix("-ctr")):
+        if wanted and _command_name(container) == wanted:
             return container
     found = containers(pod)
     return found[0] if found else {}
@@ -82,19 +84,6 @@ def is_one_shot(pod: Mapping[str, Any]) -> bool:
 
 def runs_nvidia_smi(pod: Mapping[str, Any]) -> bool:
     return "nvidia-smi" in command_line(pod)
-
-
-def extended_requests(pod: Mapping[str, Any]) -> dict[str, int]:
-    """nvidia.com/* amounts the pod's containers ask for (limits, else requests: they must be equal)."""
-    wanted: dict[str, int] = {}
-    for container in containers(pod):
-        resources = container.get("resources") or {}
-        amounts = dict(resources.get("requests") or {})
-        amounts.update(resources.get("limits") or {})
-        for name, quantity in amounts.items():
-            if str(name).startswith(EXTENDED_PREFIX):
-                wanted[str(name)] = wanted.get(str(name), 0) + int(str(quantity))
-    return {name: amount for name, amount in sorted(wanted.items()) if amount > 0}
 
 
 def controller_uid(pod: Mapping[str, Any], kind: str = "DaemonSet") -> str | None:
@@ -204,10 +193,3 @@ def container_failure_status(pod: Mapping[str, Any], restart_count: int, reason:
 
 def pod_phase_pending(pod: Mapping[str, Any]) -> bool:
     return ((pod.get("status") or {}).get("phase") or "Pending") == "Pending"
-
-
-def creation_order(pod: Mapping[str, Any]) -> tuple[str, int]:
-    """Oldest first; timestamps have one-second resolution, the resourceVersion of creation breaks ties
-    well enough for pods that were never written since (later writes only move a pod back)."""
-    meta = pod.get("metadata") or {}
-    return meta.get("creationTimestamp", ""), int(meta.get("resourceVersion") or 0)

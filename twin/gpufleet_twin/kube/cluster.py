@@ -22,7 +22,6 @@ Choices made where the real behaviour needs machinery the twin lacks:
 from __future__ import annotations
 
 import copy
-import datetime
 import re
 import secrets
 import threading
@@ -32,7 +31,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import errors
+from . import crds, errors
+from .controllers import default_controllers
+from .defaults import apply_defaults, default_spec
 from .errors import ApiError
 from .patches import PatchError, apply_patch, json_patch, merge_patch, strategic_merge_patch
 from .resources import ResourceRegistry, ResourceType
@@ -44,6 +45,7 @@ from .selectors import (
     parse_field_selector,
     parse_label_selector,
 )
+from .timestamps import now_rfc3339
 from .workloads import (
     PDB_VIOLATION_MESSAGE,
     eviction_ignores_pdb,
@@ -59,15 +61,10 @@ _SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _PATH_SEGMENT_GROUPS = frozenset({"rbac.authorization.k8s.io"})
-_POD_TEMPLATE_OWNERS = frozenset({"daemonsets.apps", "deployments.apps", "replicasets.apps", "statefulsets.apps", "jobs.batch"})
 # Metadata only the server writes: an update cannot change it.
 _SERVER_OWNED_METADATA = (
     "name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "resourceVersion",
 )
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _generate_suffix() -> str:
@@ -115,8 +112,8 @@ class Cluster:
         instant_pod_start: bool = True,
         pod_termination_seconds: float = 0.0,
         controllers: Iterable[Any] | None = None,
+        schedule_pods: bool = False,
     ) -> None:
-        from .controllers import default_controllers  # controllers import this module
 
         self.registry = registry or ResourceRegistry()
         self.pod_termination_seconds = pod_termination_seconds
@@ -132,7 +129,7 @@ class Cluster:
         self._removed_uids: set[str] = set()
         self._orphaned_uids: set[str] = set()
         self._settling = False
-        self.controllers = list(controllers) if controllers is not None else default_controllers(instant_pod_start)
+        self.controllers = list(controllers) if controllers is not None else default_controllers(instant_pod_start, schedule_pods)
         for name in DEFAULT_NAMESPACES:
             self.create("namespaces", {"metadata": {"name": name}})
 
@@ -346,6 +343,8 @@ class Cluster:
             )
         if not valid:
             raise errors.invalid(resource.kind, name, "metadata.name", f'Invalid value: "{name}": {rule}')
+        if resource.qualified == crds.QUALIFIED:
+            crds.validate_crd(obj)
         from .selectors import _LABEL_KEY_RE, _LABEL_VALUE_RE  # shared syntax rules
 
         for key, value in (meta.get("labels") or {}).items():
@@ -383,69 +382,8 @@ class Cluster:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
-        self._apply_defaults(resource, obj)
+        apply_defaults(resource, obj)
         return obj
-
-    @staticmethod
-    def _default_pod_spec(spec: dict[str, Any]) -> None:
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("schedulerName", "default-scheduler")
-        spec.setdefault("securityContext", {})
-
-    def _default_spec(self, resource: ResourceType, obj: dict[str, Any]) -> None:
-        """The defaults the real API server fills in on every write, where clients read them back
-        (``kubectl rollout status`` refuses a DaemonSet without an update strategy)."""
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            return
-        template_spec = (spec.get("template") or {}).get("spec")
-        if resource.qualified in _POD_TEMPLATE_OWNERS and isinstance(template_spec, dict):
-            self._default_pod_spec(template_spec)
-        if resource.qualified == "daemonsets.apps":
-            strategy = spec.get("updateStrategy") or {}
-            if not strategy.get("type"):  # protobuf bodies carry an empty strategy object
-                strategy["type"] = "RollingUpdate"
-            if strategy["type"] == "RollingUpdate":
-                strategy.setdefault("rollingUpdate", {"maxUnavailable": 1, "maxSurge": 0})
-            spec["updateStrategy"] = strategy
-            spec.setdefault("revisionHistoryLimit", 10)
-        elif resource.qualified == "deployments.apps":
-            spec.setdefault("replicas", 1)
-            strategy = spec.get("strategy") or {}
-            if not strategy.get("type"):
-                strategy["type"] = "RollingUpdate"
-            if strategy["type"] == "RollingUpdate":
-                strategy.setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
-            spec["strategy"] = strategy
-            spec.setdefault("revisionHistoryLimit", 10)
-            spec.setdefault("progressDeadlineSeconds", 600)
-        elif resource.qualified in ("replicasets.apps", "statefulsets.apps"):
-            spec.setdefault("replicas", 1)
-
-    def _apply_defaults(self, resource: ResourceType, obj: dict[str, Any]) -> None:
-        self._default_spec(resource, obj)
-        if resource.status_via_subresource_only:
-            obj["status"] = {}
-        if resource.qualified == "namespaces":
-            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-            obj["status"] = {"phase": "Active"}
-            obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
-        elif resource.qualified == "pods":
-            spec = obj.setdefault("spec", {})
-            self._default_pod_spec(spec)
-            spec.setdefault("serviceAccountName", "default")
-            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
-        elif resource.qualified == "secrets":
-            obj.setdefault("type", "Opaque")
-            string_data = obj.pop("stringData", None) or {}
-            if string_data:
-                import base64
-
-                data = obj.setdefault("data", {})
-                for key, value in string_data.items():
-                    data[key] = base64.b64encode(str(value).encode()).decode()
 
     # ------------------------------------------------------------------ writes: public API
 
@@ -610,8 +548,8 @@ class Cluster:
         meta.pop("managedFields", None)
         meta.pop("selfLink", None)
         if resource.qualified == "secrets":
-            self._apply_defaults(resource, candidate)
-        self._default_spec(resource, candidate)
+            apply_defaults(resource, candidate)
+        default_spec(resource, candidate)
         if resource.tracks_generation and _spec_view(candidate) != _spec_view(existing):
             meta["generation"] = old_meta.get("generation", 1) + 1
         self._validate(resource, candidate)
@@ -689,6 +627,16 @@ class Cluster:
             purged = self._purge(resource, existing, orphan=orphan)
             self._settle()
             return purged, True
+
+    def purge(self, resource: ResourceType | str, name: str, namespace: str | None = None) -> None:
+        """Remove an object at once, finalizers or not (for controllers that own a whole kind's storage,
+        such as the CRD cleanup); owner references cascade as after a deletion."""
+        resource = self.resource(resource)
+        with self._lock:
+            existing = self._lookup(resource, namespace, name)
+            if existing is not None:
+                self._purge(resource, existing, orphan=False)
+                self._settle()
 
     def _pod_grace(self, resource: ResourceType, pod: Mapping[str, Any], requested: int | None) -> float:
         if resource.qualified != "pods" or self.pod_termination_seconds <= 0:
@@ -991,6 +939,9 @@ class Cluster:
             self._pod_logs.clear()
             self._applied.clear()
             self._history.clear()
+            for obj in snapshot.get("objects", []):
+                if obj.get("kind") == crds.CRD_RESOURCE.kind and obj.get("apiVersion") == crds.CRD_RESOURCE.api_version:
+                    crds.register_served(self.registry, obj)  # before the objects they serve
             for obj in snapshot.get("objects", []):
                 resource = self.registry.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
                 if resource is None:

@@ -1,10 +1,10 @@
 """The few controllers the emulated cluster runs in-process, synchronously after each write.
 
 - ``GarbageCollector``: owner references cascade deletion (background) or are stripped (orphan).
-- ``DaemonSetController``: one pod per fitting node, template changes roll pods (RollingUpdate) or
-  wait for deletion (OnDelete), status counters as ``kubectl rollout status`` and helm read them.
-  Pods are bound with ``spec.nodeName`` directly: there is no scheduler.
-- ``InstantKubelet``: a bound pod on an existing node turns Running and Ready at once. Node agents that
+- the workload controllers (DaemonSets, Deployments, ReplicaSets, Jobs): ``workload_controllers.py``;
+- ``CustomResourceDefinitionController``: ``crds.py``;
+- ``InstantKubelet``: a bound pod on an existing node turns Running and Ready at once; a Job's pod
+  (restartPolicy Never or OnFailure, owned by a Job) runs to completion at once (Succeeded, exit 0). Node agents that
   play kubelet themselves build the cluster with ``instant_pod_start=False``.
 - ``DisruptionController``: PodDisruptionBudget status (expectedPods, desiredHealthy, currentHealthy,
   disruptionsAllowed, disruptedPods, the DisruptionAllowed condition), as kube-controller-manager does.
@@ -15,24 +15,31 @@ changes, or the settle loop would never end.
 """
 from __future__ import annotations
 
-import copy
 import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import ApiError
-from .workloads import (
-    controller_ref,
-    daemon_pod_fits_node,
-    daemon_pod_tolerations,
-    is_terminating,
-    pdb_status,
-    pod_ready,
-    template_hash,
-)
+from .timestamps import now_rfc3339
+from .crds import CustomResourceDefinitionController
+from .workload_controllers import DaemonSetController, DeploymentController, JobController, ReplicaSetController
+from .workloads import controller_ref, is_terminating, pdb_status
+
+__all__ = [
+    "CustomResourceDefinitionController",
+    "DaemonSetController",
+    "DeploymentController",
+    "DisruptionController",
+    "GarbageCollector",
+    "InstantKubelet",
+    "JobController",
+    "ReplicaSetController",
+    "default_controllers",
+    "workload_controllers",
+]
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from .protocols import ClusterStore
 
 # After this long an eviction that did not lead to a deletion stops counting (disruption.DeletionTimeout).
 DISRUPTION_TIMEOUT = datetime.timedelta(minutes=2)
@@ -44,13 +51,11 @@ def _touches(dirty: set[tuple[str, str]], qualified: str) -> set[str]:
 
 
 def _now() -> str:
-    from .cluster import now_rfc3339
-
     return now_rfc3339()
 
 
 class GarbageCollector:
-    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+    def reconcile(self, cluster: ClusterStore, dirty: set[tuple[str, str]]) -> None:
         removed, orphaned = cluster.take_removed_uids()
         if not removed and not orphaned:
             return
@@ -76,7 +81,7 @@ class GarbageCollector:
 class InstantKubelet:
     """Marks bound pods Running and Ready as soon as they land on an existing node."""
 
-    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+    def reconcile(self, cluster: ClusterStore, dirty: set[tuple[str, str]]) -> None:
         pods = cluster.resource("pods")
         namespaces = _touches(dirty, "pods")
         if ("nodes", "") in dirty:
@@ -89,7 +94,35 @@ class InstantKubelet:
                 node = pod.get("spec", {}).get("nodeName")
                 if node not in nodes or is_terminating(pod) or (pod.get("status") or {}).get("phase", "Pending") != "Pending":
                     continue
-                cluster.patch(pods, pod["metadata"]["name"], {"status": self.running_status(pod)}, "merge", namespace, subresource="status")
+                status = self.succeeded_status(pod) if _runs_to_completion(pod) else self.running_status(pod)
+                cluster.patch(pods, pod["metadata"]["name"], {"status": status}, "merge", namespace, subresource="status")
+
+    @staticmethod
+    def succeeded_status(pod: Mapping[str, Any]) -> dict[str, Any]:
+        stamp = _now()
+        return {
+            "phase": "Succeeded",
+            "startTime": stamp,
+            "hostIP": "10.0.0.1",
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": stamp},
+                {"type": "ContainersReady", "status": "False", "reason": "PodCompleted", "lastTransitionTime": stamp},
+                {"type": "Initialized", "status": "True", "reason": "PodCompleted", "lastTransitionTime": stamp},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
+            ],
+            "containerStatuses": [
+                {
+                    "name": container.get("name", ""),
+                    "image": container.get("image", ""),
+                    "imageID": "",
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": stamp, "finishedAt": stamp}},
+                }
+                for container in pod.get("spec", {}).get("containers") or []
+            ],
+        }
 
     @staticmethod
     def running_status(pod: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,113 +152,10 @@ class InstantKubelet:
         }
 
 
-class DaemonSetController:
-    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
-        daemonsets = cluster.resource("daemonsets")
-        if ("nodes", "") in dirty:
-            namespaces = None  # every DaemonSet may gain or lose a node
-        else:
-            namespaces = _touches(dirty, daemonsets.qualified) | _touches(dirty, "pods")
-            if not namespaces:
-                return
-        for ds in list(cluster._iter(daemonsets, None)):
-            if (namespaces is not None and ds["metadata"]["namespace"] not in namespaces) or is_terminating(ds):
-                continue
-            self._sync(cluster, ds)
-
-    def _sync(self, cluster: Cluster, ds: dict[str, Any]) -> None:
-        pods_resource = cluster.resource("pods")
-        namespace, uid = ds["metadata"]["namespace"], ds["metadata"]["uid"]
-        template = ds.get("spec", {}).get("template") or {}
-        pod_spec = template.get("spec") or {}
-        revision = template_hash(template)
-        on_delete = (ds.get("spec", {}).get("updateStrategy") or {}).get("type") == "OnDelete"
-        nodes = list(cluster._iter(cluster.resource("nodes"), None))
-        wanted = {node["metadata"]["name"] for node in nodes if daemon_pod_fits_node(pod_spec, node)}
-        owned = [
-            pod for pod in cluster._iter(pods_resource, namespace)
-            if (controller_ref(pod) or {}).get("uid") == uid
-        ]
-        by_node: dict[str, list[dict[str, Any]]] = {}
-        for pod in owned:
-            by_node.setdefault(pod.get("spec", {}).get("nodeName", ""), []).append(pod)
-
-        for node_name, pods in by_node.items():
-            active = [p for p in pods if not is_terminating(p)]
-            if node_name not in wanted:
-                for pod in active:
-                    cluster.delete(pods_resource, pod["metadata"]["name"], namespace)
-                continue
-            current = [p for p in active if p["metadata"].get("labels", {}).get("controller-revision-hash") == revision]
-            stale = [p for p in active if p not in current]
-            keep = current[:1] if current else ([] if not on_delete else stale[:1])
-            for pod in active:
-                if pod not in keep:
-                    cluster.delete(pods_resource, pod["metadata"]["name"], namespace)
-
-        occupied = {
-            p.get("spec", {}).get("nodeName") for p in cluster._iter(pods_resource, namespace) if (controller_ref(p) or {}).get("uid") == uid
-        }  # a node whose old pod is still terminating gets its new pod once that one is gone
-        for node_name in sorted(wanted - occupied):
-            cluster.create(pods_resource, self._pod_for(ds, template, revision, node_name), namespace)
-
-        self._update_status(cluster, ds, wanted, revision)
-
-    @staticmethod
-    def _pod_for(ds: Mapping[str, Any], template: Mapping[str, Any], revision: str, node_name: str) -> dict[str, Any]:
-        template_meta = template.get("metadata") or {}
-        labels = dict(template_meta.get("labels") or {})
-        labels["controller-revision-hash"] = revision
-        labels["pod-template-generation"] = str(ds["metadata"].get("generation", 1))
-        spec = copy.deepcopy(dict(template.get("spec") or {}))
-        spec["nodeName"] = node_name
-        spec["tolerations"] = daemon_pod_tolerations(spec)
-        return {
-            "metadata": {
-                "generateName": f"{ds['metadata']['name']}-",
-                "labels": labels,
-                "annotations": dict(template_meta.get("annotations") or {}),
-                "ownerReferences": [{
-                    "apiVersion": "apps/v1",
-                    "kind": "DaemonSet",
-                    "name": ds["metadata"]["name"],
-                    "uid": ds["metadata"]["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }],
-            },
-            "spec": spec,
-        }
-
-    @staticmethod
-    def _update_status(cluster: Cluster, ds: Mapping[str, Any], wanted: set[str], revision: str) -> None:
-        namespace, uid = ds["metadata"]["namespace"], ds["metadata"]["uid"]
-        pods = [
-            p for p in cluster._iter(cluster.resource("pods"), namespace)
-            if (controller_ref(p) or {}).get("uid") == uid and not is_terminating(p)
-        ]
-        scheduled = [p for p in pods if p.get("spec", {}).get("nodeName") in wanted]
-        ready = [p for p in scheduled if pod_ready(p)]
-        updated = [p for p in scheduled if p["metadata"].get("labels", {}).get("controller-revision-hash") == revision]
-        status = {
-            "desiredNumberScheduled": len(wanted),
-            "currentNumberScheduled": len({p["spec"]["nodeName"] for p in scheduled}),
-            "numberMisscheduled": len(pods) - len(scheduled),
-            "numberReady": len(ready),
-            "numberAvailable": len(ready),
-            "numberUnavailable": max(0, len(wanted) - len(ready)),
-            "updatedNumberScheduled": len(updated),
-            "observedGeneration": ds["metadata"].get("generation", 1),
-        }
-        live = cluster._lookup(cluster.resource("daemonsets"), namespace, ds["metadata"]["name"])
-        if live is not None and live.get("status") != status:
-            cluster.replace("daemonsets", ds["metadata"]["name"], {"metadata": {}, "status": status}, namespace, subresource="status")
-
-
 class DisruptionController:
     WATCHED = ("pods", "poddisruptionbudgets.policy", "replicasets.apps", "deployments.apps", "statefulsets.apps")
 
-    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+    def reconcile(self, cluster: ClusterStore, dirty: set[tuple[str, str]]) -> None:
         namespaces: set[str] = set()
         for qualified in self.WATCHED:
             namespaces |= _touches(dirty, qualified)
@@ -263,7 +193,7 @@ class DisruptionController:
         return live
 
     @staticmethod
-    def _find_scale(cluster: Cluster, reference: Mapping[str, Any], namespace: str) -> tuple[str, int] | None:
+    def _find_scale(cluster: ClusterStore, reference: Mapping[str, Any], namespace: str) -> tuple[str, int] | None:
         plural = _SCALED_KINDS.get(reference.get("kind", ""))
         if plural is None:
             return None
@@ -278,6 +208,11 @@ class DisruptionController:
                     return found
         replicas = owner.get("spec", {}).get("replicas")
         return owner["metadata"]["uid"], 1 if replicas is None else int(replicas)
+
+
+def _runs_to_completion(pod: Mapping[str, Any]) -> bool:
+    owner = controller_ref(pod) or {}
+    return owner.get("kind") == "Job" and pod.get("spec", {}).get("restartPolicy") in ("Never", "OnFailure")
 
 
 def _budget_selects(budget: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
@@ -300,8 +235,24 @@ def _keep_transition_times(old: list[Mapping[str, Any]] | None, new: list[dict[s
     return result
 
 
-def default_controllers(instant_pod_start: bool) -> list[Any]:
-    controllers: list[Any] = [GarbageCollector(), DaemonSetController()]
+def workload_controllers() -> list[Any]:
+    """The controllers every emulated cluster runs before its kubelet (InstantKubelet or node agents)."""
+    return [
+        GarbageCollector(),
+        CustomResourceDefinitionController(),
+        DeploymentController(),
+        ReplicaSetController(),
+        JobController(),
+        DaemonSetController(),
+    ]
+
+
+def default_controllers(instant_pod_start: bool, schedule_pods: bool = False) -> list[Any]:
+    controllers = workload_controllers()
+    if schedule_pods:
+        from .scheduler import PodScheduler
+
+        controllers.append(PodScheduler())
     if instant_pod_start:
         controllers.append(InstantKubelet())
     controllers.append(DisruptionController())

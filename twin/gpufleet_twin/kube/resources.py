@@ -1,6 +1,7 @@
 """The resource types the emulated API server serves, with what discovery and the store need to know.
 
-A later agent can serve more (a CRD such as NFD's NodeFeature, say) with ``ResourceRegistry.register``.
+Custom resources are registered and unregistered as their CustomResourceDefinitions come and go
+(``crds.py``); ``ResourceRegistry.defined_by`` tells which CRD serves a type.
 """
 from __future__ import annotations
 
@@ -78,6 +79,11 @@ def _fields(*extra: str) -> frozenset[str]:
     return COMMON_FIELD_SELECTORS | frozenset(extra)
 
 
+CUSTOM_RESOURCE_DEFINITIONS = ResourceType(
+    "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False, ("crd", "crds"),
+    ("api-extensions",), subresources=(_STATUS,), tracks_generation=True,
+)
+
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     ResourceType(
         "", "v1", "namespaces", "Namespace", False, ("ns",),
@@ -153,6 +159,9 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
     ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
     ResourceType("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, ("pc",)),
+    # Stored only (nothing enforces them): NFD's chart renders them when its networkPolicy values are enabled.
+    ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
+    CUSTOM_RESOURCE_DEFINITIONS,
     ResourceType("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
 )
 
@@ -163,13 +172,30 @@ class ResourceRegistry:
     def __init__(self, resources: Iterable[ResourceType] = BUILTIN_RESOURCES) -> None:
         self._by_path: dict[tuple[str, str, str], ResourceType] = {}
         self._by_kind: dict[tuple[str, str], ResourceType] = {}
+        self._defined_by: dict[tuple[str, str, str], str] = {}
         for resource in resources:
             self.register(resource)
 
-    def register(self, resource: ResourceType) -> None:
-        self._by_path[(resource.group, resource.version, resource.plural)] = resource
+    def register(self, resource: ResourceType, *, crd: str | None = None) -> None:
+        """Serve ``resource``; ``crd`` names the CustomResourceDefinition it comes from, if any."""
+        key = (resource.group, resource.version, resource.plural)
+        self._by_path[key] = resource
         # events.k8s.io/v1 Event and v1 Event share a kind but not an apiVersion, so both stay reachable.
         self._by_kind[(resource.api_version, resource.kind)] = resource
+        if crd is not None:
+            self._defined_by[key] = crd
+
+    def unregister(self, resource: ResourceType) -> None:
+        key = (resource.group, resource.version, resource.plural)
+        if self._by_path.get(key) == resource:
+            del self._by_path[key]
+            self._defined_by.pop(key, None)
+        if self._by_kind.get((resource.api_version, resource.kind)) == resource:
+            del self._by_kind[(resource.api_version, resource.kind)]
+
+    def defined_by(self, resource: ResourceType) -> str | None:
+        """The CustomResourceDefinition serving ``resource``, None for built-in kinds."""
+        return self._defined_by.get((resource.group, resource.version, resource.plural))
 
     def __iter__(self) -> Iterator[ResourceType]:
         return iter(self._by_path.values())
