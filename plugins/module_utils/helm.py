@@ -17,7 +17,7 @@ Everything here is pure except ``HelmRunner`` (which calls a ``run_command`` fun
   the chart's defaults (``helm show values``) coalesced with the deployed user values versus the same
   defaults coalesced with the wanted values. Comparing against the same defaults means that spelling out a
   default value, or dropping it, is no change; the --diff output shows the user-supplied values.
-* Release states (reference k8s-mig.md 5.2): ``failed`` is upgraded (the release needs repair, and after a
+* Release states (as ``helm status`` names them, https://helm.sh/docs/helm/helm_status/): ``failed`` is upgraded (the release needs repair, and after a
   good upgrade it is ``deployed`` and the next run is a no-op); ``pending-*`` / ``uninstalling`` mean another
   helm operation is running or died halfway, so the task fails naming the way out instead of hitting helm's
   "another operation is in progress"; ``uninstalled`` (kept history) counts as absent.
@@ -44,7 +44,6 @@ except ImportError:  # pragma: no cover - depends on the host that runs the modu
     HAS_YAML = False
     YAML_IMPORT_ERROR = traceback.format_exc()
 
-C_LOCALE = {"LANG": "C", "LC_ALL": "C"}
 MIN_HELM_VERSION = (3, 0, 0)
 
 STATUS_DEPLOYED = "deployed"

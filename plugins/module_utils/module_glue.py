@@ -10,7 +10,7 @@ domain error into ``fail_json`` (the same NVML failure keys in every node module
 
 from __future__ import annotations
 
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError
@@ -18,9 +18,13 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiErr
 C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C"}
 
 
-def command_runner(module) -> Callable[[List[str]], Tuple[int, str, str]]:
-    """``run(argv) -> (rc, stdout, stderr)``: AnsibleModule.run_command (argv as a list, no shell) in the C locale."""
-    return lambda argv: module.run_command(argv, environ_update=C_LOCALE)
+def command_runner(module, extra_environ: Optional[Dict[str, str]] = None) -> Callable[[List[str]], Tuple[int, str, str]]:
+    """``run(argv) -> (rc, stdout, stderr)``: AnsibleModule.run_command (argv as a list, no shell) in the C locale.
+
+    ``extra_environ`` adds what one tool needs besides the locale (systemctl's pager and colours, say).
+    """
+    environ = dict(C_LOCALE, **(extra_environ or {}))
+    return lambda argv: module.run_command(argv, environ_update=environ)
 
 
 def fail_with(module, error: MigError) -> None:

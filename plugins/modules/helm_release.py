@@ -320,7 +320,6 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
 from ansible_collections.gpufleet.mig.plugins.module_utils.helm import (
-    C_LOCALE,
     HAS_YAML,
     YAML_IMPORT_ERROR,
     HelmCommandError,
@@ -329,6 +328,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.helm import (
 from ansible_collections.gpufleet.mig.plugins.module_utils.helm_release import DEFAULT_TIMEOUT, STATES, run_helm_release
 from ansible_collections.gpufleet.mig.plugins.module_utils.helm_values import VALUE_TYPES
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import k8s_auth_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner
 
 
 def argument_spec():
@@ -366,7 +366,7 @@ def main():
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
 
     binary = module.params["binary_path"] or module.get_bin_path("helm", required=True)
-    runner = HelmRunner(lambda argv: module.run_command(argv, environ_update=C_LOCALE))
+    runner = HelmRunner(command_runner(module))
     try:
         result = run_helm_release(runner, binary, module.params, check_mode=module.check_mode, tmpdir=module.tmpdir)
     except HelmCommandError as error:

@@ -127,8 +127,10 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.host_services import 
     start_services,
     stop_services,
 )
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner
 
-C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
+# systemctl pages and colours its output on a terminal; a module never wants either.
+SYSTEMCTL_ENVIRON = {"SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
 
 
 def argument_spec():
@@ -143,7 +145,7 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     systemctl = Systemctl(module.get_bin_path("systemctl", required=True),
-                          lambda argv: module.run_command(argv, environ_update=C_LOCALE))
+                          command_runner(module, SYSTEMCTL_ENVIRON))
     record = Record(module.params["record"])
     try:
         if module.params["state"] == "stopped":

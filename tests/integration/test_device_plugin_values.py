@@ -45,10 +45,13 @@ def role_values(kube: KubeControl, chart: Path, **role_vars: Any) -> dict[str, A
     task = {
         "name": "device_plugin role",
         "ansible.builtin.include_role": {"name": "gpufleet.mig.device_plugin"},
-        "vars": {"device_plugin_kubeconfig": kube.kubeconfig, "device_plugin_chart_ref": str(chart), "device_plugin_chart_repo_url": "",
+        "vars": {"device_plugin_chart_ref": str(chart), "device_plugin_chart_repo_url": "",
                  "device_plugin_helm_binary": str(HELM), **role_vars},
     }
-    run = kube.play([task], check=True, diff=True)
+    # API access as site.yml gives it: module_defaults for the collection's k8s action group.
+    block = {"name": "with the cluster's kubeconfig", "module_defaults": {"group/gpufleet.mig.k8s": {"kubeconfig": kube.kubeconfig}},
+             "block": [task]}
+    run = kube.play([block], check=True, diff=True)
     result = run.task(ROLE_TASK)
     assert not result.failed, result.result
     return result.result["diff"]["after"]["values"]
