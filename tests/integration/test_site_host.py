@@ -93,7 +93,7 @@ def test_a_node_that_cannot_reset_its_gpus_converges_with_one_reboot(sim_fleet, 
     assert status["gpus"][0]["mig"]["current"] == "enabled" and devices(status) == ["1g.5gb"] * 7
     assert [r["status"] for r in named(results, "Reboot the node")] == ["changed"]
     assert all(services(fleet, "gpu-1").values())  # the DGX services run again
-    report = json.loads((fleet.workdir / "report" / "fleet-report.json").read_text())
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
     assert [(node["host"], node["rebooted"]) for node in report["nodes"]] == [("gpu-1", True)]
     assert node_view(core_api(fleet), "gpu-1") == (False, {"gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb",
                                                         "gpufleet.mig/strategy": "mixed"})
@@ -130,5 +130,5 @@ def test_a_node_phase_failure_still_starts_the_services_it_stopped(sim_fleet):
     assert not (fleet.state_path("gpu-1").parent / RECORD).exists()
     cordoned, labels = node_view(core_api(fleet), "gpu-1")
     assert cordoned and labels["gpufleet.mig/state"] == "failed"
-    report = json.loads((fleet.workdir / "report" / "fleet-report.json").read_text())
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
     assert report["nodes"][0]["failed_task"].endswith("Create and destroy MIG devices as planned")
