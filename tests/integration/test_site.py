@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -33,17 +34,21 @@ def a100_node(name, **hostvars):
             "hostvars": hostvars}
 
 
-def run_site(fleet, *, check=False, diff=False, kill_after_task=None, **extra_vars):
-    """ansible-playbook site.yml on the fleet; returns (returncode, output, task results as dicts)."""
+def run_site(fleet, *, check=False, diff=False, kill_after_task=None, limit=None, **extra_vars):
+    """ansible-playbook site.yml on the fleet; returns (returncode, output, task results as dicts).
+
+    Safe to call from several threads at once (each run records its results in its own file).
+    """
     run_dir = fleet.workdir / "runs"
     run_dir.mkdir(exist_ok=True)
-    results_file = run_dir / ("site-%d.jsonl" % len(list(run_dir.glob("site-*.jsonl"))))
+    results_file = run_dir / ("site-%s.jsonl" % uuid.uuid4().hex)
     variables = {"mig_strategy": "mixed", "device_plugin_chart_ref": str(CHART), "device_plugin_chart_repo_url": "",
                  "mig_report_dir": str(fleet.workdir / "report")}
     variables.update(extra_vars)
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(fleet.inventory), str(REPO_ROOT / "site.yml"), "-e", json.dumps(variables)]
     argv += ["--check"] if check else []
     argv += ["--diff"] if diff else []
+    argv += ["--limit", limit] if limit else []
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_CALLBACK_PLUGINS=str(CALLBACK_DIR),
                ANSIBLE_CALLBACKS_ENABLED="gpufleet_results", ANSIBLE_NOCOLOR="1", GPUFLEET_RESULTS_FILE=str(results_file),
                ANSIBLE_LOCAL_TEMP=str(run_dir / "tmp"), PATH="%s:%s:%s" % (TOOLS_BIN, VENV_BIN, os.environ.get("PATH", "")))

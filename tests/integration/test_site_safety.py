@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 
 import pytest
 from test_site import FAST_CLUSTER, a100_node, core_api, devices, named, node_view, run_site
@@ -117,3 +118,50 @@ def test_a_bad_strategy_is_refused_naming_the_playbook_variable(sim_fleet):
     assert "preflight_mig_strategy" not in output and "argument_spec" not in output
     assert node_view(core_api(fleet), "gpu-1") == (False, {})
     assert json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())["refused"].startswith("Invalid rollout variables")
+
+
+def test_job_slices_share_one_budget_and_every_node_converges(sim_fleet):
+    """Two ansible-playbook processes, disjoint --limit slices of one rollout, two nodes per batch each: four nodes
+    want a cordon at once, the budget allows two. A watch on the API's nodes sees every cordon."""
+    nodes = ["gpu-%d" % index for index in range(1, 5)]
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node(name, mig_config="all-1g.5gb") for name in nodes]})
+    api = core_api(fleet)
+    peak = [0]
+    stop = threading.Event()
+
+    def watch_cordons():
+        cordoned = set()
+        watcher = kubernetes.watch.Watch()
+        for event in watcher.stream(api.list_node, timeout_seconds=900):
+            node = event["object"]
+            if node.spec.unschedulable and CORDONED_BY in (node.metadata.labels or {}):
+                cordoned.add(node.metadata.name)
+            else:
+                cordoned.discard(node.metadata.name)
+            peak[0] = max(peak[0], len(cordoned))
+            if stop.is_set():
+                watcher.stop()
+
+    watch = threading.Thread(target=watch_cordons, daemon=True)
+    watch.start()
+    outcomes = {}
+
+    def run_slice(hosts):
+        outcomes[hosts] = run_site(fleet, limit=hosts, mig_rollout_id="rollout-sliced", mig_max_unavailable=2, mig_serial=2)
+
+    slices = [threading.Thread(target=run_slice, args=(hosts,)) for hosts in ("gpu-1,gpu-2", "gpu-3,gpu-4")]
+    for thread in slices:
+        thread.start()
+    for thread in slices:
+        thread.join()
+    stop.set()
+    api.patch_node("gpu-1", {"metadata": {"labels": {"example.com/nudge": "1"}}})  # one more event ends the watch
+    watch.join(timeout=30)
+
+    for hosts, (returncode, output, _) in outcomes.items():
+        assert returncode == 0, (hosts, output)
+    assert peak[0] == 2
+    for name in nodes:
+        assert devices(fleet.status(name)) == ["1g.5gb"] * 7
+        assert node_view(api, name) == (False, {"gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb",
+                                                "gpufleet.mig/strategy": "mixed"})
