@@ -46,6 +46,9 @@ BUDGET_POLL_INTERVAL = 5
 # The lock is held only for one count and one patch, so its waiters look again soon.
 BUDGET_LOCK_POLL_INTERVAL = 0.2
 DEFAULT_BUDGET_LOCK = {"name": "gpufleet-mig-cordon-budget", "namespace": "kube-system"}
+# A failed node keeps its cordon, and its place in the budget, until a later run finishes it.
+STATE_LABEL = "gpufleet.mig/state"
+STATE_FAILED = "failed"
 
 
 def owner_label_value(owner):
@@ -91,6 +94,14 @@ def budget_holders(nodes, excluding):
     )
 
 
+def failed_holders(nodes, holders):
+    """Those of ``holders`` a rollout labelled failed: they keep their cordon until a later run finishes them."""
+    return sorted(
+        node_view(node)["name"] for node in nodes
+        if node_view(node)["name"] in holders and node_view(node)["labels"].get(STATE_LABEL) == STATE_FAILED
+    )
+
+
 def _wait_for_budget(client, name, cordon_owner, max_unavailable, lock, wait_timeout, sleep=time.sleep, monotonic=time.monotonic):
     """Hold the budget lock with room for one more cordon, or fail naming mig_max_unavailable and the holders.
 
@@ -105,11 +116,20 @@ def _wait_for_budget(client, name, cordon_owner, max_unavailable, lock, wait_tim
             hold_lease(client, lock["name"], lock["namespace"], holder, BUDGET_LOCK_DURATION, remaining,
                        poll_interval=BUDGET_LOCK_POLL_INTERVAL)
         except LeaseHeldError as error:
-            raise TaskError("Cannot cordon node %s: %s Raise drain_timeout to wait longer." % (name, error), changed=False)
-        holders = budget_holders(client.list_nodes(label_selector=CORDONED_BY_LABEL), excluding=name)
+            raise TaskError("Cannot cordon node %s: %s Raise mig_budget_timeout to wait longer." % (name, error), changed=False)
+        nodes = client.list_nodes(label_selector=CORDONED_BY_LABEL)
+        holders = budget_holders(nodes, excluding=name)
         if len(holders) < max_unavailable:
             return holder
         release_lease(client, lock["name"], lock["namespace"], holder)
+        failed = failed_holders(nodes, holders)
+        if len(failed) >= max_unavailable:
+            # Failed nodes free their place only when a later run finishes them: waiting here would wait in vain.
+            raise TaskError(
+                "Cannot cordon node %s: failed node(s) %s keep their cordon and fill the fleet-wide budget "
+                "mig_max_unavailable=%d. Fix them and run again, or raise mig_max_unavailable. Nothing was changed on %s."
+                % (name, ", ".join(failed), max_unavailable, name),
+                changed=False, budget_holders=holders)
         if monotonic() >= deadline:
             raise TaskError(
                 "Cannot cordon node %s: %d GPU node(s) are already cordoned by MIG rollouts (%s), which is the fleet-wide "

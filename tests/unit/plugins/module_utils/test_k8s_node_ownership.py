@@ -131,3 +131,13 @@ def test_cooperating_runs_never_exceed_the_budget(server: ApiServer, client: Kub
     watcher.join()
     assert peak[0] == 2
     assert all(not client.get_node(name)["spec"].get("unschedulable") for name in NODES)
+
+
+def test_a_budget_full_of_failed_nodes_refuses_at_once(client: KubeClient) -> None:
+    run_k8s_node(client, "gpu-0", state="cordoned", labels={"gpufleet.mig/state": "failed"}, cordon_owner="run-1", max_unavailable=1)
+    started = time.monotonic()
+    with pytest.raises(TaskError) as refused:
+        run_k8s_node(client, "gpu-1", state="cordoned", cordon_owner="run-1", max_unavailable=1, budget_timeout=600)
+    assert time.monotonic() - started < 5  # not the 600 s a live holder would be waited for
+    assert "failed node(s) gpu-0 keep their cordon and fill the fleet-wide budget mig_max_unavailable=1" in str(refused.value)
+    assert not client.get_node("gpu-1")["spec"].get("unschedulable")
