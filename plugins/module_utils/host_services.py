@@ -85,8 +85,8 @@ class Systemctl(object):
         argv = [self.systemctl, "show", "--property=LoadState,ActiveState", unit]
         rc, stdout, stderr = self.run_command(argv)
         if rc != 0:
-            raise HostServiceError("cannot read the state of %s: %s exited %d: %s" % (unit, " ".join(argv), rc,
-                                                                                     (stderr or stdout).strip()),
+            output = (stderr or stdout).strip()
+            raise HostServiceError("cannot read the state of %s: %s exited %d: %s" % (unit, " ".join(argv), rc, output),
                                    cmd=argv, rc=rc, stdout=stdout, stderr=stderr)
         values = parse_show(stdout)
         loaded = values.get("LoadState", "not-found") not in ("not-found", "")

@@ -115,7 +115,7 @@ CONTROLLER_ANNOTATION = "gpufleet.mig/controller"
 def lease_controller(lease: dict[str, Any] | None) -> tuple[str, int] | None:
     """``(hostname, pid)`` of the process that last wrote the lease, from its annotation, if it recorded one."""
     text = ((lease or {}).get("metadata") or {}).get("annotations", {}).get(CONTROLLER_ANNOTATION) or ""
-    host, _, pid = text.rpartition(":")
+    host, _separator, pid = text.rpartition(":")
     if not host or not pid.isdigit():
         return None
     return host, int(pid)
@@ -215,8 +215,7 @@ def hold_lease(client: Any, name: str, namespace: str, holder: str, duration: in
         action = decide_lease(current, holder, moment, gone)
         previous = view_lease(current, moment)
         if action == WAIT:
-            if monotonic() >= deadline:
-                assert previous is not None
+            if monotonic() >= deadline and previous is not None:
                 since = format_microtime(previous.since) if previous.since else "an unknown time"
                 expires = format_microtime(previous.expires) if previous.expires else None
                 raise LeaseHeldError(

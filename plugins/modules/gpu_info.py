@@ -388,7 +388,7 @@ def main():
                     if gpu.get("mig_capable"):
                         gpu["profile_catalog"] = catalog_to_dict(nvml.read_catalog(gpu["index"]))
         except NvmlCallError as error:
-            module.fail_json(msg="Reading the MIG profiles of this node failed: %s" % error, **nvml_error_keys(error))
+            module.fail_json(msg="Reading the MIG profiles of this node failed: %s" % error, **error.failure_keys())
 
     node["container_toolkit"] = detect_with_module(module) if module.params["detect_container_toolkit"] else None
     module.exit_json(changed=False, **node)

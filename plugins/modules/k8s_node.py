@@ -136,7 +136,7 @@ options:
       - The coordination.k8s.io/v1 Lease under which the count and the cordon are one step for all runs.
     type: dict
     default: {name: gpufleet-mig-cordon-budget, namespace: kube-system}
-    options:
+    suboptions:
       name:
         description: Lease name.
         type: str
