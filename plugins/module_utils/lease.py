@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError
 
 CREATE = "create"
@@ -36,11 +36,11 @@ DEFAULT_POLL_INTERVAL = 2.0
 _MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
-class LeaseHeldError(MigError):
+class LeaseHeldError(TaskError):
     """Another holder has the lease and kept it past the wait; ``holder`` / ``since`` / ``expires`` say who and when."""
 
     def __init__(self, message: str, holder: str | None, since: str | None, expires: str | None) -> None:
-        super().__init__(message)
+        super().__init__(message, changed=False, holder=holder, since=since)
         self.holder = holder
         self.since = since
         self.expires = expires

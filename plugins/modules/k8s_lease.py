@@ -183,14 +183,15 @@ api_status:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
-    KubeApiError,
     KubeClient,
     k8s_auth_argument_spec,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.lease import LeaseHeldError, hold_lease, release_lease
+from ansible_collections.gpufleet.mig.plugins.module_utils.lease import hold_lease, release_lease
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import fail_with
 
 
 def argument_spec():
@@ -224,10 +225,8 @@ def main():
                 result = hold_lease(client, params["name"], params["namespace"], params["holder"], params["duration"],
                                     params["wait_timeout"], check_mode=module.check_mode, poll_interval=params["poll_interval"],
                                     controller=params["controller"])
-    except LeaseHeldError as error:
-        module.fail_json(msg=str(error), holder=error.holder, since=error.since)
-    except KubeApiError as error:
-        module.fail_json(msg=str(error), api_status=error.status)
+    except MigError as error:
+        fail_with(module, error)
     module.exit_json(**result)
 
 

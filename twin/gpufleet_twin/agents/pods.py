@@ -132,26 +132,11 @@ def _not_ready_conditions(stamp: str, reason: str | None = None) -> list[dict[st
 
 
 def succeeded_status(pod: Mapping[str, Any]) -> dict[str, Any]:
-    stamp = now_rfc3339()
-    return {
-        "phase": "Succeeded",
-        "startTime": stamp,
-        "hostIP": "10.0.0.1",
-        "podIP": "10.244.0.1",
-        "conditions": _not_ready_conditions(stamp, "PodCompleted"),
-        "containerStatuses": [
-            {
-                "name": container.get("name", ""),
-                "image": container.get("image", ""),
-                "imageID": "",
-                "ready": False,
-                "started": False,
-                "restartCount": 0,
-                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": stamp, "finishedAt": stamp}},
-            }
-            for container in containers(pod)
-        ],
-    }
+    """The cluster's completed status, with the pod IP and the condition set a real kubelet reports."""
+    status = InstantKubelet.succeeded_status(pod)
+    status["podIP"] = "10.244.0.1"
+    status["conditions"] = _not_ready_conditions(status["startTime"], "PodCompleted")
+    return status
 
 
 def rejected_status(reason: str, message: str) -> dict[str, Any]:
