@@ -49,6 +49,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
     resource_name,
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import layout_problem
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices
 
 RESOURCE_GPU = "nvidia.com/gpu"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
@@ -597,11 +598,7 @@ def _describe_state(state):
     enabled, devices = state
     if not enabled:
         return "MIG disabled"
-    if not devices:
-        return "MIG enabled, no devices"
-    counts = Counter(devices)
-    return ", ".join(("%d x %s" % (counts[name], name)) if counts[name] > 1 else name
-                     for name in _sorted_devices(counts))
+    return describe_devices(devices, empty="MIG enabled, no devices")
 
 
 def mig_layout_of(node, states):

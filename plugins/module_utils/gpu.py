@@ -39,6 +39,7 @@ import traceback
 from ctypes import byref, c_uint
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import placement_pair
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
     build_catalog,
     mig_profile_name,
@@ -522,13 +523,6 @@ def set_mig_mode(index, enabled):
             "current": _mode_word(current), "pending": _mode_word(pending)}
 
 
-def _placement_pair(placement):
-    if isinstance(placement, dict):
-        return int(placement["start"]), int(placement["size"])
-    start, size = placement
-    return int(start), int(size)
-
-
 def create_gpu_instance(index, profile_id, placement=None):
     """Create a GPU instance of ``profile_id`` (the nvidia-smi id), at ``placement`` (start, size) if given.
 
@@ -540,7 +534,7 @@ def create_gpu_instance(index, profile_id, placement=None):
         instance = _call(pynvml.nvmlDeviceCreateGpuInstance, handle, profile_id, gpu_index=index,
                          detail="profile %d" % profile_id)
     else:
-        start, size = _placement_pair(placement)
+        start, size = placement_pair(placement)
         where = pynvml.c_nvmlGpuInstancePlacement_t(start, size)
         instance = _call(pynvml.nvmlDeviceCreateGpuInstanceWithPlacement, handle, profile_id, byref(where),
                          gpu_index=index, detail="profile %d at %d:%d" % (profile_id, start, size))
@@ -572,7 +566,7 @@ def create_compute_instance(index, gi_id, ci_profile_index, placement=None):
     if placement is None:
         compute = _call(pynvml.nvmlGpuInstanceCreateComputeInstance, instance, info.id, gpu_index=index, detail=detail)
     else:
-        start, size = _placement_pair(placement)
+        start, size = placement_pair(placement)
         where = pynvml.c_nvmlComputeInstancePlacement_t(start, size)
         compute = _call(pynvml.nvmlGpuInstanceCreateComputeInstanceWithPlacement, instance, info.id, byref(where),
                         gpu_index=index, detail="%s at %d:%d" % (detail, start, size))

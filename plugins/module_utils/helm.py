@@ -31,8 +31,9 @@ import os
 import re
 import tempfile
 import traceback
+from typing import Sequence
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
 
 try:
     import yaml
@@ -61,20 +62,24 @@ _GO_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|\u00b5s|ms|s|m|h))+$")
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
 
 
-class HelmError(MigError):
+class HelmError(TaskError):
     """Helm output that cannot be understood, an unusable option, or a release in a state we must not touch."""
 
 
-class HelmCommandError(MigError):
-    """A helm command exited non-zero. ``cmd`` is the argv (no secrets in it), with ``rc``/``stdout``/``stderr``."""
+class HelmCommandError(TaskError):
+    """A helm command exited non-zero. ``cmd`` is the argv (no secrets in it), with ``rc``/``stdout``/``stderr``.
 
-    def __init__(self, what, cmd, rc, stdout, stderr):
+    They are also the task's failure keys (``details``).
+    """
+
+    def __init__(self, what: str, cmd: Sequence[str], rc: int, stdout: str, stderr: str) -> None:
         self.cmd = list(cmd)
         self.rc = rc
         self.stdout = stdout
         self.stderr = stderr
         detail = (stderr or stdout or "").strip()
-        super(HelmCommandError, self).__init__("%s failed (helm exited %s): %s" % (what, rc, detail or "no output"))
+        super(HelmCommandError, self).__init__("%s failed (helm exited %s): %s" % (what, rc, detail or "no output"),
+                                               cmd=self.cmd, rc=rc, stdout=stdout, stderr=stderr)
 
 
 # --- parsing ------------------------------------------------------------------------------------------

@@ -23,20 +23,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Callable, Iterable, List, Tuple
+from typing import Callable, Iterable, List, Tuple
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
 
 SERVICE_SUFFIX = ".service"
 RECORD_VERSION = 1
 
 
-class HostServiceError(MigError):
-    """A service could not be read, stopped or started; details name the command."""
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super(HostServiceError, self).__init__(message)
-        self.details = details
+class HostServiceError(TaskError):
+    """A service could not be read, stopped or started; ``details`` name the command."""
 
 
 def unit_of(name: str) -> str:

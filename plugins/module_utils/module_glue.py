@@ -10,15 +10,27 @@ domain error into ``fail_json`` (the same NVML failure keys in every node module
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypeVar
+
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError, TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    KubeApiError,
+    KubeClient,
+)
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from ansible.module_utils.basic import AnsibleModule
+
+ClientResult = TypeVar("ClientResult")
 
 C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C"}
 
 
-def command_runner(module, extra_environ: Optional[Dict[str, str]] = None) -> Callable[[List[str]], Tuple[int, str, str]]:
+def command_runner(module: AnsibleModule, extra_environ: Optional[Dict[str, str]] = None) -> Callable[[List[str]], Tuple[int, str, str]]:
     """``run(argv) -> (rc, stdout, stderr)``: AnsibleModule.run_command (argv as a list, no shell) in the C locale.
 
     ``extra_environ`` adds what one tool needs besides the locale (systemctl's pager and colours, say).
@@ -27,18 +39,21 @@ def command_runner(module, extra_environ: Optional[Dict[str, str]] = None) -> Ca
     return lambda argv: module.run_command(argv, environ_update=environ)
 
 
-def fail_with(module, error: MigError) -> None:
-    """End the task for ``error``: a TaskError's details, NVML's or the API's failure keys, or just the message."""
+def fail_with(module: AnsibleModule, error: MigError, **extra: Any) -> None:
+    """End the task for ``error``: a TaskError's details, NVML's or the API's failure keys, or just the message.
+
+    ``extra`` adds keys the module reports on every failure (helm_release's ``commands``, say).
+    """
     if isinstance(error, TaskError):
-        module.fail_json(msg=str(error), **error.details)
+        module.fail_json(msg=str(error), **dict(extra, **error.details))
     if isinstance(error, NvmlCallError):
-        module.fail_json(msg=str(error), **error.failure_keys())
+        module.fail_json(msg=str(error), **dict(extra, **error.failure_keys()))
     if isinstance(error, KubeApiError):
-        module.fail_json(msg=str(error), api_status=error.status)
-    module.fail_json(msg=str(error))
+        module.fail_json(msg=str(error), api_status=error.status, **extra)
+    module.fail_json(msg=str(error), **extra)
 
 
-def exit_with(module, result: dict) -> None:
+def exit_with(module: AnsibleModule, result: Dict[str, Any]) -> None:
     """End the task with ``result``: its ``warnings`` become Ansible warnings, its ``diff`` shows under ``--diff``."""
     for warning in result.pop("warnings", None) or ():
         module.warn(warning)
@@ -46,3 +61,23 @@ def exit_with(module, result: dict) -> None:
     if module._diff and diff is not None:
         result["diff"] = diff
     module.exit_json(**result)
+
+
+def require_kubernetes(module: AnsibleModule) -> None:
+    """Fail the task at once when the kubernetes Python library is missing on the host that runs the module."""
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+
+
+def with_kube_client(module: AnsibleModule, task: Callable[[KubeClient], ClientResult]) -> ClientResult:
+    """``task(client)`` with a client built from the module's API options (``k8s_auth``), closed afterwards.
+
+    The kubernetes library must be there (``require_kubernetes``); a domain error ends the task (``fail_with``).
+    """
+    require_kubernetes(module)
+    try:
+        with KubeClient.from_params(module.params) as client:
+            return task(client)
+    except MigError as error:
+        fail_with(module, error)
+        raise  # not reached: fail_json exits; keeps the return type honest for readers and linters

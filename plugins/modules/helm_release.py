@@ -322,13 +322,12 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigErro
 from ansible_collections.gpufleet.mig.plugins.module_utils.helm import (
     HAS_YAML,
     YAML_IMPORT_ERROR,
-    HelmCommandError,
     HelmRunner,
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.helm_release import DEFAULT_TIMEOUT, STATES, run_helm_release
 from ansible_collections.gpufleet.mig.plugins.module_utils.helm_values import VALUE_TYPES
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import k8s_auth_argument_spec
-from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner, fail_with
 
 
 def argument_spec():
@@ -369,10 +368,8 @@ def main():
     runner = HelmRunner(command_runner(module))
     try:
         result = run_helm_release(runner, binary, module.params, check_mode=module.check_mode, tmpdir=module.tmpdir)
-    except HelmCommandError as error:
-        module.fail_json(msg=str(error), cmd=error.cmd, rc=error.rc, stdout=error.stdout, stderr=error.stderr, commands=runner.commands)
     except MigError as error:
-        module.fail_json(msg=str(error), commands=runner.commands)
+        fail_with(module, error, commands=runner.commands)
 
     diff = result.pop("diff")
     if module._diff:

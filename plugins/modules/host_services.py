@@ -127,7 +127,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.host_services import 
     start_services,
     stop_services,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner, fail_with
 
 # systemctl pages and colours its output on a terminal; a module never wants either.
 SYSTEMCTL_ENVIRON = {"SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
@@ -154,7 +154,7 @@ def main():
             extra = [] if module.params["only_recorded"] else module.params["names"]
             result = start_services(systemctl, record, extra, order=module.params["names"], check_mode=module.check_mode)
     except HostServiceError as error:
-        module.fail_json(msg=str(error), **error.details)
+        fail_with(module, error)
     module.exit_json(**result)
 
 

@@ -181,17 +181,11 @@ api_status:
   sample: 403
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    KubeClient,
-    k8s_auth_argument_spec,
-)
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import k8s_auth_argument_spec
 from ansible_collections.gpufleet.mig.plugins.module_utils.lease import hold_lease, release_lease
-from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import fail_with
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import require_kubernetes, with_kube_client
 
 
 def argument_spec():
@@ -211,22 +205,19 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    require_kubernetes(module)
     params = module.params
     if params["duration"] < 1 or params["wait_timeout"] < 0 or params["poll_interval"] <= 0:
         module.fail_json(msg="duration must be 1 or more, wait_timeout 0 or more and poll_interval positive (seconds).")
 
-    try:
-        with KubeClient.from_params(params) as client:
-            if params["state"] == "absent":
-                result = release_lease(client, params["name"], params["namespace"], params["holder"], check_mode=module.check_mode)
-            else:
-                result = hold_lease(client, params["name"], params["namespace"], params["holder"], params["duration"],
-                                    params["wait_timeout"], check_mode=module.check_mode, poll_interval=params["poll_interval"],
-                                    controller=params["controller"])
-    except MigError as error:
-        fail_with(module, error)
+    def lease_task(client):
+        if params["state"] == "absent":
+            return release_lease(client, params["name"], params["namespace"], params["holder"], check_mode=module.check_mode)
+        return hold_lease(client, params["name"], params["namespace"], params["holder"], params["duration"],
+                          params["wait_timeout"], check_mode=module.check_mode, poll_interval=params["poll_interval"],
+                          controller=params["controller"])
+
+    result = with_kube_client(module, lease_task)
     module.exit_json(**result)
 
 

@@ -296,17 +296,11 @@ api_status:
   sample: 404
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    KubeClient,
-    k8s_auth_argument_spec,
-)
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import k8s_auth_argument_spec
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import DEFAULT_TIMEOUT, STATES, run_k8s_node
-from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, fail_with
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, with_kube_client
 
 
 def argument_spec():
@@ -343,34 +337,28 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, required_by={"max_unavailable": "cordon_owner"})
     if module.params["max_unavailable"] is not None and module.params["max_unavailable"] < 1:
         module.fail_json(msg="max_unavailable must be 1 or more (mig_max_unavailable): with 0 no node could ever be cordoned.")
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
 
     params = module.params
-    try:
-        with KubeClient.from_params(params) as client:
-            result = run_k8s_node(
-                client,
-                params["name"],
-                state=params["state"],
-                labels=params["labels"],
-                annotations=params["annotations"],
-                pod_selector=params["pod_selector"],
-                gpu_pods_only=params["gpu_pods_only"],
-                delete_emptydir_data=params["delete_emptydir_data"],
-                force=params["force"],
-                disable_eviction=params["disable_eviction"],
-                grace_period=params["grace_period"],
-                timeout=params["timeout"],
-                poll_interval=params["poll_interval"],
-                check_mode=module.check_mode,
-                cordon_owner=params["cordon_owner"],
-                max_unavailable=params["max_unavailable"],
-                budget_lock=params["budget_lock"],
-                budget_timeout=params["budget_timeout"],
-            )
-    except MigError as error:
-        fail_with(module, error)
+    result = with_kube_client(module, lambda client: run_k8s_node(
+        client,
+        params["name"],
+        state=params["state"],
+        labels=params["labels"],
+        annotations=params["annotations"],
+        pod_selector=params["pod_selector"],
+        gpu_pods_only=params["gpu_pods_only"],
+        delete_emptydir_data=params["delete_emptydir_data"],
+        force=params["force"],
+        disable_eviction=params["disable_eviction"],
+        grace_period=params["grace_period"],
+        timeout=params["timeout"],
+        poll_interval=params["poll_interval"],
+        check_mode=module.check_mode,
+        cordon_owner=params["cordon_owner"],
+        max_unavailable=params["max_unavailable"],
+        budget_lock=params["budget_lock"],
+        budget_timeout=params["budget_timeout"],
+    ))
     exit_with(module, result)
 
 

@@ -124,17 +124,11 @@ api_status:
   sample: 404
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    KubeClient,
-    k8s_auth_argument_spec,
-)
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import k8s_auth_argument_spec
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import DEFAULT_TIMEOUT, WAIT_CONDITIONS, read_node_info
-from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, fail_with
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, with_kube_client
 
 
 def argument_spec():
@@ -152,17 +146,11 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), required_by={"wait_for": "pod_selector"},
                            supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
 
     params = module.params
-    try:
-        with KubeClient.from_params(params) as client:
-            result = read_node_info(client, params["name"], pod_selector=params["pod_selector"],
-                                    wait_for=params["wait_for"], timeout=params["wait_timeout"],
-                                    sleep_seconds=params["wait_sleep"])
-    except MigError as error:
-        fail_with(module, error)
+    result = with_kube_client(module, lambda client: read_node_info(
+        client, params["name"], pod_selector=params["pod_selector"], wait_for=params["wait_for"],
+        timeout=params["wait_timeout"], sleep_seconds=params["wait_sleep"]))
     exit_with(module, dict(result, changed=False))
 
 

@@ -156,17 +156,12 @@ strategy:
   returned: always
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.demand import STRATEGIES, gpu_nodes, gpu_pods, propose, render
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    KubeApiError,
-    KubeClient,
-    k8s_auth_argument_spec,
-)
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import k8s_auth_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import fail_with, require_kubernetes, with_kube_client
 
 
 def argument_spec():
@@ -196,8 +191,7 @@ def read_cluster(client, namespaces):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    require_kubernetes(module)
     params = module.params
     if params["search_budget"] < 0:
         module.fail_json(msg="search_budget must be 0 or more, got %d" % params["search_budget"])
@@ -209,9 +203,8 @@ def main():
                              % (name, node_facts[name]["host"], entry["host"]))
         node_facts[name] = {"host": entry["host"], "gpus": entry["gpus"]}
 
+    api_nodes, api_pods = with_kube_client(module, lambda client: read_cluster(client, params["namespaces"]))
     try:
-        with KubeClient.from_params(params) as client:
-            api_nodes, api_pods = read_cluster(client, params["namespaces"])
         known = set(node["metadata"]["name"] for node in api_nodes)
         missing = sorted(set(node_facts) - known)
         if missing:
@@ -219,10 +212,8 @@ def main():
                                  "node name differs from the host name)" % ", ".join(missing))
         result = propose(gpu_nodes(api_nodes, node_facts), gpu_pods(api_pods), params["strategy"],
                          exhaustive_budget=params["search_budget"])
-    except KubeApiError as error:
-        module.fail_json(msg=str(error), api_status=error.status)
     except MigError as error:
-        module.fail_json(msg=str(error))
+        fail_with(module, error)
     module.exit_json(changed=False, **render(result, params["strategy"]))
 
 

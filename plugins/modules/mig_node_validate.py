@@ -321,17 +321,12 @@ pods:
       sample: true
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, StrategyError, TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    KubeApiError,
-    KubeClient,
-    k8s_auth_argument_spec,
-)
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient, k8s_auth_argument_spec
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import STRATEGIES
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import require_kubernetes
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_validate import (
     CLEANUPS,
     DEFAULT_COMMAND,
@@ -363,8 +358,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    require_kubernetes(module)
     params = module.params
     node = params["node_name"]
     for option, minimum in (("timeout", 0), ("poll_interval", 1), ("validation_pod_timeout", 0)):
