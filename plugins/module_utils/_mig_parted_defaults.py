@@ -16,6 +16,8 @@ SXM id only, ``all-1g.24gb.me`` is offered although no GPU here has that profile
 
 from __future__ import annotations
 
+from typing import Any, Dict, List, Optional
+
 A100_40GB_DEVICE_IDS = ["0x20B010DE", "0x20B110DE", "0x20F110DE", "0x20F610DE"]
 # H100-80GB, H800-80GB, A100-80GB, A800-80GB (the list mig-parted uses for its 80GB entries).
 GPU_80GB_DEVICE_IDS = [
@@ -27,14 +29,14 @@ H200_DEVICE_IDS = ["0x233510DE", "0x233B10DE"]
 A30_DEVICE_ID = "0x20B710DE"
 
 
-def _on_all(mig_devices, device_filter=None):
+def _on_all(mig_devices: Dict[str, int], device_filter: Optional[Any] = None) -> Dict[str, Any]:
     entry = {"devices": "all", "mig-enabled": True, "mig-devices": mig_devices}
     if device_filter is not None:
         entry["device-filter"] = device_filter
     return entry
 
 
-def _uniform(profile, count):
+def _uniform(profile: str, count: int) -> List[Dict[str, Any]]:
     return [_on_all({profile: count})]
 
 

@@ -37,38 +37,43 @@ import functools
 import heapq
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any, Callable, Counter as CounterType, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, ProfileError
 from ansible_collections.gpufleet.mig.plugins.module_utils.planner import busy_gpu_instance_ids, plan_gpu_layout
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
     canonical_devices,
     catalog_from_dict,
+    GpuCatalog,
     device_sort_key,
     normalize_profile,
     parse_profile,
     resource_name,
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import layout_problem
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices, mig_device_instances
 
 RESOURCE_GPU = "nvidia.com/gpu"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
 PRODUCT_LABEL = "nvidia.com/gpu.product"
 LAYOUT_LABEL_PREFIX = "nvidia.com/"
 STRATEGIES = ("none", "single", "mixed")
+# One GPU's layout: (MIG enabled, canonical MIG device names, largest first); a node's is one per GPU, in index order.
+GpuState = Tuple[bool, Tuple[str, ...]]
+NodeStates = List[GpuState]
 _UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 
 
-def is_gpu_resource(resource):
+def is_gpu_resource(resource: str) -> bool:
     return resource == RESOURCE_GPU or resource.startswith(MIG_RESOURCE_PREFIX)
 
 
-def device_of_resource(resource):
+def device_of_resource(resource: str) -> str:
     """``nvidia.com/mig-1g.5gb.me`` -> ``1g.5gb+me``; ProfileError for names that are no MIG profile."""
     return normalize_profile(resource[len(MIG_RESOURCE_PREFIX):])
 
 
-def _quantity(value):
+def _quantity(value: Any) -> int:
     text = str(value).strip()
     try:
         return int(text)
@@ -76,14 +81,14 @@ def _quantity(value):
         return int(float(text))  # "1e0" and friends; extended resources are whole numbers
 
 
-def _container_requests(container):
+def _container_requests(container: Dict[str, Any]) -> CounterType[str]:
     resources = container.get("resources") or {}
     wanted = dict(resources.get("limits") or {})
     wanted.update(resources.get("requests") or {})
     return Counter(dict((key, _quantity(value)) for key, value in wanted.items() if is_gpu_resource(key)))
 
 
-def pod_gpu_requests(pod):
+def pod_gpu_requests(pod: Dict[str, Any]) -> Dict[str, int]:
     """The pod's GPU requests, ``{resource: count}``, as the scheduler sums them."""
     spec = pod.get("spec") or {}
     total = Counter()
@@ -100,19 +105,19 @@ class GpuPod:
     """A pod that asks for GPUs: pending (no node yet) or bound to ``node_name``."""
 
     key: str
-    requests: dict
-    node_name: object = None  # Optional[str]
-    node_selector: dict = field(default_factory=dict)
-    required_terms: object = None  # Optional[list]: nodeSelectorTerms of the required node affinity
-    tolerations: list = field(default_factory=list)
+    requests: Dict[str, int]
+    node_name: Optional[str] = None
+    node_selector: Dict[str, str] = field(default_factory=dict)
+    required_terms: Optional[List[Dict[str, Any]]] = None  # nodeSelectorTerms of the required node affinity
+    tolerations: List[Dict[str, Any]] = field(default_factory=list)
     created: str = ""
 
     @property
-    def pending(self):
+    def pending(self) -> bool:
         return self.node_name is None
 
 
-def gpu_pods(api_pods):
+def gpu_pods(api_pods: Optional[Iterable[Dict[str, Any]]]) -> List[GpuPod]:
     """GpuPod records of the API's pods that ask for GPUs and are pending or running (finished and terminating pods
     hold nothing)."""
     pods = []
@@ -146,27 +151,27 @@ class GpuSlot:
     model: str
     mig_capable: bool
     mig_enabled: bool
-    devices: tuple  # canonical names of its MIG devices now
-    gpu_instances: list = field(default_factory=list)  # gpu_info records, for the planner
-    busy: frozenset = frozenset()
-    catalog: object = None  # Optional[GpuCatalog]
+    devices: Tuple[str, ...]  # canonical names of its MIG devices now
+    gpu_instances: List[Dict[str, Any]] = field(default_factory=list)  # gpu_info records, for the planner
+    busy: FrozenSet[int] = frozenset()
+    catalog: Optional[GpuCatalog] = None
 
     @property
-    def state(self):
+    def state(self) -> GpuState:
         return (self.mig_enabled, self.devices if self.mig_enabled else ())
 
 
 @dataclass
 class GpuNode:
     name: str
-    host: object = None  # Optional[str]: the inventory host the layout goes to
-    labels: dict = field(default_factory=dict)
+    host: Optional[str] = None  # the inventory host the layout goes to
+    labels: Dict[str, str] = field(default_factory=dict)
     unschedulable: bool = False
-    taints: list = field(default_factory=list)
-    allocatable: dict = field(default_factory=dict)  # GPU resources the node advertises now
-    gpus: object = None  # Optional[list of GpuSlot]: None when no gpu_info facts were given
+    taints: List[Dict[str, Any]] = field(default_factory=list)
+    allocatable: Dict[str, int] = field(default_factory=dict)  # GPU resources the node advertises now
+    gpus: Optional[List[GpuSlot]] = None  # None when no gpu_info facts were given
 
-    def unchangeable_reason(self):
+    def unchangeable_reason(self) -> Optional[str]:
         if self.gpus is None:
             return "no gpu_info facts for this node (its current layout is read from the API, its profile catalog is unknown)"
         if not self.gpus:
@@ -179,20 +184,20 @@ class GpuNode:
         return None
 
 
-def _intern_catalog(data, interned):
+def _intern_catalog(data: Dict[str, Any], interned: Dict[Optional[str], GpuCatalog]) -> GpuCatalog:
     key = repr(sorted(data.items())) if isinstance(data, dict) else None
     if key not in interned:
         interned[key] = catalog_from_dict(data)
     return interned[key]
 
 
-def gpu_slots(gpu_facts, interned=None):
+def gpu_slots(gpu_facts: Optional[Iterable[Dict[str, Any]]], interned: Optional[Dict[Optional[str], GpuCatalog]] = None) -> List[GpuSlot]:
     """GpuSlot records from a ``gpu_info`` result's ``gpus`` (with ``profile_catalog`` for MIG-capable GPUs)."""
     interned = {} if interned is None else interned
     slots = []
     for gpu in gpu_facts or ():
         mode = (gpu.get("mig_mode") or {}).get("current")
-        names = [ci.get("profile_name") for gi in gpu.get("gpu_instances") or () for ci in gi.get("compute_instances") or ()]
+        names = [ci.get("profile_name") for _gi, ci in mig_device_instances(gpu)]
         catalog = _intern_catalog(gpu["profile_catalog"], interned) if gpu.get("profile_catalog") else None
         slots.append(GpuSlot(
             index=int(gpu["index"]),
@@ -207,7 +212,7 @@ def gpu_slots(gpu_facts, interned=None):
     return sorted(slots, key=lambda slot: slot.index)
 
 
-def gpu_nodes(api_nodes, node_facts=None):
+def gpu_nodes(api_nodes: Optional[Iterable[Dict[str, Any]]], node_facts: Optional[Dict[str, Dict[str, Any]]] = None) -> List[GpuNode]:
     """GpuNode records of the API nodes that advertise GPUs or have gpu_info facts in ``node_facts``
     (``{k8s node name: {"host": inventory name, "gpus": gpu_info gpus}}``)."""
     node_facts = node_facts or {}
@@ -236,7 +241,7 @@ def gpu_nodes(api_nodes, node_facts=None):
 # Where a pod may go -----------------------------------------------------------------------------------------
 
 
-def _tolerates(toleration, taint):
+def _tolerates(toleration: Dict[str, Any], taint: Dict[str, Any]) -> bool:
     if toleration.get("effect") and toleration.get("effect") != taint.get("effect"):
         return False
     if toleration.get("operator") == "Exists":
@@ -244,7 +249,7 @@ def _tolerates(toleration, taint):
     return toleration.get("key") == taint.get("key") and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
-def _expression_matches(expression, labels):
+def _expression_matches(expression: Dict[str, Any], labels: Dict[str, str]) -> bool:
     key, operator = expression.get("key", ""), expression.get("operator")
     if key.startswith(LAYOUT_LABEL_PREFIX):
         return True  # GFD's labels follow the layout the proposal chooses
@@ -267,7 +272,7 @@ def _expression_matches(expression, labels):
     return False
 
 
-def _field_matches(expression, node):
+def _field_matches(expression: Dict[str, Any], node: GpuNode) -> bool:
     if expression.get("key") != "metadata.name":
         return False
     values = list(expression.get("values") or ())
@@ -278,7 +283,7 @@ def _field_matches(expression, node):
     return False
 
 
-def _term_matches(term, node):
+def _term_matches(term: Dict[str, Any], node: GpuNode) -> bool:
     expressions = list(term.get("matchExpressions") or ())
     fields = list(term.get("matchFields") or ())
     if not expressions and not fields:
@@ -286,7 +291,7 @@ def _term_matches(term, node):
     return all(_expression_matches(e, node.labels) for e in expressions) and all(_field_matches(f, node) for f in fields)
 
 
-def why_not_node(pod, node):
+def why_not_node(pod: GpuPod, node: GpuNode) -> Optional[str]:
     """None when ``pod`` may go to ``node`` whatever its layout, else the reason, in the scheduler's words."""
     if node.unschedulable and not any(_tolerates(t, _UNSCHEDULABLE_TAINT) for t in pod.tolerations):
         return "node(s) were unschedulable"
@@ -301,7 +306,7 @@ def why_not_node(pod, node):
     return None
 
 
-def single_profile_wanted(pod):
+def single_profile_wanted(pod: GpuPod) -> Optional[str]:
     """Under ``single``: the MIG profile a pod's ``nvidia.com/gpu.product`` selector names, ``''`` for a whole GPU,
     None when it names none."""
     product = pod.node_selector.get(PRODUCT_LABEL)
@@ -318,7 +323,7 @@ def single_profile_wanted(pod):
 # What a layout offers ---------------------------------------------------------------------------------------
 
 
-def layout_resources(states, strategy):
+def layout_resources(states: Iterable[GpuState], strategy: str) -> CounterType[str]:
     """GPU resources a node with per-GPU ``(mig_enabled, devices)`` states advertises under ``strategy``."""
     offered = Counter()
     for enabled, devices in states:
@@ -332,7 +337,7 @@ def layout_resources(states, strategy):
     return offered
 
 
-def single_profile(states):
+def single_profile(states: Iterable[GpuState]) -> Optional[str]:
     """The node's one MIG profile under ``single`` (``''`` when MIG is off everywhere), None when it has several."""
     profiles = set(device for enabled, devices in states if enabled for device in devices)
     if not profiles:
@@ -340,11 +345,11 @@ def single_profile(states):
     return profiles.pop() if len(profiles) == 1 else None
 
 
-def _fits(requests, free):
+def _fits(requests: Dict[str, int], free: Dict[str, int]) -> bool:
     return all(free.get(resource, 0) >= count for resource, count in requests.items())
 
 
-def pod_size(pod):
+def pod_size(pod: GpuPod) -> int:
     """How much GPU a pod takes, in compute slices (a whole GPU counts as 8): small pods are packed first."""
     size = 0
     for resource, count in pod.requests.items():
@@ -361,13 +366,13 @@ def pod_size(pod):
 class _Placeable(object):
     """Whether a multiset of MIG devices can exist together on a GPU, per catalog, memoised (the planner decides)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.known = {}
         self.layouts = {}  # (node, demand) -> per-GPU states or None, for _mixed_layout
         self.bounds = {}  # node -> (compute slices of all its GPUs, of its smallest GPU)
         self.calls = 0
 
-    def __call__(self, catalog, devices):
+    def __call__(self, catalog: GpuCatalog, devices: Tuple[str, ...]) -> bool:
         key = (id(catalog), devices)
         if key not in self.known:
             self.calls += 1
@@ -380,15 +385,15 @@ class _Placeable(object):
 
 
 @functools.lru_cache(maxsize=None)
-def _device_order(name):
+def _device_order(name: str) -> Tuple[tuple, str]:
     return (device_sort_key(name), name)
 
 
-def _sorted_devices(devices):
+def _sorted_devices(devices: Iterable[str]) -> Tuple[str, ...]:
     return tuple(sorted(devices, key=_device_order))
 
 
-def _mixed_layout(node, demand, placeable):
+def _mixed_layout(node: GpuNode, demand: Dict[str, int], placeable: _Placeable) -> Optional[NodeStates]:
     """Per-GPU states of ``node`` that hold ``demand`` (a Counter of resources) under ``mixed``, or None."""
     whole = demand.get(RESOURCE_GPU, 0)
     wanted = []
@@ -438,7 +443,7 @@ def _mixed_layout(node, demand, placeable):
     return [states[gpu.index] for gpu in node.gpus]
 
 
-def _single_candidates(node, placeable):
+def _single_candidates(node: GpuNode, placeable: _Placeable) -> List[NodeStates]:
     """Every node layout ``single`` allows: MIG off on all GPUs, or each GPU full of one profile."""
     capable = [gpu for gpu in node.gpus if gpu.mig_capable]
     candidates = [[(False, ()) if gpu.mig_capable else gpu.state for gpu in node.gpus]]
@@ -460,7 +465,7 @@ def _single_candidates(node, placeable):
     return candidates
 
 
-def _single_holds(states, pods):
+def _single_holds(states: NodeStates, pods: Iterable[GpuPod]) -> bool:
     profile = single_profile(states)
     if profile is None:
         return False
@@ -475,14 +480,16 @@ def _single_holds(states, pods):
     return needed <= layout_resources(states, "single")[RESOURCE_GPU]
 
 
-def _total(pods):
+def _total(pods: Iterable[GpuPod]) -> CounterType[str]:
     total = Counter()
     for pod in pods:
         total.update(pod.requests)
     return total
 
 
-def _pack(base_pods, candidates, holds, weight=None, capacity=None, precheck=None):
+def _pack(base_pods: Sequence[GpuPod], candidates: Iterable[GpuPod], holds: Callable[[GpuPod, CounterType[str]], bool],
+          weight: Optional[Callable[[GpuPod], int]] = None, capacity: Optional[int] = None,
+          precheck: Optional[Callable[[GpuPod, CounterType[str]], bool]] = None) -> List[GpuPod]:
     """Add ``candidates`` (best first) one by one while ``holds(the pod added, the total requests with it)``; the
     pods added. ``base_pods`` are held already. With ``weight`` and ``capacity``, a pod whose weight no longer fits
     is passed over without asking ``holds``; so is one ``precheck(pod, total without it)`` refuses."""
@@ -503,7 +510,7 @@ def _pack(base_pods, candidates, holds, weight=None, capacity=None, precheck=Non
     return chosen
 
 
-def _single_pod_fits(states, pod, total):
+def _single_pod_fits(states: NodeStates, pod: GpuPod, total: Dict[str, int]) -> bool:
     """Under single: ``pod`` asks only for nvidia.com/gpu, of the node's profile, and ``total`` fits its count."""
     if any(resource != RESOURCE_GPU for resource in pod.requests):
         return False
@@ -513,7 +520,7 @@ def _single_pod_fits(states, pod, total):
     return total.get(RESOURCE_GPU, 0) <= layout_resources(states, "single")[RESOURCE_GPU]
 
 
-def _slice_bound(node):
+def _slice_bound(node: GpuNode) -> Optional[Tuple[int, int]]:
     """Compute slices a node can give at most (None when a GPU without MIG makes the bound meaningless)."""
     if any(not gpu.mig_capable or gpu.catalog is None for gpu in node.gpus):
         return None
@@ -521,14 +528,14 @@ def _slice_bound(node):
 
 
 @functools.lru_cache(maxsize=None)
-def _resource_slices(resource):
+def _resource_slices(resource: str) -> int:
     try:
         return parse_profile(device_of_resource(resource)).gpu_slices
     except ProfileError:
         return 0
 
 
-def _mixed_layout_memo(node, total, placeable):
+def _mixed_layout_memo(node: GpuNode, total: Dict[str, int], placeable: _Placeable) -> Optional[NodeStates]:
     bound = placeable.bounds.get(id(node), False)
     if bound is False:
         bound = placeable.bounds[id(node)] = _slice_bound(node)
@@ -543,11 +550,12 @@ def _mixed_layout_memo(node, total, placeable):
     return placeable.layouts[key]
 
 
-def best_relayout(node, base_pods, candidates, strategy, placeable):
+def best_relayout(node: GpuNode, base_pods: Sequence[GpuPod], candidates: Sequence[GpuPod], strategy: str,
+                  placeable: _Placeable) -> Tuple[Optional[NodeStates], List[GpuPod]]:
     """The layout of ``node`` that holds ``base_pods`` (those that must stay) and as many ``candidates`` as it can:
     ``(states, served pods)``, or ``(None, [])`` when no layout holds ``base_pods``."""
     if strategy == "mixed":
-        def holds(pod, total):
+        def holds(pod: GpuPod, total: CounterType[str]) -> bool:
             return _mixed_layout_memo(node, total, placeable) is not None
 
         if _mixed_layout_memo(node, _total(base_pods), placeable) is None:
@@ -556,7 +564,7 @@ def best_relayout(node, base_pods, candidates, strategy, placeable):
         if bound is None:
             served = _pack(base_pods, candidates, holds)
         else:
-            def weight(pod):
+            def weight(pod: GpuPod) -> int:
                 return sum((_resource_slices(resource) if resource != RESOURCE_GPU else bound[1]) * count
                            for resource, count in pod.requests.items())
 
@@ -581,30 +589,30 @@ def best_relayout(node, base_pods, candidates, strategy, placeable):
 @dataclass
 class NodeProposal:
     node: GpuNode
-    states: list  # per-GPU (mig_enabled, devices), in node.gpus order
-    serves: list = field(default_factory=list)  # pending pods served by this node
-    evicted: list = field(default_factory=list)  # running pods the drain evicts
+    states: NodeStates  # per-GPU (mig_enabled, devices), in node.gpus order
+    serves: List[GpuPod] = field(default_factory=list)  # pending pods served by this node
+    evicted: List[GpuPod] = field(default_factory=list)  # running pods the drain evicts
 
     @property
-    def changed(self):
+    def changed(self) -> bool:
         return self.node.gpus is not None and self.states != [gpu.state for gpu in self.node.gpus]
 
 
-def _order(pod):
+def _order(pod: GpuPod) -> Tuple[int, str, str]:
     return (pod_size(pod), pod.created, pod.key)
 
 
-def _describe_state(state):
+def _describe_state(state: GpuState) -> str:
     enabled, devices = state
     if not enabled:
         return "MIG disabled"
     return describe_devices(devices, empty="MIG enabled, no devices")
 
 
-def mig_layout_of(node, states):
+def mig_layout_of(node: GpuNode, states: NodeStates) -> Dict[Any, Any]:
     """The inline ``mig_layout`` host var for a node's per-GPU states: one layout for every MIG-capable GPU when
     they all agree, else one per GPU index."""
-    def one(state):
+    def one(state: GpuState) -> Any:
         enabled, devices = state
         if not enabled:
             return "disabled"
@@ -618,7 +626,7 @@ def mig_layout_of(node, states):
     return dict(per_gpu)
 
 
-def _verify(proposal, strategy):
+def _verify(proposal: NodeProposal, strategy: str) -> Optional[str]:
     """The planner's and the strategy check's word on a changed node's layout: None, or the problem."""
     node = proposal.node
     for gpu, (enabled, devices) in zip(node.gpus, proposal.states):
@@ -632,7 +640,8 @@ def _verify(proposal, strategy):
     return str(problem) if problem is not None else None
 
 
-def holding_states(node, pods, strategy, placeable, total=None):
+def holding_states(node: GpuNode, pods: Sequence[GpuPod], strategy: str, placeable: _Placeable,
+                  total: Optional[Dict[str, int]] = None) -> Optional[NodeStates]:
     """Per-GPU states of ``node`` that hold ``pods`` (its running pods included), its current layout whenever that
     does; None when no layout the strategy allows holds them."""
     current = [gpu.state for gpu in node.gpus] if node.gpus is not None else []
@@ -653,7 +662,8 @@ def holding_states(node, pods, strategy, placeable, total=None):
 class _Assignment(object):
     """Which node serves which pending pod, and the layout every node needs for it."""
 
-    def __init__(self, nodes, running, strategy, placeable):
+    def __init__(self, nodes: Sequence[GpuNode], running: Dict[str, List[GpuPod]], strategy: str,
+                 placeable: _Placeable) -> None:
         self.nodes = dict((node.name, node) for node in nodes)
         self.running = running
         self.strategy = strategy
@@ -663,42 +673,42 @@ class _Assignment(object):
         self.currents = {}
         self.states = dict((node.name, [gpu.state for gpu in node.gpus] if node.gpus is not None else []) for node in nodes)
 
-    def current(self, name):
+    def current(self, name: str) -> NodeStates:
         if name not in self.currents:
             node = self.nodes[name]
             self.currents[name] = [gpu.state for gpu in node.gpus] if node.gpus is not None else []
         return self.currents[name]
 
-    def changed(self, name):
+    def changed(self, name: str) -> bool:
         return self.states[name] != self.current(name)
 
-    def cost(self, name, states):
+    def cost(self, name: str, states: NodeStates) -> Tuple[int, int]:
         """(evictions, changed) of giving node ``name`` these states."""
         if states == self.current(name):
             return (0, 0)
         return (len(self.running[name]), 1)
 
-    def try_states(self, name, serves):
+    def try_states(self, name: str, serves: List[GpuPod]) -> Optional[NodeStates]:
         if name not in self.running_totals:
             self.running_totals[name] = _total(self.running[name])
         total = self.running_totals[name] + _total(serves)
         return holding_states(self.nodes[name], self.running[name] + serves, self.strategy, self.placeable, total)
 
-    def apply(self, name, serves, states):
+    def apply(self, name: str, serves: List[GpuPod], states: NodeStates) -> None:
         self.serves[name] = serves
         self.states[name] = states
 
-    def totals(self):
+    def totals(self) -> Tuple[int, int, int]:
         evictions = sum(len(self.running[name]) for name in self.nodes if self.changed(name))
         return (sum(len(pods) for pods in self.serves.values()), evictions, sum(1 for name in self.nodes if self.changed(name)))
 
 
-def _greedy(assignment, remaining, eligible, order):
+def _greedy(assignment: _Assignment, remaining: List[GpuPod], eligible: Dict[str, List[str]], order: Sequence[str]) -> None:
     """Give nodes pods one node at a time, the node that serves the most remaining pods first (the fewest evictions,
     then no change, among equal), re-scored lazily. First without evicting anything (nodes without running GPU
     pods, and the others as they are), then with the drains that serve more."""
     for evicting in (False, True):
-        def score(name):
+        def score(name: str) -> Tuple[Optional[NodeStates], List[GpuPod]]:
             node = assignment.nodes[name]
             candidates = [pod for pod in remaining if name in eligible[pod.key]]
             if not candidates:
@@ -724,7 +734,7 @@ def _greedy(assignment, remaining, eligible, order):
                 return None, []
             return min(options, key=lambda option: key(name, *option))
 
-        def key(name, states, chosen):
+        def key(name: str, states: NodeStates, chosen: List[GpuPod]) -> tuple:
             return (-len(chosen),) + assignment.cost(name, states) + (name,)
 
         heap = []
@@ -748,7 +758,7 @@ def _greedy(assignment, remaining, eligible, order):
                 heapq.heappush(heap, key(name, states, chosen))
 
 
-def _augment(assignment, remaining, eligible):
+def _augment(assignment: _Assignment, remaining: List[GpuPod], eligible: Dict[str, List[str]]) -> None:
     """Serve more: a pending pod takes a node's place by moving one pod that node serves to another node (where it
     fits as that node is, or by changing it). Repeats until no move serves one more pod."""
     improved = True
@@ -778,7 +788,7 @@ def _augment(assignment, remaining, eligible):
             improved = True
 
 
-def _find_move(assignment, pod, eligible):
+def _find_move(assignment: _Assignment, pod: GpuPod, eligible: Dict[str, List[str]]) -> Optional[List[Tuple[str, List[GpuPod], NodeStates]]]:
     best = None
     for name in eligible[pod.key]:
         serves = assignment.serves[name]
@@ -805,7 +815,7 @@ def _find_move(assignment, pod, eligible):
     return None if best is None else best[1]
 
 
-def _undo_changes(assignment, eligible):
+def _undo_changes(assignment: _Assignment, eligible: Dict[str, List[str]]) -> None:
     """Fewer evictions and changes for the same service: a changed node goes back to its layout when the pods it
     serves beyond that layout fit on nodes that change anyway (or already have room)."""
     changed = sorted((name for name in assignment.nodes if assignment.changed(name)),
@@ -850,7 +860,8 @@ EXHAUSTIVE_MAX_PENDING = 16
 EXHAUSTIVE_MAX_NODES = 16
 
 
-def _exhaustive(assignment, pending, eligible, budget):
+def _exhaustive(assignment: _Assignment, pending: Sequence[GpuPod], eligible: Dict[str, List[str]],
+               budget: int) -> Optional[Tuple[Dict[str, List[GpuPod]], Dict[str, NodeStates]]]:
     """The lexicographic optimum (most pods served, then fewest evictions, then fewest changed nodes) by branch
     and bound over every pod's node, seeded with the greedy answer; None when ``budget`` steps do not finish."""
     names = list(assignment.nodes)
@@ -863,17 +874,17 @@ def _exhaustive(assignment, pending, eligible, budget):
     states = dict((name, assignment.current(name)) for name in names)
     steps = [0]
 
-    def node_states(name):
+    def node_states(name: str) -> Optional[NodeStates]:
         key = (name, frozenset(pod.key for pod in serves[name]))
         if key not in holds:
             holds[key] = assignment.try_states(name, serves[name])
         return holds[key]
 
-    def cost():
+    def cost() -> Tuple[int, int]:
         changed = [name for name in names if states[name] != assignment.current(name)]
         return sum(len(assignment.running[name]) for name in changed), len(changed)
 
-    def search(position, served):
+    def search(position: int, served: int) -> None:
         steps[0] += 1
         if steps[0] > budget:
             raise _OutOfBudget()
@@ -909,7 +920,8 @@ class _OutOfBudget(Exception):
     pass
 
 
-def propose(nodes, pods, strategy="mixed", exhaustive_budget=EXHAUSTIVE_BUDGET):
+def propose(nodes: Sequence[GpuNode], pods: Sequence[GpuPod], strategy: str = "mixed",
+            exhaustive_budget: int = EXHAUSTIVE_BUDGET) -> Dict[str, Any]:
     """The proposal for ``nodes`` (GpuNode) and ``pods`` (GpuPod) under ``strategy``; ``render`` makes it JSON.
 
     Returns a dict with ``proposals`` (NodeProposal per node), ``served`` ({pod key: (node name, how)}),
@@ -967,7 +979,8 @@ def propose(nodes, pods, strategy="mixed", exhaustive_budget=EXHAUSTIVE_BUDGET):
     return _result(assignment, nodes, served, reasons, placeable, method)
 
 
-def _held_as_is(node, pods, strategy, placeable, total=None):
+def _held_as_is(node: GpuNode, pods: Sequence[GpuPod], strategy: str, placeable: _Placeable,
+               total: Optional[Dict[str, int]] = None) -> bool:
     """Whether ``node`` holds ``pods`` with the layout it has (what it advertises, and under single its profile)."""
     if total is None:
         total = _total(pods)
@@ -979,7 +992,8 @@ def _held_as_is(node, pods, strategy, placeable, total=None):
     return True
 
 
-def _result(assignment, nodes, served, reasons, placeable, method):
+def _result(assignment: _Assignment, nodes: Sequence[GpuNode], served: Dict[str, Tuple[str, str]], reasons: Dict[str, str],
+           placeable: _Placeable, method: str) -> Dict[str, Any]:
     proposals = []
     for node in nodes:
         proposal = NodeProposal(node, assignment.states[node.name], serves=list(assignment.serves[node.name]))
@@ -990,7 +1004,8 @@ def _result(assignment, nodes, served, reasons, placeable, method):
             "method": method}
 
 
-def _pending_reason(pod, nodes, eligible, strategy, by_name):
+def _pending_reason(pod: GpuPod, nodes: Sequence[GpuNode], eligible: Sequence[str], strategy: str,
+                   by_name: Dict[str, GpuNode]) -> str:
     asks = ", ".join("%s: %d" % item for item in sorted(pod.requests.items()))
     if strategy == "single" and any(resource != RESOURCE_GPU for resource in pod.requests):
         return ("asks for %s, but mig_strategy single advertises MIG devices as nvidia.com/gpu (select the profile with "
@@ -1021,7 +1036,7 @@ def _pending_reason(pod, nodes, eligible, strategy, by_name):
     return "; ".join(parts)
 
 
-def render(result, strategy="mixed"):
+def render(result: Dict[str, Any], strategy: str = "mixed") -> Dict[str, Any]:
     """The JSON-able proposal: host vars for site.yml, per-node rows, served and pending pods, totals, table."""
     rows = []
     host_vars = {}
@@ -1068,7 +1083,7 @@ def render(result, strategy="mixed"):
     }
 
 
-def table(rows, pending, totals):
+def table(rows: Sequence[Dict[str, Any]], pending: Sequence[Dict[str, Any]], totals: Dict[str, Any]) -> List[str]:
     """The proposal as lines of text, one row per GPU node, then the pods that stay pending."""
     header = ("NODE", "CHANGE", "CURRENT", "PROPOSED", "SERVES", "EVICTS")
     lines = [header]

@@ -25,9 +25,10 @@ with what was evicted and what blocked.
 from __future__ import annotations
 
 import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient
 
 MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 GPU_RESOURCE_PREFIX = "nvidia.com/"
@@ -53,7 +54,8 @@ class DrainError(MigError):
     there at the deadline.
     """
 
-    def __init__(self, message, evicted=(), blocked=(), terminating=(), timed_out=False):
+    def __init__(self, message: str, evicted: Iterable[Dict[str, str]] = (), blocked: Iterable[Dict[str, str]] = (),
+                 terminating: Iterable[Dict[str, str]] = (), timed_out: bool = False) -> None:
         super(DrainError, self).__init__(message)
         self.evicted = list(evicted)
         self.blocked = list(blocked)
@@ -61,21 +63,21 @@ class DrainError(MigError):
         self.timed_out = timed_out
 
 
-def _metadata(pod):
+def _metadata(pod: Dict[str, Any]) -> Dict[str, Any]:
     return pod.get("metadata") or {}
 
 
-def pod_ref(pod):
+def pod_ref(pod: Dict[str, Any]) -> Dict[str, str]:
     """``{"namespace", "name"}`` of a pod, the form results use."""
     metadata = _metadata(pod)
     return {"namespace": metadata.get("namespace", ""), "name": metadata.get("name", "")}
 
 
-def _ref_text(ref):
+def _ref_text(ref: Dict[str, str]) -> str:
     return "%s/%s" % (ref["namespace"], ref["name"])
 
 
-def controller_of(pod):
+def controller_of(pod: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The owner reference with ``controller: true``, or ``None``."""
     for owner in _metadata(pod).get("ownerReferences") or []:
         if owner.get("controller"):
@@ -83,28 +85,28 @@ def controller_of(pod):
     return None
 
 
-def is_daemonset_pod(pod):
+def is_daemonset_pod(pod: Dict[str, Any]) -> bool:
     controller = controller_of(pod)
     return bool(controller) and controller.get("kind") == "DaemonSet"
 
 
-def is_mirror_pod(pod):
+def is_mirror_pod(pod: Dict[str, Any]) -> bool:
     return MIRROR_POD_ANNOTATION in (_metadata(pod).get("annotations") or {})
 
 
-def is_finished(pod):
+def is_finished(pod: Dict[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") in FINISHED_PHASES
 
 
-def is_terminating(pod):
+def is_terminating(pod: Dict[str, Any]) -> bool:
     return bool(_metadata(pod).get("deletionTimestamp"))
 
 
-def emptydir_volumes(pod):
+def emptydir_volumes(pod: Dict[str, Any]) -> List[str]:
     return [volume.get("name", "") for volume in (pod.get("spec") or {}).get("volumes") or [] if "emptyDir" in volume]
 
 
-def gpu_resources(pod):
+def gpu_resources(pod: Dict[str, Any]) -> List[str]:
     """Sorted ``nvidia.com/*`` resource names that any container or init container requests or limits."""
     spec = pod.get("spec") or {}
     names = set()
@@ -120,21 +122,22 @@ def gpu_resources(pod):
 class DrainPlan:
     """The pods of a node, sorted. Each list holds pod refs; ``skip`` and ``refuse`` add ``reason``."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.evict = []
         self.skip = []
         self.terminating = []
         self.refuse = []
         self._uids = {}
 
-    def uid_of(self, ref):
+    def uid_of(self, ref: Dict[str, str]) -> Optional[str]:
         return self._uids.get(_ref_text(ref))
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, List[Dict[str, str]]]:
         return {"evict": list(self.evict), "skip": list(self.skip), "terminating": list(self.terminating), "refuse": list(self.refuse)}
 
 
-def plan_drain(pods, gpu_pods_only=False, delete_emptydir_data=False, force=False):
+def plan_drain(pods: Iterable[Dict[str, Any]], gpu_pods_only: bool = False, delete_emptydir_data: bool = False,
+               force: bool = False) -> DrainPlan:
     """Sort the pods bound to a node for a drain; pure (see the module docstring for the rules)."""
     plan = DrainPlan()
     for pod in sorted(pods, key=lambda item: (_metadata(item).get("namespace", ""), _metadata(item).get("name", ""))):
@@ -166,13 +169,13 @@ def plan_drain(pods, gpu_pods_only=False, delete_emptydir_data=False, force=Fals
     return plan
 
 
-def refusal_message(node_name, plan):
+def refusal_message(node_name: str, plan: DrainPlan) -> str:
     """The failure message for a plan with refused pods: every pod and why, so one run shows them all."""
     listed = "; ".join("%s %s" % (_ref_text(ref), ref["reason"]) for ref in plan.refuse)
     return "Cannot drain node %s: %d pod(s) cannot be evicted safely: %s." % (node_name, len(plan.refuse), listed)
 
 
-def _is_gone(client, ref, uid):
+def _is_gone(client: KubeClient, ref: Dict[str, str], uid: Optional[str]) -> bool:
     current = client.get_pod(ref["namespace"], ref["name"])
     if current is None:
         return True
@@ -180,12 +183,14 @@ def _is_gone(client, ref, uid):
     return bool(uid) and _metadata(current).get("uid") != uid
 
 
-def _describe(refs):
+def _describe(refs: Sequence[Dict[str, str]]) -> str:
     return ", ".join(_ref_text(ref) for ref in refs) if refs else "none"
 
 
-def run_evictions(client, node_name, plan, timeout, poll_interval=DEFAULT_POLL_INTERVAL, grace_period=None,
-                  disable_eviction=False, clock=time.monotonic, sleep=time.sleep):
+def run_evictions(client: KubeClient, node_name: str, plan: DrainPlan, timeout: float,
+                  poll_interval: float = DEFAULT_POLL_INTERVAL, grace_period: Optional[int] = None,
+                  disable_eviction: bool = False, clock: Callable[[], float] = time.monotonic,
+                  sleep: Callable[[float], None] = time.sleep) -> List[Dict[str, str]]:
     """Evict ``plan.evict`` and wait until they and ``plan.terminating`` are gone; return the evicted refs.
 
     ``client`` is a ``k8s.KubeClient``. ``timeout`` (seconds) bounds the whole run: evictions refused with

@@ -10,6 +10,8 @@ module can return it in its own result keys instead of parsing the message.
 
 from __future__ import annotations
 
+from typing import Any, Dict, Iterable, Optional
+
 
 class MigError(Exception):
     """Base class of every error gpufleet.mig raises on purpose."""
@@ -22,7 +24,7 @@ class TaskError(MigError):
     ``nvml_call`` / ``nvml_code``); a module passes them to ``fail_json`` as they are.
     """
 
-    def __init__(self, message, **details):
+    def __init__(self, message: str, **details: Any) -> None:
         super(TaskError, self).__init__(message)
         self.details = details
 
@@ -38,7 +40,7 @@ class ConfigError(MigError):
     point the user at the exact place.
     """
 
-    def __init__(self, message, config=None, entry=None):
+    def __init__(self, message: str, config: Optional[str] = None, entry: Optional[int] = None) -> None:
         super(ConfigError, self).__init__(message)
         self.config = config
         self.entry = entry
@@ -52,7 +54,7 @@ class LayoutError(MigError):
     ``largest_fitting`` lists MIG devices of the request that would fit together (a hint, not a plan).
     """
 
-    def __init__(self, message, reason=None, largest_fitting=None):
+    def __init__(self, message: str, reason: Optional[str] = None, largest_fitting: Optional[Iterable[str]] = None) -> None:
         super(LayoutError, self).__init__(message)
         self.reason = reason
         self.largest_fitting = tuple(largest_fitting or ())
@@ -69,7 +71,7 @@ class NvmlCallError(MigError):
     branch on ``code`` (e.g. 19 IN_USE, 23 INSUFFICIENT_RESOURCES) without parsing strings.
     """
 
-    def __init__(self, call, code, text, gpu_index=None, detail=None):
+    def __init__(self, call: str, code: int, text: str, gpu_index: Optional[int] = None, detail: Optional[str] = None) -> None:
         self.call = call
         self.code = code
         self.text = text
@@ -81,6 +83,6 @@ class NvmlCallError(MigError):
             "%s failed%s%s: %s (NVML error %s)" % (call, where, what, text, code)
         )
 
-    def failure_keys(self):
+    def failure_keys(self) -> Dict[str, Any]:
         """The result keys a failed NVML call adds, the same in every node module."""
         return {"nvml_call": self.call, "nvml_code": self.code, "nvml_text": self.text, "gpu_index": self.gpu_index}

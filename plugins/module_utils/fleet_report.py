@@ -22,7 +22,7 @@ max_fail_percentage, or one refused in preflight).
 
 from __future__ import annotations
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices, mig_device_instances
 
 RESULT_SUCCESS = "success"
 RESULT_FAILED = "failed"
@@ -48,13 +48,8 @@ def gpu_view(gpu):
         mig = "%s (pending %s)" % (mode.get("current"), mode.get("pending"))
     else:
         mig = mode.get("current")
-    devices = []
-    for gi in gpu.get("gpu_instances") or ():
-        for ci in gi.get("compute_instances") or ():
-            devices.append((ci.get("mig_device_index"), ci.get("profile_name") or gi.get("profile_name")))
-    devices.sort(key=lambda item: (item[0] is None, item[0]))
-    return {"index": gpu.get("index"), "name": gpu.get("name"), "mig": mig,
-            "devices": [name for _index, name in devices]}
+    devices = [ci.get("profile_name") or gi.get("profile_name") for gi, ci in mig_device_instances(gpu)]
+    return {"index": gpu.get("index"), "name": gpu.get("name"), "mig": mig, "devices": devices}
 
 
 def validation_pod_text(pod):

@@ -26,11 +26,13 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from ansible.module_utils.basic import AnsibleModule
 
 ClientResult = TypeVar("ClientResult")
+# ``run(argv) -> (rc, stdout, stderr)``: how module_utils run a host command (see ``command_runner``).
+CommandRunner = Callable[[List[str]], Tuple[int, str, str]]
 
 C_LOCALE = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C"}
 
 
-def command_runner(module: AnsibleModule, extra_environ: Optional[Dict[str, str]] = None) -> Callable[[List[str]], Tuple[int, str, str]]:
+def command_runner(module: AnsibleModule, extra_environ: Optional[Dict[str, str]] = None) -> CommandRunner:
     """``run(argv) -> (rc, stdout, stderr)``: AnsibleModule.run_command (argv as a list, no shell) in the C locale.
 
     ``extra_environ`` adds what one tool needs besides the locale (systemctl's pager and colours, say).

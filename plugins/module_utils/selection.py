@@ -10,6 +10,8 @@ not have fails before anything changes.
 
 from __future__ import annotations
 
+from typing import Any, Dict, Iterable, List, Optional, Union
+
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
 
 ALL_GPUS = "all"
@@ -19,7 +21,7 @@ class GpuSelectionError(MigError):
     """The ``gpus`` option names a GPU the node does not have, or is malformed."""
 
 
-def _as_index(item):
+def _as_index(item: Any) -> Optional[int]:
     if isinstance(item, bool):
         return None
     if isinstance(item, int):
@@ -30,7 +32,7 @@ def _as_index(item):
     return None
 
 
-def normalize_selection(gpus):
+def normalize_selection(gpus: Any) -> Union[str, List[Union[int, str]]]:
     """``all`` (or ``["all"]``) → ``"all"``; otherwise a list of ints and UUID strings, order kept."""
     if gpus is None:
         return ALL_GPUS
@@ -56,7 +58,7 @@ def normalize_selection(gpus):
     return normalized
 
 
-def select_gpus(gpu_facts, gpus):
+def select_gpus(gpu_facts: Iterable[Dict[str, Any]], gpus: Any) -> List[Dict[str, Any]]:
     """Return the facts of the selected GPUs, in node index order, without duplicates."""
     selection = normalize_selection(gpus)
     if selection == ALL_GPUS:

@@ -24,7 +24,9 @@ Commands run through two callables the module supplies (``AnsibleModule.get_bin_
 
 from __future__ import annotations
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Tuple
+
+from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import CommandRunner, command_runner
 from ansible_collections.gpufleet.mig.plugins.module_utils.versions import (
     is_version,
     parse_dpkg_query_output,
@@ -33,6 +35,9 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.versions import (
     parse_rpm_query_output,
     parse_version,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from ansible.module_utils.basic import AnsibleModule
 
 DEFAULT_MIN_CONTAINER_TOOLKIT_VERSION = "1.3.0"
 DEFAULT_MIN_NVIDIA_DOCKER2_VERSION = "2.5.0"
@@ -50,7 +55,8 @@ _DPKG_QUERY_FORMAT = "-f=${Package}\\t${Status}\\t${Version}\\n"
 _RPM_QUERY_FORMAT = "%{NAME}\\t%{VERSION}\\n"
 
 
-def _probe_tool(name, arguments, parse, find_binary, run_command):
+def _probe_tool(name: str, arguments: Iterable[str], parse: Callable[[str], Optional[str]],
+                find_binary: Callable[[str], Optional[str]], run_command: CommandRunner) -> Optional[Dict[str, Any]]:
     path = find_binary(name)
     if not path:
         return None
@@ -64,7 +70,7 @@ def _probe_tool(name, arguments, parse, find_binary, run_command):
     return probe
 
 
-def _query_packages(find_binary, run_command):
+def _query_packages(find_binary: Callable[[str], Optional[str]], run_command: CommandRunner) -> Optional[Dict[str, str]]:
     """``{package: version}`` from dpkg-query and/or rpm, whichever the node has; None when it has neither."""
     found = None
     dpkg_query = find_binary("dpkg-query")
@@ -81,7 +87,7 @@ def _query_packages(find_binary, run_command):
     return dict((package, version) for package, version in found.items() if package in QUERIED_PACKAGES)
 
 
-def detect_container_toolkit(find_binary, run_command):
+def detect_container_toolkit(find_binary: Callable[[str], Optional[str]], run_command: CommandRunner) -> Dict[str, Any]:
     """What the node has of the NVIDIA Container Toolkit.
 
     ``find_binary(name)`` returns a path or None; ``run_command(argv)`` returns ``(rc, stdout, stderr)``.
@@ -112,7 +118,7 @@ def detect_container_toolkit(find_binary, run_command):
     return facts
 
 
-def detect_with_module(module):
+def detect_with_module(module: AnsibleModule) -> Dict[str, Any]:
     """``detect_container_toolkit`` through an AnsibleModule: its PATH lookup, and run_command in the C locale
     so tool output never changes with the node's language."""
     return detect_container_toolkit(
@@ -121,8 +127,8 @@ def detect_with_module(module):
     )
 
 
-def check_container_toolkit(toolkit, min_toolkit_version=DEFAULT_MIN_CONTAINER_TOOLKIT_VERSION,
-                            min_nvidia_docker2_version=DEFAULT_MIN_NVIDIA_DOCKER2_VERSION):
+def check_container_toolkit(toolkit: Dict[str, Any], min_toolkit_version: str = DEFAULT_MIN_CONTAINER_TOOLKIT_VERSION,
+                            min_nvidia_docker2_version: str = DEFAULT_MIN_NVIDIA_DOCKER2_VERSION) -> Tuple[bool, str]:
     """``(ok, detail)`` for the facts ``detect_container_toolkit`` returned; the detail names the fixing option."""
     version = toolkit.get("version")
     if version:

@@ -19,6 +19,7 @@ Comparison rules, chosen to fit every version string NVIDIA ships:
 from __future__ import annotations
 
 import re
+from typing import Dict, Optional, Tuple, Union
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
 
@@ -39,12 +40,12 @@ class Version(object):
 
     __slots__ = ("text", "release", "prerelease")
 
-    def __init__(self, text, release, prerelease):
+    def __init__(self, text: str, release: Tuple[int, ...], prerelease: Tuple[str, ...]) -> None:
         self.text = text
         self.release = release
         self.prerelease = prerelease
 
-    def _key(self):
+    def _key(self) -> tuple:
         release = list(self.release)
         while len(release) > 1 and release[-1] == 0:
             release.pop()
@@ -53,35 +54,35 @@ class Version(object):
         parts = tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in self.prerelease)
         return (tuple(release), 0, parts)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Version) and self._key() == other._key()
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> bool:
         return not self == other
 
-    def __lt__(self, other):
+    def __lt__(self, other: Version) -> bool:
         return self._key() < other._key()
 
-    def __le__(self, other):
+    def __le__(self, other: Version) -> bool:
         return self._key() <= other._key()
 
-    def __gt__(self, other):
+    def __gt__(self, other: Version) -> bool:
         return self._key() > other._key()
 
-    def __ge__(self, other):
+    def __ge__(self, other: Version) -> bool:
         return self._key() >= other._key()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self._key())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Version(%r)" % self.text
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.text
 
 
-def parse_version(text, what="version"):
+def parse_version(text: Union[str, Version, None], what: str = "version") -> Version:
     """``"450.80.02"`` -> Version. ``what`` names the value in the error (an option name, a tool)."""
     if isinstance(text, Version):
         return text
@@ -95,7 +96,7 @@ def parse_version(text, what="version"):
     return Version(candidate, release, prerelease)
 
 
-def is_version(text):
+def is_version(text: Union[str, Version, None]) -> bool:
     """True if ``text`` parses as a version (tools print e.g. ``unknown`` when built without one)."""
     try:
         parse_version(text)
@@ -104,22 +105,22 @@ def is_version(text):
     return True
 
 
-def _first_group(pattern, output):
+def _first_group(pattern: re.Pattern, output: Optional[str]) -> Optional[str]:
     match = pattern.search(output or "")
     return match.group(1) if match else None
 
 
-def parse_nvidia_ctk_version(output):
+def parse_nvidia_ctk_version(output: Optional[str]) -> Optional[str]:
     """Version from ``nvidia-ctk --version`` (``NVIDIA Container Toolkit CLI version 1.17.8`` + commit line)."""
     return _first_group(_NVIDIA_CTK_PATTERN, output)
 
 
-def parse_nvidia_container_cli_version(output):
+def parse_nvidia_container_cli_version(output: Optional[str]) -> Optional[str]:
     """Version from ``nvidia-container-cli --version`` (its ``cli-version: 1.17.3`` line)."""
     return _first_group(_NVIDIA_CONTAINER_CLI_PATTERN, output)
 
 
-def upstream_version(package_version):
+def upstream_version(package_version: Optional[str]) -> str:
     """The upstream part of a Debian or RPM package version: ``1:1.17.4-1`` -> ``1.17.4``.
 
     Debian puts an optional ``epoch:`` first and the packaging revision after the last hyphen; RPM's
@@ -133,7 +134,7 @@ def upstream_version(package_version):
     return text
 
 
-def parse_dpkg_query_output(output):
+def parse_dpkg_query_output(output: Optional[str]) -> Dict[str, str]:
     """``{package: upstream version}`` of the installed rows of ``dpkg-query -W`` output.
 
     Expects the format ``${Package}\\t${Status}\\t${Version}``; rows whose status is not
@@ -150,7 +151,7 @@ def parse_dpkg_query_output(output):
     return installed
 
 
-def parse_rpm_query_output(output):
+def parse_rpm_query_output(output: Optional[str]) -> Dict[str, str]:
     """``{package: version}`` from ``rpm -q --qf '%{NAME}\\t%{VERSION}\\n' …`` output.
 
     rpm prints ``package X is not installed`` for a missing package; those lines have no tab and are skipped.
