@@ -26,9 +26,15 @@ The words and result keys the node modules report with are in node_report.py (pu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Union
+
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_step, placement
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from ansible_collections.gpufleet.mig.plugins.module_utils.planner import ExistingGpuInstance, GpuPlan, PlannedComputeInstance, PlannedGpuInstance
+    from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import GpuCatalog
 
 PLACEMENT_EXPLICIT = "explicit"
 PLACEMENT_DRIVER = "driver"
@@ -37,7 +43,7 @@ PLACEMENT_DRIVER = "driver"
 class ApplyError(MigError):
     """A write step failed. ``done`` lists the step records before it, ``step`` describes the failed one."""
 
-    def __init__(self, gpu_index, step, cause, done):
+    def __init__(self, gpu_index: int, step: Dict[str, Any], cause: Exception, done: Iterable[Dict[str, Any]]) -> None:
         self.gpu_index = gpu_index
         self.step = step
         self.cause = cause
@@ -48,11 +54,11 @@ class ApplyError(MigError):
 class _StepRunner(object):
     """Runs write steps on one GPU, keeping the records of those that succeeded."""
 
-    def __init__(self, gpu_index):
+    def __init__(self, gpu_index: int) -> None:
         self.gpu_index = gpu_index
         self.done = []
 
-    def run(self, step, write):
+    def run(self, step: Dict[str, Any], write: Callable[[], Optional[Dict[str, Any]]]) -> Dict[str, Any]:
         """``write()`` performs the step and returns extra record fields; NvmlCallError -> ApplyError."""
         try:
             extra = write() or {}
@@ -64,7 +70,7 @@ class _StepRunner(object):
         return record
 
 
-def _field(item, *names):
+def _field(item: Any, *names: str) -> Any:
     """First of ``names`` present on a facts record (dict) or a planner object (attributes)."""
     for name in names:
         if isinstance(item, dict):
@@ -75,7 +81,7 @@ def _field(item, *names):
     return None
 
 
-def _destroy_gpu_instance(runner, gpu_instance):
+def _destroy_gpu_instance(runner: _StepRunner, gpu_instance: Union[Dict[str, Any], ExistingGpuInstance]) -> None:
     """Compute instances (highest id first), then the GPU instance. ``gpu_instance``: planner or facts form."""
     gi_id = _field(gpu_instance, "id")
     profile = _field(gpu_instance, "name", "profile_name")
@@ -92,15 +98,15 @@ def _destroy_gpu_instance(runner, gpu_instance):
 class _GpuInstanceCreator(object):
     """Creates GPU instances at planned placements, switching to driver placement where NVML lacks it."""
 
-    def __init__(self, runner):
+    def __init__(self, runner: _StepRunner) -> None:
         self.runner = runner
         self.driver_places = False
 
-    def create(self, planned):
+    def create(self, planned: PlannedGpuInstance) -> Dict[str, Any]:
         step = {"action": "create_gpu_instance", "profile": planned.name, "profile_id": planned.profile_id,
                 "placement": None if self.driver_places else placement(planned.placement)}
 
-        def write():
+        def write() -> Dict[str, Any]:
             try:
                 created = nvml.create_gpu_instance(self.runner.gpu_index, planned.profile_id,
                                                    None if self.driver_places else planned.placement)
@@ -118,12 +124,12 @@ class _GpuInstanceCreator(object):
         return self.runner.run(step, write)
 
 
-def _create_compute_instance(runner, gi_id, gi_slices, planned_ci):
+def _create_compute_instance(runner: _StepRunner, gi_id: int, gi_slices: int, planned_ci: PlannedComputeInstance) -> None:
     full_size = planned_ci.slice_count >= gi_slices
     step = {"action": "create_compute_instance", "gpu_instance_id": gi_id, "profile": planned_ci.name,
             "profile_index": planned_ci.profile_index}
 
-    def write():
+    def write() -> Dict[str, Any]:
         where = None if full_size else planned_ci.placement
         try:
             created = nvml.create_compute_instance(runner.gpu_index, gi_id, planned_ci.profile_index, where)
@@ -136,7 +142,7 @@ def _create_compute_instance(runner, gi_id, gi_slices, planned_ci):
     runner.run(step, write)
 
 
-def apply_gpu_plan(gpu_index, plan, catalog):
+def apply_gpu_plan(gpu_index: int, plan: GpuPlan, catalog: GpuCatalog) -> List[Dict[str, Any]]:
     """Carry out ``plan`` (planner.GpuPlan) on GPU ``gpu_index``; returns the step records, in order.
 
     Must run inside ``gpu.NvmlSession()``. ``catalog`` (the GPU's GpuCatalog) gives each GI profile's
@@ -154,7 +160,7 @@ def apply_gpu_plan(gpu_index, plan, catalog):
     return list(runner.done)
 
 
-def destroy_gpu_instances(gpu_index, gpu_instances):
+def destroy_gpu_instances(gpu_index: int, gpu_instances: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Destroy GPU instances given as ``read_node_facts`` records (their compute instances first).
 
     Returns the step records; raises ApplyError like ``apply_gpu_plan``.

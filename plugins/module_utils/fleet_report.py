@@ -22,6 +22,8 @@ max_fail_percentage, or one refused in preflight).
 
 from __future__ import annotations
 
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices, mig_device_instances
 
 RESULT_SUCCESS = "success"
@@ -35,11 +37,11 @@ RESULTS = (RESULT_SUCCESS, RESULT_UNCHANGED, RESULT_FAILED, RESULT_REFUSED, RESU
 NODE_FACTS = ("preflight_node", "drain_result", "reconfigure_result", "validate_result", "rollout_state_result")
 
 
-def _mapping(value):
+def _mapping(value: Any) -> Dict[str, Any]:
     return dict(value) if isinstance(value, dict) or hasattr(value, "items") else {}
 
 
-def gpu_view(gpu):
+def gpu_view(gpu: Dict[str, Any]) -> Dict[str, Any]:
     """A ``gpu_info`` GPU record -> ``{index, name, mig, devices}`` (devices in nvidia-smi -L order)."""
     mode = gpu.get("mig_mode") or None
     if not gpu.get("mig_capable") or not mode:
@@ -52,7 +54,7 @@ def gpu_view(gpu):
     return {"index": gpu.get("index"), "name": gpu.get("name"), "mig": mig, "devices": devices}
 
 
-def validation_pod_text(pod):
+def validation_pod_text(pod: Any) -> str:
     """A ``mig_node_validate`` pod record -> ``nvidia.com/mig-1g.5gb: MIG 1g.5gb MIG-... (Succeeded)``."""
     pod = _mapping(pod)
     assigned = _mapping(pod.get("assigned"))
@@ -65,7 +67,7 @@ def validation_pod_text(pod):
     return text
 
 
-def _result(preflight, outcome):
+def _result(preflight: Dict[str, Any], outcome: Dict[str, Any]) -> str:
     state = outcome.get("state")
     if state == RESULT_SUCCESS:
         return RESULT_SUCCESS
@@ -83,7 +85,7 @@ def _result(preflight, outcome):
 CORDON_KEPT_TEXT = "stays cordoned: it was cordoned before the rollout, which does not lift a cordon it did not set"
 
 
-def _cordon_outcome(drain, outcome):
+def _cordon_outcome(drain: Dict[str, Any], outcome: Dict[str, Any]) -> Optional[str]:
     """``kept`` when someone else's cordon was left in place; otherwise what the end of the node phase or the drain did."""
     outcomes = (outcome.get("cordon"), drain.get("cordon"))
     if "kept" in outcomes:
@@ -91,7 +93,7 @@ def _cordon_outcome(drain, outcome):
     return next((outcome for outcome in outcomes if outcome), None)
 
 
-def node_record(host, facts):
+def node_record(host: str, facts: Any) -> Dict[str, Any]:
     """One node's report entry from its host facts (a mapping holding some of NODE_FACTS)."""
     facts = _mapping(facts)
     preflight = _mapping(facts.get("preflight_node"))
@@ -137,7 +139,8 @@ def node_record(host, facts):
     }
 
 
-def fleet_report(hosts, hostvars, generated=None, check_mode=False, rollout_id=None, refused=None):
+def fleet_report(hosts: Iterable[str], hostvars: Mapping[str, Any], generated: Optional[str] = None, check_mode: bool = False,
+                 rollout_id: Optional[str] = None, refused: Optional[str] = None) -> Dict[str, Any]:
     """The whole report: ``{generated, rollout_id, check_mode, refused, nodes, totals}`` for ``hosts`` from ``hostvars``.
 
     ``refused``: why preflight refused the run; nothing was changed then.
@@ -153,7 +156,7 @@ def fleet_report(hosts, hostvars, generated=None, check_mode=False, rollout_id=N
             "strategy": ", ".join(strategies) or None, "totals": totals, "nodes": nodes}
 
 
-def _gpu_lines(gpus):
+def _gpu_lines(gpus: Optional[List[Dict[str, Any]]]) -> List[str]:
     if gpus is None:
         return ["unknown"]
     if not gpus:
@@ -162,11 +165,11 @@ def _gpu_lines(gpus):
             for gpu in gpus]
 
 
-def _cell(lines):
+def _cell(lines: Iterable[str]) -> str:
     return "<br>".join(line.replace("|", "\\|") for line in lines)
 
 
-def _resources_text(resources):
+def _resources_text(resources: Optional[Dict[str, Any]]) -> str:
     if resources is None:
         return "not validated"
     present = [name for name in sorted(resources) if str(resources[name]) not in ("0", "")]
@@ -177,14 +180,14 @@ def _resources_text(resources):
 _SHOWN_LABEL_SUFFIXES = (".count", "/mig.strategy", "/gpu.product")
 
 
-def _labels_text(labels):
+def _labels_text(labels: Dict[str, str]) -> str:
     shown = [key for key in sorted(labels) if key.endswith(_SHOWN_LABEL_SUFFIXES)]
     text = ", ".join("%s=%s" % (key, labels[key]) for key in shown) or "none of note"
     hidden = len(labels) - len(shown)
     return text + ("; %d more in the JSON report" % hidden if hidden else "")
 
 
-def render_markdown(report):
+def render_markdown(report: Dict[str, Any]) -> str:
     """The report as Markdown: a summary table, then one section per node."""
     totals = report["totals"]
     lines = ["# MIG fleet report", ""]

@@ -37,10 +37,13 @@ from __future__ import annotations
 import ctypes
 import traceback
 from ctypes import byref, c_uint
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import placement_pair
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
+    GpuCatalog,
+    GpuInstanceProfile,
     build_catalog,
     mig_profile_name,
     memory_size_gb,
@@ -78,24 +81,24 @@ _SKIPPED_PROFILE_CODES = (NVML_ERROR_NOT_SUPPORTED, NVML_ERROR_INVALID_ARGUMENT)
 _session_depth = [0]  # module-level counter of nested NvmlSession blocks
 
 
-def _text(value):
+def _text(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value
 
 
-def _error_text(error):
+def _error_text(error: Exception) -> str:
     try:
         return str(error)
     except Exception:  # pylint: disable=broad-except  # str() of an NVMLError may itself call into NVML
         return "NVML error %s" % getattr(error, "value", "?")
 
 
-def _nvml_error(call, error, gpu_index=None, detail=None):
+def _nvml_error(call: str, error: Exception, gpu_index: Optional[int] = None, detail: Optional[str] = None) -> NvmlCallError:
     return NvmlCallError(call, getattr(error, "value", None), _error_text(error), gpu_index=gpu_index, detail=detail)
 
 
-def _call(function, *args, **context):
+def _call(function: Callable[..., Any], *args: Any, **context: Any) -> Any:
     """Run a pynvml function; NVMLError -> NvmlCallError(call=function name, code, text)."""
     try:
         return function(*args)
@@ -103,7 +106,7 @@ def _call(function, *args, **context):
         raise _nvml_error(function.__name__, error, context.get("gpu_index"), context.get("detail"))
 
 
-def _require_pynvml():
+def _require_pynvml() -> None:
     if not HAS_PYNVML:
         raise MigError(
             "the Python package nvidia-ml-py (module pynvml) is not installed on this host; install it for "
@@ -114,14 +117,14 @@ def _require_pynvml():
 class NvmlSession(object):
     """``with NvmlSession():`` initialises NVML (nvmlInit) and shuts it down (nvmlShutdown) at the end."""
 
-    def __enter__(self):
+    def __enter__(self) -> NvmlSession:
         _require_pynvml()
         if _session_depth[0] == 0:
             _call(pynvml.nvmlInit)
         _session_depth[0] += 1
         return self
 
-    def __exit__(self, exc_type, exc_value, tb):
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc_value: Optional[BaseException], tb: Any) -> bool:
         _session_depth[0] -= 1
         if _session_depth[0] == 0:
             try:
@@ -132,21 +135,21 @@ class NvmlSession(object):
         return False
 
 
-def gpu_handle(index):
+def gpu_handle(index: int) -> Any:
     """NVML device handle of the GPU at ``index``."""
     return _call(pynvml.nvmlDeviceGetHandleByIndex, index, gpu_index=index)
 
 
-def _mode_word(mode):
+def _mode_word(mode: int) -> str:
     return "enabled" if mode == _MIG_ENABLE else "disabled"
 
 
-def _cuda_version(value):
+def _cuda_version(value: int) -> str:
     """NVML's CUDA driver version int (12040) -> "12.4"."""
     return "%d.%d" % (value // 1000, (value % 1000) // 10)
 
 
-def _mig_mode(handle, index):
+def _mig_mode(handle: Any, index: Optional[int]) -> Optional[Tuple[int, int]]:
     """(current, pending) ints, or None when the GPU (or driver) has no MIG."""
     try:
         current, pending = pynvml.nvmlDeviceGetMigMode(handle)
@@ -160,11 +163,11 @@ def _mig_mode(handle, index):
 class _ProfileInfoReader(object):
     """GetGpuInstanceProfileInfo with the V (v2) struct, falling back to v1 on drivers before R510."""
 
-    def __init__(self, index):
+    def __init__(self, index: Optional[int]) -> None:
         self.version = 2
         self.gpu_index = index
 
-    def read(self, handle, profile_index):
+    def read(self, handle: Any, profile_index: int) -> Any:
         try:
             return pynvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, profile_index, self.version)
         except pynvml.NVMLError as error:
@@ -177,7 +180,7 @@ class _ProfileInfoReader(object):
                               "profile index %d" % profile_index)
 
 
-def _possible_placements(handle, profile_id, index):
+def _possible_placements(handle: Any, profile_id: int, index: Optional[int]) -> List[Tuple[int, int]]:
     """[(start, size)] for a GPU instance profile id; NULL array first to learn the count."""
     count = c_uint(0)
     try:
@@ -193,7 +196,7 @@ def _possible_placements(handle, profile_id, index):
     return [(placements[i].start, placements[i].size) for i in range(count.value)]
 
 
-def _possible_placements_v1(handle, profile_id, placements, count):
+def _possible_placements_v1(handle: Any, profile_id: int, placements: Any, count: Any) -> None:
     """The pre-R470 C symbol, which pynvml does not wrap (its wrapper always calls ``_v2``)."""
     # pylint: disable-next=protected-access
     function = pynvml._nvmlGetFunctionPointer("nvmlDeviceGetGpuInstancePossiblePlacements")
@@ -216,7 +219,7 @@ class _ProcessInfoV1(ctypes.Structure):
     _fields_ = [("pid", ctypes.c_uint), ("usedGpuMemory", ctypes.c_ulonglong)]
 
 
-def _compute_instance_info(compute, index):
+def _compute_instance_info(compute: Any, index: int) -> Dict[str, Any]:
     """{id, profile_id, placement} of a compute instance; placement None where the driver has no v2 info."""
     try:
         info = pynvml.nvmlComputeInstanceGetInfo(compute)
@@ -228,7 +231,7 @@ def _compute_instance_info(compute, index):
     return {"id": info.id, "profile_id": info.profileId, "placement": _placement(info.placement)}
 
 
-def _compute_instance_info_v1(compute):
+def _compute_instance_info_v1(compute: Any) -> _ComputeInstanceInfoV1:
     """The pre-R460 C symbol with its own struct (pynvml's wrapper always calls ``_v2``)."""
     info = _ComputeInstanceInfoV1()
     # pylint: disable-next=protected-access
@@ -240,7 +243,7 @@ def _compute_instance_info_v1(compute):
 _compute_instance_info_v1.__name__ = "nvmlComputeInstanceGetInfo"
 
 
-def _processes_v1(kind, handle):
+def _processes_v1(kind: str, handle: Any) -> List[_ProcessInfoV1]:
     """The R450 unversioned process query (v1 struct), called as pynvml calls the newer ones."""
     # pylint: disable-next=protected-access
     function = pynvml._nvmlGetFunctionPointer("nvmlDevice%sRunningProcesses" % kind)
@@ -256,7 +259,7 @@ def _processes_v1(kind, handle):
     return [infos[position] for position in range(count.value)]
 
 
-def read_catalog(handle_or_index):
+def read_catalog(handle_or_index: Any) -> GpuCatalog:
     """GpuCatalog of one GPU, read from NVML now (the product never hard-codes profile tables)."""
     index = handle_or_index if isinstance(handle_or_index, int) else None
     handle = gpu_handle(handle_or_index) if index is not None else handle_or_index
@@ -291,7 +294,7 @@ def read_catalog(handle_or_index):
     return build_catalog(name, total_bytes, records)
 
 
-def _compute_profile_info(gpu_instance, ci_profile_index, gpu_index):
+def _compute_profile_info(gpu_instance: Any, ci_profile_index: int, gpu_index: int) -> Any:
     """Compute-instance profile info (V struct, v1 before R510), or None if the GI lacks that profile."""
     shared = pynvml.NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED
     for version in (2, 1):
@@ -307,7 +310,7 @@ def _compute_profile_info(gpu_instance, ci_profile_index, gpu_index):
     return None
 
 
-def _mig_devices(handle, index, max_count):
+def _mig_devices(handle: Any, index: int, max_count: int) -> Dict[Tuple[int, int], Dict[str, Any]]:
     """{(gi id, ci id): {mig_device_index, mig_uuid, handle}} for the MIG devices NVML exposes."""
     devices = {}
     for mig_index in range(max_count):
@@ -325,11 +328,11 @@ def _mig_devices(handle, index, max_count):
     return devices
 
 
-def _placement(struct):
+def _placement(struct: Any) -> Dict[str, int]:
     return {"start": struct.start, "size": struct.size}
 
 
-def _compute_instance_name(gi_profile, compute_slices, total_bytes):
+def _compute_instance_name(gi_profile: GpuInstanceProfile, compute_slices: int, total_bytes: int) -> str:
     known = gi_profile.compute_profile_by_slices(compute_slices)
     if known is not None:
         return known.name
@@ -339,7 +342,8 @@ def _compute_instance_name(gi_profile, compute_slices, total_bytes):
                             attributes, negative)
 
 
-def _compute_instances(gpu_instance, gi_id, gi_profile, total_bytes, mig_devices, index):
+def _compute_instances(gpu_instance: Any, gi_id: int, gi_profile: GpuInstanceProfile, total_bytes: int,
+                       mig_devices: Dict[Tuple[int, int], Dict[str, Any]], index: int) -> List[Dict[str, Any]]:
     computes = []
     seen = set()
     for ci_profile_index in range(pynvml.NVML_COMPUTE_INSTANCE_PROFILE_COUNT):
@@ -367,7 +371,8 @@ def _compute_instances(gpu_instance, gi_id, gi_profile, total_bytes, mig_devices
     return sorted(computes, key=lambda ci: ci["id"])
 
 
-def _gpu_instances(handle, index, catalog, mig_devices):
+def _gpu_instances(handle: Any, index: int, catalog: GpuCatalog,
+                   mig_devices: Dict[Tuple[int, int], Dict[str, Any]]) -> List[Dict[str, Any]]:
     instances = []
     for profile in catalog.profiles:
         handles = (pynvml.c_nvmlGpuInstance_t * max(profile.instance_count, 1))()
@@ -390,7 +395,7 @@ def _gpu_instances(handle, index, catalog, mig_devices):
     return sorted(instances, key=lambda gi: gi["id"])
 
 
-def _versioned_processes(kind, handle, index, required):
+def _versioned_processes(kind: str, handle: Any, index: int, required: bool) -> List[Any]:
     """Running processes of one kind through the newest call the driver exports.
 
     The unversioned pynvml wrappers turn FUNCTION_NOT_FOUND into a non-NVML exception, so call the
@@ -417,17 +422,17 @@ def _versioned_processes(kind, handle, index, required):
     return []
 
 
-def _running_processes(handle, index):
+def _running_processes(handle: Any, index: int) -> List[Any]:
     """Compute processes, plus graphics processes where the driver reports them."""
     return (_versioned_processes("GetCompute", handle, index, True)
             + _versioned_processes("GetGraphics", handle, index, False))
 
 
-def _instance_id(value):
+def _instance_id(value: Optional[int]) -> Optional[int]:
     return None if value is None or value == _NO_INSTANCE_ID else value
 
 
-def _processes(handle, index, mig_devices):
+def _processes(handle: Any, index: int, mig_devices: Dict[Tuple[int, int], Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Processes on the GPU and its MIG devices, one record per (pid, GPU instance, compute instance)."""
     found = {}
     sources = [(handle, None, None)]
@@ -458,7 +463,7 @@ def _processes(handle, index, mig_devices):
     return sorted(records, key=lambda record: (record["pid"], str(record["gpu_instance_id"])))
 
 
-def _gpu_facts(index):
+def _gpu_facts(index: int) -> Dict[str, Any]:
     handle = gpu_handle(index)
     pci = _call(pynvml.nvmlDeviceGetPciInfo, handle, gpu_index=index)
     memory = _call(pynvml.nvmlDeviceGetMemoryInfo, handle, gpu_index=index)
@@ -487,7 +492,7 @@ def _gpu_facts(index):
     return facts
 
 
-def read_node_facts():
+def read_node_facts() -> Dict[str, Any]:
     """Driver, CUDA and NVML versions and every GPU: identity, MIG mode, GPU/compute instances, processes.
 
     MIG devices carry their UUID and nvidia-smi device index; ``profile_name`` fields use go-nvlib names
@@ -501,13 +506,13 @@ def read_node_facts():
     }
 
 
-def _status_text(status):
+def _status_text(status: int) -> str:
     if status == NVML_SUCCESS:
         return "Success"
     return _error_text(pynvml.NVMLError(status))
 
 
-def set_mig_mode(index, enabled):
+def set_mig_mode(index: int, enabled: bool) -> Dict[str, Any]:
     """Request MIG mode on/off for one GPU.
 
     NVML sets the *pending* mode at once; ``activation_status`` is NVML's own verdict on activating it
@@ -523,7 +528,7 @@ def set_mig_mode(index, enabled):
             "current": _mode_word(current), "pending": _mode_word(pending)}
 
 
-def create_gpu_instance(index, profile_id, placement=None):
+def create_gpu_instance(index: int, profile_id: int, placement: Union[Dict[str, int], Sequence[int], None] = None) -> Dict[str, Any]:
     """Create a GPU instance of ``profile_id`` (the nvidia-smi id), at ``placement`` (start, size) if given.
 
     Returns ``{id, profile_id, placement}`` as NVML reports the new instance. Explicit placement needs
@@ -542,12 +547,13 @@ def create_gpu_instance(index, profile_id, placement=None):
     return {"id": info.id, "profile_id": info.profileId, "placement": _placement(info.placement)}
 
 
-def _gpu_instance_by_id(handle, index, gi_id):
+def _gpu_instance_by_id(handle: Any, index: int, gi_id: int) -> Any:
     return _call(pynvml.nvmlDeviceGetGpuInstanceById, handle, gi_id, gpu_index=index,
                  detail="GPU instance %d" % gi_id)
 
 
-def create_compute_instance(index, gi_id, ci_profile_index, placement=None):
+def create_compute_instance(index: int, gi_id: int, ci_profile_index: int,
+                            placement: Union[Dict[str, int], Sequence[int], None] = None) -> Dict[str, Any]:
     """Create a compute instance in GPU instance ``gi_id``.
 
     ``ci_profile_index`` is the NVML_COMPUTE_INSTANCE_PROFILE_* index (the planner's ``profile_index``);
@@ -573,7 +579,7 @@ def create_compute_instance(index, gi_id, ci_profile_index, placement=None):
     return _compute_instance_info(compute, index)
 
 
-def _revised_compute_profile(gpu_instance, requested_index, info, gpu_index):
+def _revised_compute_profile(gpu_instance: Any, requested_index: int, info: Any, gpu_index: int) -> Any:
     """The latest revision of a compute profile of ``info``'s slice count that the GPU instance offers.
 
     Hopper's double-memory 1g GPU instances offer 1_SLICE (index 0) and 1_SLICE_REV1 (index 7), and
@@ -588,7 +594,7 @@ def _revised_compute_profile(gpu_instance, requested_index, info, gpu_index):
     return chosen
 
 
-def destroy_compute_instance(index, gi_id, ci_id):
+def destroy_compute_instance(index: int, gi_id: int, ci_id: int) -> None:
     """Destroy one compute instance (NVML answers IN_USE while a process runs on it)."""
     handle = gpu_handle(index)
     instance = _gpu_instance_by_id(handle, index, gi_id)
@@ -598,7 +604,7 @@ def destroy_compute_instance(index, gi_id, ci_id):
           detail="compute instance %d in GPU instance %d" % (ci_id, gi_id))
 
 
-def destroy_gpu_instance(index, gi_id):
+def destroy_gpu_instance(index: int, gi_id: int) -> None:
     """Destroy one GPU instance (NVML answers IN_USE while it still has compute instances or processes)."""
     handle = gpu_handle(index)
     instance = _gpu_instance_by_id(handle, index, gi_id)

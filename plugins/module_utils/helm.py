@@ -31,9 +31,12 @@ import os
 import re
 import tempfile
 import traceback
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import CommandRunner
 
 try:
     import yaml
@@ -85,7 +88,7 @@ class HelmCommandError(TaskError):
 # --- parsing ------------------------------------------------------------------------------------------
 
 
-def parse_helm_version(text):
+def parse_helm_version(text: Optional[str]) -> Tuple[int, ...]:
     """``(major, minor, patch)`` from ``helm version --template '{{.Version}}'`` (``v4.1.4``, ``v3.17.3+g...``)."""
     match = _VERSION.match((text or "").strip())
     if not match:
@@ -96,7 +99,7 @@ def parse_helm_version(text):
     return version
 
 
-def parse_release_list(text, release_name):
+def parse_release_list(text: Optional[str], release_name: str) -> Optional[Dict[str, Any]]:
     """The entry of ``release_name`` in ``helm list -o json``, or ``None``; ``revision`` becomes an int."""
     try:
         releases = json.loads(text or "[]") or []
@@ -110,7 +113,7 @@ def parse_release_list(text, release_name):
     return max(matches, key=lambda release: release["revision"])
 
 
-def parse_values(text):
+def parse_values(text: Optional[str]) -> Dict[str, Any]:
     """User-supplied values from ``helm get values -o json``: a dict (helm prints ``null`` when there are none)."""
     try:
         values = json.loads(text or "null")
@@ -119,7 +122,7 @@ def parse_values(text):
     return values if isinstance(values, dict) else {}
 
 
-def parse_yaml_document(text, what):
+def parse_yaml_document(text: Optional[str], what: str) -> Dict[str, Any]:
     """A YAML mapping printed by ``helm show chart`` / ``helm show values``; empty output is ``{}``."""
     if not HAS_YAML:
         raise HelmError("Cannot read %s: the Python library PyYAML is not installed." % what)
@@ -134,17 +137,17 @@ def parse_yaml_document(text, what):
     return normalise(document)
 
 
-def normalise(value):
+def normalise(value: Any) -> Any:
     """Plain JSON types (YAML dates and the like become strings), so values compare as helm would store them."""
     return json.loads(json.dumps(value, default=str, sort_keys=True))
 
 
-def chart_label(chart_metadata):
+def chart_label(chart_metadata: Dict[str, Any]) -> str:
     """``<name>-<version>``, the form ``helm list`` shows in its ``chart`` column."""
     return "%s-%s" % (chart_metadata.get("name"), chart_metadata.get("version"))
 
 
-def check_timeout(timeout):
+def check_timeout(timeout: Optional[str]) -> Optional[str]:
     if not _GO_DURATION.match(timeout or ""):
         raise HelmError("timeout %r is not a duration helm understands; write it like 300s, 5m or 1h30m." % timeout)
     return timeout
@@ -153,7 +156,7 @@ def check_timeout(timeout):
 # --- values -------------------------------------------------------------------------------------------
 
 
-def coalesce_values(defaults, overrides):
+def coalesce_values(defaults: Any, overrides: Any) -> Any:
     """Helm's coalescing of user values over chart defaults: maps merge key by key, anything else replaces,
     and a ``null`` user value deletes the key. Returns a new dict."""
     result = copy.deepcopy(defaults) if isinstance(defaults, dict) else {}
@@ -167,7 +170,7 @@ def coalesce_values(defaults, overrides):
     return result
 
 
-def _without_nulls(value):
+def _without_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _without_nulls(item) for key, item in value.items() if item is not None}
     if isinstance(value, list):
@@ -175,7 +178,7 @@ def _without_nulls(value):
     return value
 
 
-def effective_values(chart_defaults, user_values):
+def effective_values(chart_defaults: Optional[Dict[str, Any]], user_values: Optional[Dict[str, Any]]) -> Any:
     """The values templates see, for comparison: defaults coalesced with user values, ``null`` entries dropped
     (a template cannot tell a ``null`` value from a missing key, so neither can this comparison)."""
     return _without_nulls(coalesce_values(normalise(chart_defaults or {}), normalise(user_values or {})))
@@ -184,7 +187,7 @@ def effective_values(chart_defaults, user_values):
 # --- decisions ----------------------------------------------------------------------------------------
 
 
-def stuck_release_message(release, namespace):
+def stuck_release_message(release: Dict[str, Any], namespace: str) -> str:
     name = release.get("name")
     return (
         "Release %s in namespace %s is stuck in status %s (revision %s): another helm operation is running or was "
@@ -194,7 +197,8 @@ def stuck_release_message(release, namespace):
     )
 
 
-def decide_present(release, deployed_values, chart_metadata, chart_defaults, wanted_values, namespace):
+def decide_present(release: Optional[Dict[str, Any]], deployed_values: Optional[Dict[str, Any]], chart_metadata: Dict[str, Any],
+                   chart_defaults: Optional[Dict[str, Any]], wanted_values: Optional[Dict[str, Any]], namespace: str) -> Tuple[str, List[str]]:
     """``(action, reasons)`` for ``state=present``.
 
     ``release`` is the ``parse_release_list`` entry or ``None``; ``deployed_values`` the user values of its
@@ -216,14 +220,14 @@ def decide_present(release, deployed_values, chart_metadata, chart_defaults, wan
     return (ACTION_UPGRADE if reasons else ACTION_NONE), reasons
 
 
-def decide_absent(release):
+def decide_absent(release: Optional[Dict[str, Any]]) -> Tuple[str, List[str]]:
     """``(action, reasons)`` for ``state=absent``: uninstall anything that is not gone already."""
     if release is None or release.get("status") == STATUS_UNINSTALLED:
         return ACTION_NONE, []
     return ACTION_UNINSTALL, ["release status is %s" % release.get("status")]
 
 
-def release_view(release, values):
+def release_view(release: Optional[Dict[str, Any]], values: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     """What the module returns about a release."""
     if release is None:
         return None
@@ -242,7 +246,7 @@ def release_view(release, values):
 # --- argv ---------------------------------------------------------------------------------------------
 
 
-def connection_args(namespace, kubeconfig_path=None, context=None):
+def connection_args(namespace: str, kubeconfig_path: Optional[str] = None, context: Optional[str] = None) -> List[str]:
     """Flags every cluster-facing helm command gets."""
     argv = []
     if kubeconfig_path:
@@ -252,22 +256,22 @@ def connection_args(namespace, kubeconfig_path=None, context=None):
     return argv + ["--namespace", namespace]
 
 
-def version_argv(binary):
+def version_argv(binary: str) -> List[str]:
     return [binary, "version", "--template", "{{.Version}}"]
 
 
-def list_argv(binary, helm_major, release_name, connection):
+def list_argv(binary: str, helm_major: int, release_name: str, connection: Sequence[str]) -> List[str]:
     argv = [binary, "list"] + list(connection) + ["--filter", "^%s$" % re.escape(release_name), "--output", "json"]
     if helm_major < 4:
         argv.append("--all")  # helm 3 lists only deployed and failed releases without it
     return argv
 
 
-def get_values_argv(binary, release_name, connection):
+def get_values_argv(binary: str, release_name: str, connection: Sequence[str]) -> List[str]:
     return [binary, "get", "values", release_name] + list(connection) + ["--output", "json"]
 
 
-def chart_source_args(chart_ref, chart_version=None, chart_repo_url=None):
+def chart_source_args(chart_ref: str, chart_version: Optional[str] = None, chart_repo_url: Optional[str] = None) -> List[str]:
     argv = [chart_ref]
     if chart_repo_url:
         argv += ["--repo", chart_repo_url]
@@ -276,13 +280,14 @@ def chart_source_args(chart_ref, chart_version=None, chart_repo_url=None):
     return argv
 
 
-def show_argv(binary, what, chart_ref, chart_version=None, chart_repo_url=None):
+def show_argv(binary: str, what: str, chart_ref: str, chart_version: Optional[str] = None, chart_repo_url: Optional[str] = None) -> List[str]:
     """``helm show chart|values``: reads the chart only, no cluster access."""
     return [binary, "show", what] + chart_source_args(chart_ref, chart_version, chart_repo_url)
 
 
-def upgrade_argv(binary, helm_major, release_name, chart_ref, values_file, connection, chart_version=None, chart_repo_url=None,
-                 create_namespace=False, wait=False, timeout=None, atomic=False):
+def upgrade_argv(binary: str, helm_major: int, release_name: str, chart_ref: str, values_file: str, connection: Sequence[str],
+                 chart_version: Optional[str] = None, chart_repo_url: Optional[str] = None,
+                 create_namespace: bool = False, wait: bool = False, timeout: Optional[str] = None, atomic: bool = False) -> List[str]:
     """``helm upgrade --install``: installs when absent, upgrades otherwise. ``--reset-values`` so the release
     carries exactly the values given (never values left over from an earlier revision)."""
     argv = [binary, "upgrade", release_name] + chart_source_args(chart_ref, chart_version, chart_repo_url)
@@ -298,7 +303,7 @@ def upgrade_argv(binary, helm_major, release_name, chart_ref, values_file, conne
     return argv
 
 
-def uninstall_argv(binary, release_name, connection, wait=False, timeout=None):
+def uninstall_argv(binary: str, release_name: str, connection: Sequence[str], wait: bool = False, timeout: Optional[str] = None) -> List[str]:
     argv = [binary, "uninstall", release_name] + list(connection)
     if wait:
         argv.append("--wait")
@@ -312,21 +317,22 @@ def uninstall_argv(binary, release_name, connection, wait=False, timeout=None):
 _PATH_KEYS = {"cluster": ("certificate-authority",), "user": ("client-certificate", "client-key", "tokenFile")}
 
 
-def _named(entries, name):
+def _named(entries: Any, name: Optional[str]) -> Dict[str, Any]:
     for entry in entries or []:
         if entry.get("name") == name:
             return copy.deepcopy(entry.get(entry_kind(entry)) or {})
     return {}
 
 
-def entry_kind(entry):
+def entry_kind(entry: Dict[str, Any]) -> str:
     for kind in ("context", "cluster", "user"):
         if kind in entry:
             return kind
     return "context"
 
 
-def helm_kubeconfig(base, context=None, host=None, api_key=None, ca_cert=None, validate_certs=True, base_dir=None):
+def helm_kubeconfig(base: Optional[Dict[str, Any]], context: Optional[str] = None, host: Optional[str] = None, api_key: Optional[str] = None,
+                    ca_cert: Optional[str] = None, validate_certs: bool = True, base_dir: Optional[str] = None) -> Dict[str, Any]:
     """A one-context kubeconfig for helm: the ``context`` (or current context) of ``base`` with ``host``,
     ``api_key``, ``ca_cert`` and ``validate_certs=False`` applied on top. Pure.
 
@@ -372,12 +378,13 @@ def helm_kubeconfig(base, context=None, host=None, api_key=None, ca_cert=None, v
     }
 
 
-def needs_private_kubeconfig(kubeconfig, host=None, api_key=None, ca_cert=None, validate_certs=True):
+def needs_private_kubeconfig(kubeconfig: Any, host: Optional[str] = None, api_key: Optional[str] = None, ca_cert: Optional[str] = None,
+                             validate_certs: bool = True) -> bool:
     """Whether helm needs a generated kubeconfig (options override the file, or the kubeconfig is a mapping)."""
     return isinstance(kubeconfig, dict) or bool(host or api_key or ca_cert) or not validate_certs
 
 
-def default_kubeconfig_path(environ=None):
+def default_kubeconfig_path(environ: Optional[Mapping[str, str]] = None) -> str:
     """Where client-go looks without --kubeconfig: the first entry of KUBECONFIG, else ~/.kube/config."""
     environ = os.environ if environ is None else environ
     paths = [path for path in (environ.get("KUBECONFIG") or "").split(os.pathsep) if path]
@@ -387,7 +394,7 @@ def default_kubeconfig_path(environ=None):
 # --- running --------------------------------------------------------------------------------------------
 
 
-def write_private_file(directory, prefix, text):
+def write_private_file(directory: Optional[str], prefix: str, text: str) -> str:
     """Write ``text`` to a new file only the current user can read (mode 0600); return its path."""
     handle, path = tempfile.mkstemp(prefix=prefix, suffix=".yaml", dir=directory)
     with os.fdopen(handle, "w") as stream:
@@ -398,17 +405,17 @@ def write_private_file(directory, prefix, text):
 class HelmRunner:
     """Runs helm argv lists through ``run_command(argv) -> (rc, stdout, stderr)`` and records every argv."""
 
-    def __init__(self, run_command):
+    def __init__(self, run_command: CommandRunner) -> None:
         self._run_command = run_command
         self.commands = []
 
-    def run(self, argv, what, allowed_rcs=(0,)):
+    def run(self, argv: Sequence[str], what: str, allowed_rcs: Sequence[int] = (0,)) -> Tuple[int, str, str]:
         self.commands.append(list(argv))
         rc, stdout, stderr = self._run_command(list(argv))
         if rc not in allowed_rcs:
             raise HelmCommandError(what, argv, rc, stdout, stderr)
         return rc, stdout, stderr
 
-    def output(self, argv, what):
+    def output(self, argv: Sequence[str], what: str) -> str:
         """Run and return stdout."""
         return self.run(argv, what)[1]

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.helm import (
     ACTION_NONE,
     ACTION_UNINSTALL,
     STATUS_UNINSTALLED,
     HelmError,
+    HelmRunner,
     check_timeout,
     chart_label,
     connection_args,
@@ -51,7 +53,7 @@ STATES = ("present", "absent")
 DEFAULT_TIMEOUT = "5m0s"
 
 
-def _private_kubeconfig(params, tmpdir, temp_files):
+def _private_kubeconfig(params: Dict[str, Any], tmpdir: Optional[str], temp_files: List[str]) -> Tuple[Optional[str], Optional[str]]:
     """``(kubeconfig path, context)`` to hand helm; writes a private kubeconfig when options override the file."""
     kubeconfig = params.get("kubeconfig")
     host, api_key, ca_cert = params.get("host"), params.get("api_key"), params.get("ca_cert")
@@ -77,7 +79,8 @@ def _private_kubeconfig(params, tmpdir, temp_files):
     return path, None
 
 
-def _read_release(runner, binary, major, name, connection):
+def _read_release(runner: HelmRunner, binary: str, major: int, name: str,
+                  connection: List[str]) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]]]:
     stdout = runner.output(list_argv(binary, major, name, connection), "helm list")
     release = parse_release_list(stdout, name)
     values = None
@@ -87,7 +90,8 @@ def _read_release(runner, binary, major, name, connection):
     return release, values
 
 
-def run_helm_release(runner, binary, params, check_mode=False, tmpdir=None):
+def run_helm_release(runner: HelmRunner, binary: str, params: Dict[str, Any], check_mode: bool = False,
+                     tmpdir: Optional[str] = None) -> Dict[str, Any]:
     """Bring release ``params['release_name']`` to ``params['state']``; return the module result.
 
     ``runner`` is a ``helm.HelmRunner``. The user values are ``values_files``, ``values`` and ``set_values`` merged

@@ -25,6 +25,7 @@ import copy
 import json
 import os
 import re
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.helm import HelmError
 
@@ -37,7 +38,7 @@ class HelmValuesError(HelmError):
     """A values file or set value that cannot be read; the message names the option."""
 
 
-def merge_user_values(layers):
+def merge_user_values(layers: Iterable[Any]) -> Dict[str, Any]:
     """Merge user value documents in order: later wins, maps merge key by key, ``null`` is kept (it deletes
     the chart default when helm coalesces)."""
     result = {}
@@ -46,7 +47,7 @@ def merge_user_values(layers):
     return result
 
 
-def _merge(base, override):
+def _merge(base: Dict[str, Any], override: Dict[str, Any]) -> Dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
@@ -56,7 +57,7 @@ def _merge(base, override):
     return merged
 
 
-def resolve_path(path, base_dir):
+def resolve_path(path: str, base_dir: Optional[str]) -> str:
     """``path`` made absolute against ``base_dir`` (``~`` expanded); absolute paths stay as they are."""
     expanded = os.path.expanduser(path)
     if os.path.isabs(expanded) or not base_dir:
@@ -64,7 +65,7 @@ def resolve_path(path, base_dir):
     return os.path.normpath(os.path.join(base_dir, expanded))
 
 
-def resolve_chart_ref(chart_ref, chart_repo_url, base_dir):
+def resolve_chart_ref(chart_ref: Optional[str], chart_repo_url: Optional[str], base_dir: Optional[str]) -> Optional[str]:
     """A relative local chart path resolved against ``base_dir``; repository, OCI and URL references unchanged.
 
     A reference is local when no repository URL is given and a file or directory of that name exists under
@@ -75,7 +76,7 @@ def resolve_chart_ref(chart_ref, chart_repo_url, base_dir):
     return candidate if os.path.exists(candidate) else chart_ref
 
 
-def read_values_files(paths, base_dir, load_yaml):
+def read_values_files(paths: Iterable[str], base_dir: Optional[str], load_yaml: Callable[[str, str], Dict[str, Any]]) -> List[Dict[str, Any]]:
     """The documents of ``values_files``, in order; ``load_yaml(text, what)`` parses one document."""
     documents = []
     for path in paths or []:
@@ -92,7 +93,7 @@ def read_values_files(paths, base_dir, load_yaml):
     return documents
 
 
-def _split_unescaped(text, separator):
+def _split_unescaped(text: str, separator: str) -> List[str]:
     parts, current, escaped, depth = [], [], False, 0
     for char in text:
         if escaped:
@@ -117,11 +118,11 @@ def _split_unescaped(text, separator):
     return parts
 
 
-def _unescape(text):
+def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
-def _typed(text, value_type):
+def _typed(text: str, value_type: str) -> Any:
     if value_type == "string":
         return text
     if text == "true":
@@ -135,13 +136,13 @@ def _typed(text, value_type):
     return text
 
 
-def _scalar_or_list(text, value_type):
+def _scalar_or_list(text: str, value_type: str) -> Any:
     if text.startswith("{") and text.endswith("}"):
         return [_typed(_unescape(item), value_type) for item in _split_unescaped(text[1:-1], ",") if item != ""]
     return _typed(_unescape(text), value_type)
 
 
-def _assign(document, key_path, value, option):
+def _assign(document: Dict[str, Any], key_path: str, value: Any, option: str) -> None:
     segments = [_unescape(part) for part in _split_unescaped(key_path, ".")]
     if not key_path or any(segment == "" for segment in segments):
         raise HelmValuesError("set_values: %r has an empty key" % option)
@@ -177,7 +178,7 @@ def _assign(document, key_path, value, option):
                 container = container[index]
 
 
-def set_values_document(set_values, base_dir=None):
+def set_values_document(set_values: Optional[Iterable[Dict[str, Any]]], base_dir: Optional[str] = None) -> Dict[str, Any]:
     """One document from ``set_values`` entries ``{"value": "a.b=c", "value_type": "raw"}``, applied in order."""
     document = {}
     for entry in set_values or []:
@@ -211,6 +212,7 @@ def set_values_document(set_values, base_dir=None):
     return document
 
 
-def user_values(values_files_documents, values, set_values_doc):
+def user_values(values_files_documents: Iterable[Dict[str, Any]], values: Optional[Dict[str, Any]],
+                set_values_doc: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     """The release's user values: values files in order, then ``values``, then ``set_values`` (kubernetes.core order)."""
     return merge_user_values(list(values_files_documents) + [values or {}, set_values_doc or {}])

@@ -23,9 +23,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Callable, Iterable, List, Tuple
+from typing import TYPE_CHECKING, Iterable, List, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import CommandRunner
 
 SERVICE_SUFFIX = ".service"
 RECORD_VERSION = 1
@@ -66,9 +69,6 @@ def start_order(names: Iterable[str]) -> List[str]:
 def stop_order(names: Iterable[str]) -> List[str]:
     """Stop the later clients first (as mig-parted's hooks.sh stops its service lists in reverse)."""
     return list(reversed(start_order(names)))
-
-
-CommandRunner = Callable[[List[str]], Tuple[int, str, str]]
 
 
 class Systemctl(object):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import traceback
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import env_fallback
 
@@ -74,7 +75,7 @@ HTTP_TOO_MANY_REQUESTS = 429  # the Eviction API's answer while a PodDisruptionB
 _PATCH_STRATEGIC = "application/strategic-merge-patch+json"
 
 
-def k8s_auth_argument_spec():
+def k8s_auth_argument_spec() -> Dict[str, Dict[str, Any]]:
     """Argument spec of the shared auth options; a fresh dict on every call, so callers may extend it."""
     return {
         "kubeconfig": {"type": "raw", "fallback": (env_fallback, [AUTH_ENVIRONMENT["kubeconfig"]])},
@@ -99,7 +100,7 @@ def k8s_auth_argument_spec():
     }
 
 
-def request_timeout_pair(request_timeout=None):
+def request_timeout_pair(request_timeout: Optional[Dict[str, Any]] = None) -> Tuple[float, float]:
     """``(connect, read)`` seconds from the ``request_timeout`` option; both must be positive."""
     request_timeout = request_timeout or {}
     connect = request_timeout.get("connect")
@@ -122,7 +123,7 @@ class KubeApiError(MigError):
     ``action`` what was attempted (``evict pod gpu/train-0``).
     """
 
-    def __init__(self, action, status=None, reason=None, api_message=None):
+    def __init__(self, action: str, status: Optional[int] = None, reason: Optional[str] = None, api_message: Optional[str] = None) -> None:
         self.action = action
         self.status = status
         self.reason = reason
@@ -134,15 +135,15 @@ class KubeApiError(MigError):
         super(KubeApiError, self).__init__(text.rstrip(": "))
 
     @property
-    def not_found(self):
+    def not_found(self) -> bool:
         return self.status == HTTP_NOT_FOUND
 
     @property
-    def too_many_requests(self):
+    def too_many_requests(self) -> bool:
         return self.status == HTTP_TOO_MANY_REQUESTS
 
 
-def _api_error(action, error):
+def _api_error(action: str, error: Exception) -> KubeApiError:
     """Turn an ApiException into a KubeApiError, using the Status object in the body when there is one."""
     status = getattr(error, "status", None)
     reason = getattr(error, "reason", None)
@@ -167,13 +168,14 @@ def _api_error(action, error):
     return KubeApiError(action, status, reason, message)
 
 
-def _transport_text(error):
+def _transport_text(error: Exception) -> str:
     # MaxRetryError's own text repeats the URL and pool; its reason names the real cause.
     cause = getattr(error, "reason", None) or error
     return "%s: %s" % (type(cause).__name__, cause)
 
 
-def _client_configuration(kubeconfig, context, host, api_key, validate_certs, ca_cert):
+def _client_configuration(kubeconfig: Any, context: Optional[str], host: Optional[str], api_key: Optional[str],
+                          validate_certs: Optional[bool], ca_cert: Optional[str]) -> Any:
     configuration = k8s_client.Configuration()
     if isinstance(kubeconfig, dict):
         k8s_config.load_kube_config_from_dict(kubeconfig, context=context, client_configuration=configuration)
@@ -209,7 +211,8 @@ def _client_configuration(kubeconfig, context, host, api_key, validate_certs, ca
     return configuration
 
 
-def build_api_client(kubeconfig=None, context=None, host=None, api_key=None, validate_certs=True, ca_cert=None):
+def build_api_client(kubeconfig: Any = None, context: Optional[str] = None, host: Optional[str] = None, api_key: Optional[str] = None,
+                     validate_certs: bool = True, ca_cert: Optional[str] = None) -> Any:
     """An ``ApiClient`` from the auth options; explicit host/api_key/ca_cert/validate_certs override the kubeconfig.
 
     ``kubeconfig`` is a path or an already parsed kubeconfig mapping. Raises ``KubeApiError`` (status None)
@@ -226,7 +229,7 @@ def build_api_client(kubeconfig=None, context=None, host=None, api_key=None, val
     return k8s_client.ApiClient(configuration)
 
 
-def _decode(response):
+def _decode(response: Any) -> Any:
     data = response.data
     if isinstance(data, bytes):
         data = data.decode("utf-8")
@@ -236,14 +239,14 @@ def _decode(response):
 class KubeClient:
     """The calls gpufleet.mig makes to the API server, returning API JSON dicts."""
 
-    def __init__(self, api_client, request_timeout=None):
+    def __init__(self, api_client: Any, request_timeout: Optional[Dict[str, Any]] = None) -> None:
         self.api_client = api_client
         self.core = k8s_client.CoreV1Api(api_client)
         self.coordination = k8s_client.CoordinationV1Api(api_client)
         self.request_timeout = request_timeout_pair(request_timeout)
 
     @classmethod
-    def from_params(cls, params):
+    def from_params(cls, params: Dict[str, Any]) -> KubeClient:
         """A client from a module's params (the ``k8s_auth_argument_spec()`` options)."""
         return cls(
             build_api_client(
@@ -257,16 +260,16 @@ class KubeClient:
             request_timeout=params.get("request_timeout"),
         )
 
-    def close(self):
+    def close(self) -> None:
         self.api_client.close()
 
-    def __enter__(self):
+    def __enter__(self) -> KubeClient:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    def _call(self, action, method, *args, **kwargs):
+    def _call(self, action: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         kwargs["_preload_content"] = False
         kwargs["_request_timeout"] = self.request_timeout
         try:
@@ -278,20 +281,21 @@ class KubeClient:
 
     # Nodes -------------------------------------------------------------------------------------------
 
-    def get_node(self, name):
+    def get_node(self, name: str) -> Dict[str, Any]:
         return self._call("read node %s" % name, self.core.read_node, name)
 
-    def list_nodes(self, label_selector=None):
+    def list_nodes(self, label_selector: Optional[str] = None) -> List[Dict[str, Any]]:
         kwargs = {"label_selector": label_selector} if label_selector else {}
         return self._call("list nodes", self.core.list_node, **kwargs).get("items") or []
 
-    def patch_node(self, name, patch):
+    def patch_node(self, name: str, patch: Dict[str, Any]) -> Dict[str, Any]:
         """Strategic merge patch of a node; a ``None`` label/annotation value removes that key."""
         return self._call("patch node %s" % name, self.core.patch_node, name, patch)
 
     # Pods --------------------------------------------------------------------------------------------
 
-    def list_pods(self, namespace=None, label_selector=None, field_selector=None):
+    def list_pods(self, namespace: Optional[str] = None, label_selector: Optional[str] = None,
+                         field_selector: Optional[str] = None) -> List[Dict[str, Any]]:
         kwargs = {}
         if label_selector:
             kwargs["label_selector"] = label_selector
@@ -303,11 +307,11 @@ class KubeClient:
             result = self._call("list pods", self.core.list_pod_for_all_namespaces, **kwargs)
         return result.get("items") or []
 
-    def pods_on_node(self, node_name, label_selector=None):
+    def pods_on_node(self, node_name: str, label_selector: Optional[str] = None) -> List[Dict[str, Any]]:
         """Every pod bound to the node, in all namespaces (``spec.nodeName`` field selector, as kubectl drain lists them)."""
         return self.list_pods(label_selector=label_selector, field_selector="spec.nodeName=%s" % node_name)
 
-    def get_pod(self, namespace, name):
+    def get_pod(self, namespace: str, name: str) -> Optional[Dict[str, Any]]:
         """The pod, or ``None`` when it does not exist."""
         try:
             return self._call("read pod %s/%s" % (namespace, name), self.core.read_namespaced_pod, name, namespace)
@@ -316,10 +320,10 @@ class KubeClient:
                 return None
             raise
 
-    def create_pod(self, namespace, body):
+    def create_pod(self, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
         return self._call("create pod in namespace %s" % namespace, self.core.create_namespaced_pod, namespace, body)
 
-    def delete_pod(self, namespace, name, grace_period_seconds=None):
+    def delete_pod(self, namespace: str, name: str, grace_period_seconds: Optional[int] = None) -> bool:
         """Delete without eviction (bypasses PodDisruptionBudgets); ``False`` when the pod was already gone."""
         kwargs = {} if grace_period_seconds is None else {"grace_period_seconds": grace_period_seconds}
         try:
@@ -330,7 +334,7 @@ class KubeClient:
             raise
         return True
 
-    def evict_pod(self, namespace, name, grace_period_seconds=None, dry_run=False):
+    def evict_pod(self, namespace: str, name: str, grace_period_seconds: Optional[int] = None, dry_run: bool = False) -> bool:
         """POST a policy/v1 Eviction. ``False`` when the pod was already gone; 429 (PDB) raises KubeApiError."""
         body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
         if grace_period_seconds is not None:
@@ -344,7 +348,7 @@ class KubeClient:
             raise
         return True
 
-    def read_pod_log(self, namespace, name, container=None, tail_lines=None):
+    def read_pod_log(self, namespace: str, name: str, container: Optional[str] = None, tail_lines: Optional[int] = None) -> str:
         kwargs = {}
         if container:
             kwargs["container"] = container
@@ -362,7 +366,7 @@ class KubeClient:
 
     # Namespaces --------------------------------------------------------------------------------------
 
-    def get_namespace(self, name):
+    def get_namespace(self, name: str) -> Optional[Dict[str, Any]]:
         try:
             return self._call("read namespace %s" % name, self.core.read_namespace, name)
         except KubeApiError as error:
@@ -372,7 +376,7 @@ class KubeClient:
 
     # Leases ------------------------------------------------------------------------------------------
 
-    def get_lease(self, namespace, name):
+    def get_lease(self, namespace: str, name: str) -> Optional[Dict[str, Any]]:
         """The Lease, or ``None`` when it does not exist."""
         try:
             return self._call("read lease %s/%s" % (namespace, name), self.coordination.read_namespaced_lease, name, namespace)
@@ -381,9 +385,9 @@ class KubeClient:
                 return None
             raise
 
-    def create_lease(self, namespace, body):
+    def create_lease(self, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
         return self._call("create lease %s/%s" % (namespace, body["metadata"]["name"]), self.coordination.create_namespaced_lease, namespace, body)
 
-    def replace_lease(self, namespace, name, body):
+    def replace_lease(self, namespace: str, name: str, body: Dict[str, Any]) -> Dict[str, Any]:
         """PUT the lease; the body's ``metadata.resourceVersion`` makes a concurrent write answer 409."""
         return self._call("replace lease %s/%s" % (namespace, name), self.coordination.replace_namespaced_lease, name, namespace, body)

@@ -13,6 +13,8 @@ real error and propagates as ``NvmlCallError``.
 
 from __future__ import annotations
 
+from typing import Any, Callable, Dict, Optional
+
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import NvmlCallError
 
@@ -24,7 +26,7 @@ NO_DRIVER_CODES = (NVML_ERROR_DRIVER_NOT_LOADED, NVML_ERROR_LIBRARY_NOT_FOUND)
 _INIT_CALLS = ("nvmlInit", "nvmlInitWithFlags", "nvmlInit_v2")
 
 
-def _json_safe(value):
+def _json_safe(value: Any) -> Any:
     """Decode any bytes left in NVML data (older pynvml returns bytes for strings) so results serialise."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -35,7 +37,7 @@ def _json_safe(value):
     return value
 
 
-def driver_absent_facts(error):
+def driver_absent_facts(error: NvmlCallError) -> Dict[str, Any]:
     """The facts of a node whose NVML did not initialise."""
     return {
         "driver_loaded": False,
@@ -48,7 +50,7 @@ def driver_absent_facts(error):
     }
 
 
-def read_node(read_facts=None):
+def read_node(read_facts: Optional[Callable[[], Dict[str, Any]]] = None) -> Dict[str, Any]:
     """``gpu.read_node_facts()`` plus ``driver_loaded``, inside one NVML session.
 
     ``read_facts`` defaults to ``gpu.read_node_facts``. When ``nvmlInit`` itself fails the result is
@@ -68,7 +70,7 @@ def read_node(read_facts=None):
     return result
 
 
-def driver_failure_message(node, require_driver):
+def driver_failure_message(node: Dict[str, Any], require_driver: bool) -> Optional[str]:
     """Why a read-only task must fail on this node, or None.
 
     A node without a driver (``no_driver``) fails only when the driver is required; any other

@@ -10,13 +10,16 @@ JSON-able data, so mig_layout, mig_mode, mig_plan_info and the fleet report desc
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ProfileError
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import device_sort_key, normalize_profile
 
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from ansible_collections.gpufleet.mig.plugins.module_utils.planner import ExistingGpuInstance, PlannedGpuInstance
 
-def placement(value) -> Optional[dict]:
+
+def placement(value: Union[Dict[str, int], Sequence[int], None]) -> Optional[Dict[str, int]]:
     """The one placement form results use, ``{"start", "size"}``, from a dict or a ``(start, size)`` pair."""
     if value is None:
         return None
@@ -26,19 +29,19 @@ def placement(value) -> Optional[dict]:
     return {"start": int(start), "size": int(size)}
 
 
-def placement_pair(value) -> Optional[tuple]:
+def placement_pair(value: Union[Dict[str, int], Sequence[int], None]) -> Optional[Tuple[int, int]]:
     """The same placement as the ``(start, size)`` pair the planner computes with."""
     value = placement(value)
     return None if value is None else (value["start"], value["size"])
 
 
-def placement_text(value) -> str:
+def placement_text(value: Union[Dict[str, int], Sequence[int], None]) -> str:
     """``{"start": 4, "size": 4}`` -> ``4:4`` (nvidia-smi's notation)."""
     value = placement(value)
     return "?" if value is None else "%d:%d" % (value["start"], value["size"])
 
 
-def _largest_first(name: str) -> tuple:
+def _largest_first(name: str) -> Tuple[int, tuple, str]:
     try:
         return (0, device_sort_key(normalize_profile(name)), name)
     except ProfileError:  # a name no driver would report: keep it readable rather than fail a report
@@ -59,7 +62,7 @@ def describe_devices(devices: Optional[Iterable[str]], empty: str = "none") -> s
     return ", ".join(("%d x %s" % (counts[name], name)) if counts[name] > 1 else name for name in order)
 
 
-def describe_step(step):
+def describe_step(step: Dict[str, Any]) -> str:
     """One step record (done or attempted) in words, as error messages and summaries use it."""
     action = step["action"]
     if action == "destroy_compute_instance":
@@ -82,17 +85,17 @@ def describe_step(step):
     return action
 
 
-def describe_gpu(gpu):
+def describe_gpu(gpu: Dict[str, Any]) -> str:
     """``GPU 0 (NVIDIA A100-SXM4-40GB, 00000000:07:00.0)`` for messages."""
     return "GPU %d (%s, %s)" % (gpu["index"], gpu.get("name") or "unknown model", gpu.get("pci_bus_id") or gpu.get("uuid"))
 
 
-def gpu_identity(gpu):
+def gpu_identity(gpu: Dict[str, Any]) -> Dict[str, Any]:
     """The keys every per-GPU result entry starts with."""
     return {"index": gpu["index"], "uuid": gpu.get("uuid"), "name": gpu.get("name"), "pci_bus_id": gpu.get("pci_bus_id")}
 
 
-def describe_processes(processes):
+def describe_processes(processes: Iterable[Dict[str, Any]]) -> str:
     """``pid 4242 (python3) on GPU instance 13, pid 77 (trainer)``: who blocks a destroy or a reset."""
     words = []
     for process in sorted(processes, key=lambda item: item["pid"]):
@@ -105,12 +108,12 @@ def describe_processes(processes):
     return ", ".join(words)
 
 
-def processes_on_gpu_instances(gpu, gpu_instance_ids):
+def processes_on_gpu_instances(gpu: Dict[str, Any], gpu_instance_ids: Iterable[int]) -> List[Dict[str, Any]]:
     wanted = set(gpu_instance_ids)
     return [process for process in gpu.get("processes") or () if process.get("gpu_instance_id") in wanted]
 
 
-def mig_device_instances(gpu) -> list:
+def mig_device_instances(gpu: Dict[str, Any]) -> List[Tuple[Dict[str, Any], Dict[str, Any]]]:
     """The one projection of a GPU's MIG devices: ``(gpu instance, compute instance)`` facts records, one per
     MIG device (a MIG device is a compute instance), in ``nvidia-smi -L`` order."""
     pairs = [(gi, ci) for gi in gpu.get("gpu_instances") or () for ci in gi.get("compute_instances") or ()]
@@ -118,7 +121,7 @@ def mig_device_instances(gpu) -> list:
                                            pair[0]["id"], pair[1]["id"]))
 
 
-def mig_devices(gpu):
+def mig_devices(gpu: Dict[str, Any]) -> List[Dict[str, Any]]:
     """The MIG devices of a ``read_node_facts`` GPU record as results report them: profile, placement, UUID
     and memory of each, in nvidia-smi device order."""
     devices = []
@@ -137,12 +140,12 @@ def mig_devices(gpu):
     return devices
 
 
-def _layout_line(profile, where, compute_names):
+def _layout_line(profile: Optional[str], where: Optional[Dict[str, int]], compute_names: Sequence[str]) -> str:
     return "%s at %s: %s" % (profile, placement_text(where), ", ".join(compute_names) if compute_names
                              else "no compute instance")
 
 
-def layout_lines(gpu_instances):
+def layout_lines(gpu_instances: Iterable[Union[Dict[str, Any], PlannedGpuInstance, ExistingGpuInstance]]) -> List[str]:
     """One line per GPU instance (``3g.20gb at 4:4: 3g.20gb``), ordered by placement: the diff form.
 
     Accepts ``read_node_facts`` records and planner ``PlannedGpuInstance`` objects alike, so a check-mode

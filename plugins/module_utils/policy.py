@@ -16,6 +16,8 @@ Pure functions; ``jmespath`` runs on the control host (filter ``gpufleet.mig.mig
 
 from __future__ import annotations
 
+from typing import Any, Dict, List, Optional, Sequence
+
 try:
     import jmespath
     from jmespath.exceptions import JMESPathError
@@ -33,7 +35,7 @@ _KNOWN_KEYS = frozenset(("match", "mig_config", "mig_layout", "name"))
 _RESULT_NOISE = frozenset(("changed", "failed", "invocation", "warnings", "deprecations", "skipped", "msg"))
 
 
-def jmespath_truthy(value):
+def jmespath_truthy(value: Any) -> bool:
     """JMESPath truthiness: false for null, false, and empty lists, objects and strings; numbers are true."""
     if value is None or value is False:
         return False
@@ -42,13 +44,13 @@ def jmespath_truthy(value):
     return True
 
 
-def describe_policy(index, policy):
+def describe_policy(index: int, policy: Any) -> str:
     """``mig_policies[2] (match: gpus[?...])``: how messages name a policy (0-based, as YAML lists read)."""
     match = policy.get("match") if isinstance(policy, dict) else None
     return "mig_policies[%d] (match: %s)" % (index, match)
 
 
-def policy_problems(policies):
+def policy_problems(policies: Any) -> List[str]:
     """Every problem of a ``mig_policies`` list, each naming the entry and its expression; empty when valid."""
     if policies is None:
         return []
@@ -85,11 +87,11 @@ def policy_problems(policies):
     return problems
 
 
-def _one_line(error):
+def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def node_document(gpu_info, labels=None, inventory_hostname=None):
+def node_document(gpu_info: Dict[str, Any], labels: Optional[Dict[str, str]] = None, inventory_hostname: Optional[str] = None) -> Dict[str, Any]:
     """The document every ``match`` is searched in: gpu_info's result, ``labels`` and ``inventory_hostname``."""
     document = dict((key, value) for key, value in (gpu_info or {}).items()
                     if key not in _RESULT_NOISE and not key.startswith("ansible_"))
@@ -98,7 +100,8 @@ def node_document(gpu_info, labels=None, inventory_hostname=None):
     return document
 
 
-def resolve_policy(policies, document, default="fail", host_config=None, host_layout=None):
+def resolve_policy(policies: Optional[List[Dict[str, Any]]], document: Dict[str, Any], default: str = "fail", host_config: Optional[str] = None,
+                   host_layout: Any = None) -> Dict[str, Any]:
     """Where the node's desired layout comes from, as a dict:
 
     * ``source``: ``host`` (the host's own mig_config / mig_layout), ``policy``, ``skip`` or ``none``;
@@ -146,12 +149,13 @@ def resolve_policy(policies, document, default="fail", host_config=None, host_la
                    % (len(policies), "; ".join("[%d] %s" % (i, p["match"]) for i, p in enumerate(policies))))
 
 
-def _result(source, mig_config=None, mig_layout=None, policy_index=None, match=None, description=None, problem=None):
+def _result(source: str, mig_config: Optional[str] = None, mig_layout: Any = None, policy_index: Optional[int] = None, match: Optional[str] = None,
+            description: Optional[str] = None, problem: Optional[str] = None) -> Dict[str, Any]:
     return {"source": source, "mig_config": mig_config, "mig_layout": mig_layout, "policy_index": policy_index,
             "match": match, "description": description, "problem": problem}
 
 
-def fleet_problem(policies, resolutions):
+def fleet_problem(policies: Optional[List[Dict[str, Any]]], resolutions: Sequence[Dict[str, Any]]) -> Optional[str]:
     """The fleet-wide refusal: policies are set, some node needed one, and none got its layout from them.
 
     ``resolutions`` are ``resolve_policy`` results of every node of the play.
