@@ -23,6 +23,7 @@ the longest wins, so a user can add ``H100 NVL`` beside ``H100``.
 from __future__ import annotations
 
 import re
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import select_gpus
 from ansible_collections.gpufleet.mig.plugins.module_utils.toolkit import (
@@ -47,9 +48,9 @@ _CHECKED_GPU_KEYS = ("index", "uuid", "name", "pci_device_id", "mig_capable", "m
 class DriverPolicy(object):
     """The minimums a node is held to; versions are validated (VersionError names the option) on creation."""
 
-    def __init__(self, min_driver_version=DEFAULT_MIN_DRIVER_VERSION, model_min_driver_versions=None,
-                 check_container_toolkit=True, min_container_toolkit_version=DEFAULT_MIN_CONTAINER_TOOLKIT_VERSION,
-                 min_nvidia_docker2_version=DEFAULT_MIN_NVIDIA_DOCKER2_VERSION):
+    def __init__(self, min_driver_version: str = DEFAULT_MIN_DRIVER_VERSION, model_min_driver_versions: Optional[Dict[str, str]] = None,
+                 check_container_toolkit: bool = True, min_container_toolkit_version: str = DEFAULT_MIN_CONTAINER_TOOLKIT_VERSION,
+                 min_nvidia_docker2_version: str = DEFAULT_MIN_NVIDIA_DOCKER2_VERSION) -> None:
         if model_min_driver_versions is None:
             model_min_driver_versions = DEFAULT_MODEL_MIN_DRIVER_VERSIONS
         self.min_driver_version = str(parse_version(min_driver_version, "min_driver_version"))
@@ -62,7 +63,7 @@ class DriverPolicy(object):
         self.min_nvidia_docker2_version = str(parse_version(min_nvidia_docker2_version, "min_nvidia_docker2_version"))
 
 
-def model_minimum(gpu_name, model_min_driver_versions):
+def model_minimum(gpu_name: Optional[str], model_min_driver_versions: Dict[str, str]) -> Optional[Tuple[str, str]]:
     """``(model key, minimum driver)`` for a GPU name, or None when no key matches."""
     matches = []
     for model, version in model_min_driver_versions.items():
@@ -75,14 +76,14 @@ def model_minimum(gpu_name, model_min_driver_versions):
     return model, version
 
 
-def _check(name, ok, detail, gpu=None):
+def _check(name: str, ok: bool, detail: str, gpu: Optional[int] = None) -> Dict[str, Any]:
     result = {"name": name, "ok": bool(ok), "detail": detail}
     if gpu is not None:
         result["gpu"] = gpu
     return result
 
 
-def _driver_absent_check(node):
+def _driver_absent_check(node: Dict[str, Any]) -> Dict[str, Any]:
     error = node.get("driver_error") or {}
     cause = "%s failed with %s (NVML error %s)" % (error.get("call", "nvmlInit"), error.get("text"), error.get("code"))
     if error.get("no_driver", True):
@@ -91,11 +92,11 @@ def _driver_absent_check(node):
     return _check("nvidia_driver", False, "the NVIDIA driver on this node is not usable: %s" % cause)
 
 
-def _gpu_label(gpu):
+def _gpu_label(gpu: Dict[str, Any]) -> str:
     return "GPU %d (%s)" % (gpu["index"], gpu["name"])
 
 
-def gpu_min_driver_version(gpu, policy):
+def gpu_min_driver_version(gpu: Dict[str, Any], policy: DriverPolicy) -> str:
     """The oldest driver accepted for one GPU: min_driver_version, raised by a matching model minimum."""
     matched = model_minimum(gpu.get("name"), policy.model_min_driver_versions)
     if matched is not None and parse_version(matched[1]) > parse_version(policy.min_driver_version):
@@ -103,7 +104,7 @@ def gpu_min_driver_version(gpu, policy):
     return policy.min_driver_version
 
 
-def _gpu_checks(gpu, driver, policy):
+def _gpu_checks(gpu: Dict[str, Any], driver: str, policy: DriverPolicy) -> List[Dict[str, Any]]:
     checks = []
     matched = model_minimum(gpu["name"], policy.model_min_driver_versions)
     # A model minimum at or below min_driver_version would only repeat the driver_version check.
@@ -129,7 +130,7 @@ def _gpu_checks(gpu, driver, policy):
     return checks
 
 
-def evaluate_node(node, toolkit, policy, gpus="all"):
+def evaluate_node(node: Dict[str, Any], toolkit: Optional[Dict[str, Any]], policy: DriverPolicy, gpus: Any = "all") -> List[Dict[str, Any]]:
     """Every check for one node, in a stable order: driver, GPUs, container toolkit.
 
     ``node`` is ``node_info.read_node()``; ``toolkit`` is ``detect_container_toolkit()`` or None when the
@@ -162,7 +163,7 @@ def evaluate_node(node, toolkit, policy, gpus="all"):
     return checks
 
 
-def checked_facts(node, toolkit, policy, gpus="all"):
+def checked_facts(node: Dict[str, Any], toolkit: Optional[Dict[str, Any]], policy: DriverPolicy, gpus: Any = "all") -> Dict[str, Any]:
     """The facts the checks looked at, for the task result (returned also when a check fails)."""
     facts = dict((key, node.get(key)) for key in ("driver_loaded", "driver_version", "cuda_driver_version",
                                                   "nvml_version"))
@@ -177,7 +178,7 @@ def checked_facts(node, toolkit, policy, gpus="all"):
     return facts
 
 
-def failure_message(checks):
+def failure_message(checks: List[Dict[str, Any]]) -> Optional[str]:
     """The task's error message, or None when every check passed."""
     failed = [check["detail"] for check in checks if not check["ok"]]
     if not failed:

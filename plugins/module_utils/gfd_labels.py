@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
     FULL_GPU_RESOURCE,
+    MigDevice,
     MIG_RESOURCE_PREFIX,
     RESOURCE_PREFIX,
     STRATEGY_NONE,
@@ -76,10 +78,10 @@ _SANITISE_DROP = re.compile(r"[^A-Za-z0-9\-_. ]")
 class LabelExpectation:
     """Labels GFD must have written (``labels``) and the label keys GFD writes that the facts leave open."""
 
-    labels: dict
-    unverified: tuple = ()
+    labels: Dict[str, str]
+    unverified: Tuple[str, ...] = ()
 
-    def is_checked(self, key):
+    def is_checked(self, key: str) -> bool:
         """Whether ``key`` is a label this expectation speaks for (so, if not expected, it must be absent)."""
         if key in self.labels:
             return True
@@ -93,16 +95,16 @@ class LabelExpectation:
 # ------------------------------------------------------------------------------------------- labels
 
 
-def sanitise(text):
+def sanitise(text: str) -> str:
     """GFD's ``sanitise``: drop characters outside ``[A-Za-z0-9-_. ]``, then join the words with ``-``."""
     return "-".join(_SANITISE_DROP.sub("", text).split())
 
 
-def product_name(*parts):
+def product_name(*parts: Optional[str]) -> str:
     return "-".join(sanitise(part) for part in parts if part and sanitise(part))
 
 
-def architecture_family(major, minor):
+def architecture_family(major: int, minor: int) -> str:
     """GFD's ``getArchFamily`` (internal/lm/resource.go)."""
     families = {1: "tesla", 2: "fermi", 3: "kepler", 5: "maxwell", 6: "pascal", 9: "hopper", 10: "blackwell",
                 12: "blackwell", 13: "rubin"}
@@ -113,7 +115,7 @@ def architecture_family(major, minor):
     return families.get(major, "undefined")
 
 
-def _compute_capability(gpu):
+def _compute_capability(gpu: Dict[str, Any]) -> Optional[Tuple[int, int]]:
     value = gpu.get("compute_capability")
     if value is None:
         return None
@@ -125,7 +127,7 @@ def _compute_capability(gpu):
     return int(major), int(minor or 0)
 
 
-def _version_labels(facts):
+def _version_labels(facts: Dict[str, Any]) -> Dict[str, str]:
     labels = {}
     driver = facts.get("driver_version")
     if driver:
@@ -154,11 +156,11 @@ def _version_labels(facts):
     return labels
 
 
-def _resource_label_keys(resource, suffixes):
+def _resource_label_keys(resource: str, suffixes: Sequence[str]) -> List[str]:
     return ["%s.%s" % (resource, suffix) for suffix in suffixes]
 
 
-def _full_gpu_labels(gpus, labels, unverified):
+def _full_gpu_labels(gpus: Sequence[Dict[str, Any]], labels: Dict[str, str], unverified: Set[str]) -> None:
     """GFD's ``newGPULabelers``: the model's labels; MIG-disabled GPUs override MIG-enabled ones."""
     counts = {}
     for gpu in gpus:
@@ -193,7 +195,7 @@ def _full_gpu_labels(gpus, labels, unverified):
         })
 
 
-def _mig_resource_labels(resource, device, count, labels, unverified):
+def _mig_resource_labels(resource: str, device: MigDevice, count: int, labels: Dict[str, str], unverified: Set[str]) -> None:
     """GFD's ``NewMIGResourceLabeler``: product, count, replicas, sharing and the device's NVML attributes."""
     labels.update({
         resource + ".product": product_name(device.gpu_name, "MIG", device.label_name),
@@ -209,7 +211,7 @@ def _mig_resource_labels(resource, device, count, labels, unverified):
             unverified.add("%s.%s" % (resource, suffix))
 
 
-def _invalid_single_labels(gpus, labels):
+def _invalid_single_labels(gpus: Sequence[Dict[str, Any]], labels: Dict[str, str]) -> None:
     """GFD's ``newInvalidMigStrategyLabeler`` on the first MIG-enabled GPU."""
     first = [gpu for gpu in gpus if mig_enabled(gpu)][0]
     labels.update({
@@ -221,7 +223,7 @@ def _invalid_single_labels(gpus, labels):
     })
 
 
-def _grouped_devices(gpus):
+def _grouped_devices(gpus: Sequence[Dict[str, Any]]) -> Dict[str, List[MigDevice]]:
     """MIG devices grouped by GFD resource name, first device of each group first (GFD's migResource)."""
     groups = {}
     for gpu in gpus:
@@ -230,7 +232,7 @@ def _grouped_devices(gpus):
     return groups
 
 
-def expected_labels(facts, strategy):
+def expected_labels(facts: Dict[str, Any], strategy: str) -> LabelExpectation:
     """The ``nvidia.com/*`` labels GFD writes for this MIG state and strategy (``LabelExpectation``).
 
     It does not depend on the device plugin accepting the layout: GFD keeps running and

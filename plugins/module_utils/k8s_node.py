@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.drain import (
     DEFAULT_POLL_INTERVAL,
@@ -29,7 +29,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.drain import (
     run_evictions,
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient
 from ansible_collections.gpufleet.mig.plugins.module_utils.lease import LeaseHeldError, hold_lease, release_lease
 
 STATES = ("cordoned", "drained", "uncordoned")
@@ -51,7 +51,7 @@ STATE_LABEL = "gpufleet.mig/state"
 STATE_FAILED = "failed"
 
 
-def owner_label_value(owner):
+def owner_label_value(owner: str) -> str:
     """``owner`` as a label value: at most 63 characters of ``[A-Za-z0-9._-]``, alphanumeric at both ends."""
     value = re.sub(r"[^A-Za-z0-9._-]+", "-", owner or "")[:63].strip("._-")
     if not value:
@@ -59,12 +59,12 @@ def owner_label_value(owner):
     return value
 
 
-def cordoned_by_us(node):
+def cordoned_by_us(node: Dict[str, Any]) -> bool:
     view = node_view(node)
     return view["unschedulable"] and CORDONED_BY_LABEL in view["labels"]
 
 
-def plan_cordon_ownership(node, state, cordon_owner):
+def plan_cordon_ownership(node: Dict[str, Any], state: Optional[str], cordon_owner: str) -> Tuple[Optional[bool], Dict[str, Optional[str]], str]:
     """Pure: ``(unschedulable, labels, cordon)`` for a state when the rollout records whose cordon it is.
 
     ``cordon`` says what happens to the node's schedulability: ``cordon`` (ours now), ``ours`` (we cordoned
@@ -86,7 +86,7 @@ def plan_cordon_ownership(node, state, cordon_owner):
     return None, {}, "ours" if ours and view["unschedulable"] else ("kept" if view["unschedulable"] else "none")
 
 
-def budget_holders(nodes, excluding):
+def budget_holders(nodes: Iterable[Dict[str, Any]], excluding: str) -> List[str]:
     """Names of the nodes that hold the cordon budget: cordoned by a gpufleet.mig rollout and still cordoned."""
     return sorted(
         node_view(node)["name"] for node in nodes
@@ -94,7 +94,7 @@ def budget_holders(nodes, excluding):
     )
 
 
-def failed_holders(nodes, holders):
+def failed_holders(nodes: Iterable[Dict[str, Any]], holders: Iterable[str]) -> List[str]:
     """Those of ``holders`` a rollout labelled failed: they keep their cordon until a later run finishes them."""
     return sorted(
         node_view(node)["name"] for node in nodes
@@ -102,7 +102,8 @@ def failed_holders(nodes, holders):
     )
 
 
-def _wait_for_budget(client, name, cordon_owner, max_unavailable, lock, wait_timeout, sleep=time.sleep, monotonic=time.monotonic):
+def _wait_for_budget(client: KubeClient, name: str, cordon_owner: str, max_unavailable: int, lock: Dict[str, str], wait_timeout: float,
+                     sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic) -> str:
     """Hold the budget lock with room for one more cordon, or fail naming mig_max_unavailable and the holders.
 
     Returns the lock's holder identity; the caller cordons, then releases the lock. The lock makes the
@@ -139,7 +140,7 @@ def _wait_for_budget(client, name, cordon_owner, max_unavailable, lock, wait_tim
         sleep(min(BUDGET_POLL_INTERVAL, max(0.1, deadline - monotonic())))
 
 
-def label_value(key, value, what="label"):
+def label_value(key: str, value: Any, what: str = "label") -> Optional[str]:
     """The string a label/annotation value becomes; ``None`` means remove.
 
     YAML turns unquoted ``true`` and ``1`` into bool/int; Kubernetes wants strings, and ``true`` is what
@@ -154,16 +155,16 @@ def label_value(key, value, what="label"):
     raise TaskError("Cannot set %s %s: its value must be a string, or null to remove it, not %s." % (what, key, type(value).__name__))
 
 
-def _normalised(mapping, what):
+def _normalised(mapping: Optional[Dict[str, Any]], what: str) -> Dict[str, Optional[str]]:
     return {key: label_value(key, value, what) for key, value in (mapping or {}).items()}
 
 
-def _managed_view(current, wanted):
+def _managed_view(current: Dict[str, str], wanted: Iterable[str]) -> Dict[str, Optional[str]]:
     """The managed keys as they are: the value, or None where absent (None in the diff means absent)."""
     return {key: current.get(key) for key in sorted(wanted)}
 
 
-def node_view(node):
+def node_view(node: Dict[str, Any]) -> Dict[str, Any]:
     """What results report about a node."""
     metadata = node.get("metadata") or {}
     return {
@@ -174,7 +175,8 @@ def node_view(node):
     }
 
 
-def plan_node_update(node, unschedulable=None, labels=None, annotations=None):
+def plan_node_update(node: Dict[str, Any], unschedulable: Optional[bool] = None, labels: Optional[Dict[str, Any]] = None,
+                     annotations: Optional[Dict[str, Any]] = None) -> Tuple[Optional[Dict[str, Any]], Dict[str, Any], Dict[str, Any]]:
     """Return ``(patch, before, after)``; ``patch`` is ``None`` when the node already matches.
 
     ``unschedulable`` ``None`` leaves scheduling alone. In ``labels`` / ``annotations`` a ``None`` value
@@ -202,7 +204,7 @@ def plan_node_update(node, unschedulable=None, labels=None, annotations=None):
     return (patch or None), before, after
 
 
-def _predicted_node(node, patch):
+def _predicted_node(node: Dict[str, Any], patch: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     view = node_view(node)
     if not patch:
         return view
@@ -217,10 +219,12 @@ def _predicted_node(node, patch):
     return view
 
 
-def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_selector=None, gpu_pods_only=False,
-                 delete_emptydir_data=False, force=False, disable_eviction=False, grace_period=None,
-                 timeout=DEFAULT_TIMEOUT, poll_interval=DEFAULT_POLL_INTERVAL, check_mode=False,
-                 cordon_owner=None, max_unavailable=None, budget_lock=None, budget_timeout=DEFAULT_TIMEOUT):
+def run_k8s_node(client: KubeClient, name: str, state: Optional[str] = None, labels: Optional[Dict[str, Any]] = None,
+                 annotations: Optional[Dict[str, Any]] = None, pod_selector: Optional[str] = None, gpu_pods_only: bool = False,
+                 delete_emptydir_data: bool = False, force: bool = False, disable_eviction: bool = False, grace_period: Optional[int] = None,
+                 timeout: float = DEFAULT_TIMEOUT, poll_interval: float = DEFAULT_POLL_INTERVAL, check_mode: bool = False,
+                 cordon_owner: Optional[str] = None, max_unavailable: Optional[int] = None, budget_lock: Optional[Dict[str, str]] = None,
+                 budget_timeout: float = DEFAULT_TIMEOUT) -> Dict[str, Any]:
     """Bring node ``name`` to ``state`` with ``labels``/``annotations``; return the module result.
 
     ``client`` is a ``k8s.KubeClient``. Result keys: ``changed``, ``node``, ``evicted`` (in check mode: the
@@ -331,9 +335,9 @@ def _wait_met(condition: Optional[str], pods: List[dict]) -> bool:
     return True
 
 
-def read_node_info(client, name: str, pod_selector: Optional[str] = None, wait_for: Optional[str] = None,
-                   timeout: int = DEFAULT_TIMEOUT, sleep_seconds: int = 2, clock=time.monotonic,
-                   sleep=time.sleep) -> dict:
+def read_node_info(client: KubeClient, name: str, pod_selector: Optional[str] = None, wait_for: Optional[str] = None,
+                   timeout: float = DEFAULT_TIMEOUT, sleep_seconds: float = 2, clock: Callable[[], float] = time.monotonic,
+                   sleep: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
     """The node and, with ``pod_selector``, the pods on it that match; changes nothing.
 
     ``wait_for`` polls every ``sleep_seconds`` until ``pods_absent`` (no matching pod is left on the node,

@@ -25,7 +25,7 @@ import os
 import re
 import traceback
 from dataclasses import dataclass
-from typing import Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from ansible_collections.gpufleet.mig.plugins.module_utils._mig_parted_defaults import DEFAULT_MIG_CONFIGS
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ConfigError, ProfileError
@@ -59,9 +59,9 @@ class DesiredGpuLayout:
     """
 
     mig_enabled: bool
-    devices: tuple = ()
+    devices: Tuple[str, ...] = ()
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return {"mig_enabled": self.mig_enabled, "devices": list(self.devices)}
 
 
@@ -70,14 +70,14 @@ class MigConfigEntry:
     """One validated entry of a mig-parted config (a list item under a config name)."""
 
     devices: Union[str, Tuple[int, ...]]  # "all" or GPU indices
-    device_filter: tuple  # parsed PCI ids: ((device_vendor, subsystem or None), ...); empty = any GPU
+    device_filter: Tuple[Tuple[int, Optional[int]], ...]  # parsed PCI ids: ((device_vendor, subsystem or None), ...); empty = any GPU
     mig_enabled: bool
-    mig_devices: dict  # profile string (as written) -> count
+    mig_devices: Dict[str, int]  # profile string (as written) -> count
 
-    def matches_index(self, index):
+    def matches_index(self, index: int) -> bool:
         return self.devices == "all" or index in self.devices
 
-    def matches_device_id(self, pci_device_id, pci_subsystem_id=None):
+    def matches_device_id(self, pci_device_id: Optional[int], pci_subsystem_id: Optional[int] = None) -> bool:
         if not self.device_filter:
             return True
         for device_vendor, subsystem in self.device_filter:
@@ -88,7 +88,7 @@ class MigConfigEntry:
         return False
 
 
-def _config_error(message, config=None, entry=None):
+def _config_error(message: str, config: Optional[str] = None, entry: Optional[int] = None) -> ConfigError:
     """A ConfigError whose message starts with the config name and the 1-based entry number."""
     where = ""
     if config is not None:
@@ -99,7 +99,7 @@ def _config_error(message, config=None, entry=None):
     return ConfigError(where + message, config=config, entry=entry)
 
 
-def parse_pci_id(text, config=None, entry=None):
+def parse_pci_id(text: Any, config: Optional[str] = None, entry: Optional[int] = None) -> int:
     """``0x20B010DE`` (device id then vendor id) -> int. Optional ``:0x<subdevice><subvendor>`` handled by caller."""
     if isinstance(text, int) and not isinstance(text, bool):
         value = text
@@ -118,7 +118,7 @@ def parse_pci_id(text, config=None, entry=None):
     return value
 
 
-def _parse_device_filter(value, config, entry):
+def _parse_device_filter(value: Any, config: Optional[str], entry: Optional[int]) -> Tuple[Tuple[int, Optional[int]], ...]:
     if isinstance(value, str):
         items = [value] if value != "" else []
     elif isinstance(value, list) and all(isinstance(item, str) for item in value):
@@ -139,7 +139,7 @@ def _parse_device_filter(value, config, entry):
     return tuple(parsed)
 
 
-def _parse_devices(value, config, entry):
+def _parse_devices(value: Any, config: Optional[str], entry: Optional[int]) -> Union[str, Tuple[int, ...]]:
     if isinstance(value, str):
         if value != "all":
             raise _config_error("invalid string input for 'devices': %s (expected 'all' or a list of GPU indices)"
@@ -150,7 +150,7 @@ def _parse_devices(value, config, entry):
     raise _config_error("'devices' must be 'all' or a list of GPU indices, got %r" % (value,), config, entry)
 
 
-def _parse_mig_devices(value, config, entry):
+def _parse_mig_devices(value: Any, config: Optional[str], entry: Optional[int]) -> Dict[str, int]:
     if value is None:
         # mig-parted unmarshals a null map into an empty one: "mig-devices:" with no value means {}.
         return {}
@@ -178,7 +178,7 @@ def _parse_mig_devices(value, config, entry):
     return dict(value)
 
 
-def _parse_entry(raw, config, entry):
+def _parse_entry(raw: Any, config: Optional[str], entry: Optional[int]) -> MigConfigEntry:
     if not isinstance(raw, dict):
         raise _config_error("each entry must be a mapping with 'devices' and 'mig-enabled', got %r" % (raw,), config, entry)
     for required in ("devices", "mig-enabled"):
@@ -203,7 +203,7 @@ def _parse_entry(raw, config, entry):
                           mig_devices=mig_devices)
 
 
-def _load_text(text):
+def _load_text(text: str) -> Any:
     if HAS_YAML:
         try:
             return yaml.safe_load(text)
@@ -218,7 +218,7 @@ def _load_text(text):
         )
 
 
-def parse_mig_parted_config(data):
+def parse_mig_parted_config(data: Any) -> Dict[str, Tuple[MigConfigEntry, ...]]:
     """Validate a mig-parted v1 config (mapping, or YAML/JSON text); return ``{name: (MigConfigEntry, ...)}``.
 
     Every config in the file is validated, as mig-parted does when it loads a file.
@@ -247,12 +247,12 @@ def parse_mig_parted_config(data):
     return parsed
 
 
-def builtin_mig_configs():
+def builtin_mig_configs() -> Dict[str, Tuple[MigConfigEntry, ...]]:
     """The built-in named configs (mig-parted's config-default.yaml for the GPUs we cover), validated."""
     return parse_mig_parted_config(DEFAULT_MIG_CONFIGS)
 
 
-def select_mig_config(configs, name=None):
+def select_mig_config(configs: Dict[str, Tuple[MigConfigEntry, ...]], name: Optional[str] = None) -> Tuple[MigConfigEntry, ...]:
     """Entries of the selected config; like mig-parted, the only config of a file needs no name."""
     if name is None:
         if len(configs) == 1:
@@ -265,7 +265,7 @@ def select_mig_config(configs, name=None):
     return configs[name]
 
 
-def _gpu_identity(gpu):
+def _gpu_identity(gpu: Dict[str, Any]) -> Tuple[int, Optional[int], Optional[int], bool]:
     try:
         index = int(gpu["index"])
     except (KeyError, TypeError, ValueError):
@@ -280,11 +280,12 @@ def _gpu_identity(gpu):
     return (index, ids[0], ids[1], bool(gpu.get("mig_capable")))
 
 
-def _gpu_identities(gpus):
+def _gpu_identities(gpus: Iterable[Dict[str, Any]]) -> List[Tuple[int, Optional[int], Optional[int], bool]]:
     return sorted((_gpu_identity(gpu) for gpu in gpus), key=lambda identity: identity[0])
 
 
-def resolve_mig_parted(entries, gpus, config_name=None):
+def resolve_mig_parted(entries: Iterable[MigConfigEntry], gpus: Iterable[Dict[str, Any]],
+                       config_name: Optional[str] = None) -> Dict[int, Optional[DesiredGpuLayout]]:
     """Apply mig-parted entries to the host's GPUs: ``{index: DesiredGpuLayout or None}``.
 
     ``gpus`` are mappings with ``index``, ``pci_device_id`` (``"0x20B010DE"``), optional
@@ -306,7 +307,7 @@ def resolve_mig_parted(entries, gpus, config_name=None):
     return result
 
 
-def _inline_devices(value, where):
+def _inline_devices(value: Any, where: str) -> DesiredGpuLayout:
     """One GPU's inline value -> DesiredGpuLayout."""
     if value is None or value is False or (isinstance(value, str) and value.strip().lower() in _DISABLED_WORDS):
         return DesiredGpuLayout(mig_enabled=False)
@@ -324,11 +325,11 @@ def _inline_devices(value, where):
     )
 
 
-def _is_index_key(key):
+def _is_index_key(key: Any) -> Any:
     return (isinstance(key, int) and not isinstance(key, bool)) or (isinstance(key, str) and _INDEX_KEY.match(key))
 
 
-def resolve_inline(layout, gpus):
+def resolve_inline(layout: Any, gpus: Iterable[Dict[str, Any]]) -> Dict[int, Optional[DesiredGpuLayout]]:
     """Resolve an inline layout (see module docstring) to ``{index: DesiredGpuLayout or None}``."""
     identities = _gpu_identities(gpus)
     capable = dict((identity[0], identity[3]) for identity in identities)
@@ -366,7 +367,7 @@ def resolve_inline(layout, gpus):
     return result
 
 
-def resolve_layout(source, gpus):
+def resolve_layout(source: Dict[str, Any], gpus: Iterable[Dict[str, Any]]) -> Dict[int, Optional[DesiredGpuLayout]]:
     """Desired layout of every GPU of a host.
 
     ``source`` is a mapping with exactly one of:
@@ -402,7 +403,7 @@ LAYOUT_SOURCE_MUTUALLY_EXCLUSIVE = [("layout", "config"), ("layout", "config_fil
 LAYOUT_SOURCE_OPTIONS = ("layout", "config", "config_file", "config_data")
 
 
-def layout_source_argument_spec():
+def layout_source_argument_spec() -> Dict[str, Dict[str, Any]]:
     return dict(
         config=dict(type="str"),
         config_file=dict(type="path"),
@@ -412,7 +413,7 @@ def layout_source_argument_spec():
     )
 
 
-def layout_source_from_params(params):
+def layout_source_from_params(params: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The ``resolve_layout`` source for the layout_source options; reads ``config_file`` on this host.
 
     Returns None when none of them is set. Raises ConfigError when ``config_file`` cannot be read.

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient
 
 CREATE = "create"
 RENEW = "renew"
@@ -192,7 +192,7 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def hold_lease(client: Any, name: str, namespace: str, holder: str, duration: int, wait_timeout: float,
+def hold_lease(client: KubeClient, name: str, namespace: str, holder: str, duration: int, wait_timeout: float,
                check_mode: bool = False, poll_interval: float = DEFAULT_POLL_INTERVAL,
                controller: str | None = None, alive: Callable[[int], bool] = process_alive,
                now: Callable[[], datetime.datetime] = _utcnow, monotonic: Callable[[], float] = time.monotonic,
@@ -247,7 +247,7 @@ def hold_lease(client: Any, name: str, namespace: str, holder: str, duration: in
         return {"action": action, "changed": True, "previous": previous_result, "lease": written}
 
 
-def release_lease(client: Any, name: str, namespace: str, holder: str, check_mode: bool = False,
+def release_lease(client: KubeClient, name: str, namespace: str, holder: str, check_mode: bool = False,
                   now: Callable[[], datetime.datetime] = _utcnow) -> dict[str, Any]:
     """Clear the holder of a lease that ``holder`` holds; leave anyone else's lease alone."""
     current = client.get_lease(namespace, name)

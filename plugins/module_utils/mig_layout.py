@@ -22,7 +22,7 @@ mode stops after deciding.
 from __future__ import annotations
 
 
-from typing import List, Optional
+from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
 from ansible_collections.gpufleet.mig.plugins.module_utils.apply import ApplyError, apply_gpu_plan
@@ -69,14 +69,14 @@ def mode_mismatch(gpu: dict, desired: DesiredGpuLayout) -> Optional[str]:
     return None
 
 
-def _pending_note(gpu):
+def _pending_note(gpu: Dict[str, Any]) -> str:
     mode = gpu["mig_mode"]
     if mode["pending"] != mode["current"]:
         return " (%s is pending until a GPU reset)" % mode["pending"]
     return ""
 
 
-def _mode_problems(needs_enabled, needs_disabled):
+def _mode_problems(needs_enabled: Sequence[Dict[str, Any]], needs_disabled: Sequence[Dict[str, Any]]) -> List[str]:
     problems = []
     if needs_enabled:
         problems.append(
@@ -94,7 +94,8 @@ def _mode_problems(needs_enabled, needs_disabled):
 class _LayoutRun(object):
     """One mig_layout task on one node."""
 
-    def __init__(self, source, plan, gpus, in_use, check_mode):
+    def __init__(self, source: Optional[Dict[str, Any]], plan: Optional[Dict[str, Any]], gpus: Any, in_use: str,
+                 check_mode: bool) -> None:
         self.source = source
         self.plan = plan
         self.gpus = gpus
@@ -105,7 +106,7 @@ class _LayoutRun(object):
         self.warnings = []
         self.diff = {"before": {}, "after": {}}
 
-    def _skip(self, gpu, reason, detail=None):
+    def _skip(self, gpu: Dict[str, Any], reason: str, detail: Optional[str] = None) -> None:
         entry = gpu_identity(gpu)
         entry["reason"] = reason
         if detail:
@@ -113,7 +114,7 @@ class _LayoutRun(object):
         self.skipped.append(entry)
 
     # ----------------------------------------------------------------- decide
-    def decide(self, facts):
+    def decide(self, facts: Dict[str, Any]) -> List[GpuDecision]:
         if self.plan is not None:
             desired_by_index, strategy = plan_from_result(self.plan, facts)
         else:
@@ -156,7 +157,7 @@ class _LayoutRun(object):
             self._start_entry(decision)
         return decisions
 
-    def _decide(self, gpu, desired, strategy):
+    def _decide(self, gpu: Dict[str, Any], desired: Optional[DesiredGpuLayout], strategy: str) -> GpuDecision:
         if not desired.mig_enabled:
             return decide_gpu(gpu, desired, strategy)
         if gpu["mig_mode"]["pending"] != gpu["mig_mode"]["current"]:
@@ -168,7 +169,7 @@ class _LayoutRun(object):
             decision.problem = "%s reports no MIG profiles with MIG enabled" % describe_gpu(gpu)
         return decision
 
-    def _start_entry(self, decision):
+    def _start_entry(self, decision: GpuDecision) -> None:
         gpu = decision.gpu
         entry = gpu_identity(gpu)
         entry.update(mig_enabled=decision.desired.mig_enabled, desired_devices=list(decision.desired.devices),
@@ -179,7 +180,7 @@ class _LayoutRun(object):
         self.diff["before"]["GPU %d" % gpu["index"]] = layout_lines(gpu.get("gpu_instances") or ())
 
     # ------------------------------------------------------------------ apply
-    def apply(self, decisions):
+    def apply(self, decisions: Sequence[GpuDecision]) -> None:
         for decision in decisions:
             if not _changes(decision):
                 continue
@@ -192,7 +193,7 @@ class _LayoutRun(object):
                 self._fail_after_apply(decision, error)
             entry["changed"] = True
 
-    def _fail_after_apply(self, decision, error):
+    def _fail_after_apply(self, decision: GpuDecision, error: ApplyError) -> NoReturn:
         gpu_now = self._reread(decision.gpu["index"])
         entry = self.entries[decision.gpu["index"]]
         entry["devices"] = mig_devices(gpu_now)
@@ -205,14 +206,14 @@ class _LayoutRun(object):
                         gpus=self.result_gpus(), skipped_gpus=self.skipped, failed_step=error.step,
                         **error.cause.failure_keys())
 
-    def _reread(self, index):
+    def _reread(self, index: int) -> Dict[str, Any]:
         for gpu in nvml.read_node_facts()["gpus"]:
             if gpu["index"] == index:
                 return gpu
         raise MigError("GPU %d disappeared from NVML while its MIG layout was being changed" % index)
 
     # ----------------------------------------------------------------- report
-    def finish(self, decisions, facts_after):
+    def finish(self, decisions: Sequence[GpuDecision], facts_after: Optional[Dict[str, Any]]) -> None:
         by_index = dict((gpu["index"], gpu) for gpu in facts_after["gpus"]) if facts_after else {}
         wrong = []
         for decision in decisions:
@@ -235,16 +236,17 @@ class _LayoutRun(object):
             raise TaskError("; ".join(wrong) + "; re-run the task to converge", changed=True,
                             gpus=self.result_gpus(), skipped_gpus=self.skipped)
 
-    def result_gpus(self):
+    def result_gpus(self) -> List[Dict[str, Any]]:
         return [self.entries[index] for index in sorted(self.entries)]
 
-    def result(self):
+    def result(self) -> Dict[str, Any]:
         gpus = self.result_gpus()
         return {"changed": any(entry["changed"] for entry in gpus), "gpus": gpus, "skipped_gpus": self.skipped,
                 "warnings": self.warnings, "diff": self.diff}
 
 
-def run_mig_layout(source=None, gpus=None, in_use=IN_USE_FAIL, check_mode=False, plan=None):
+def run_mig_layout(source: Optional[Dict[str, Any]] = None, gpus: Any = None, in_use: str = IN_USE_FAIL, check_mode: bool = False,
+                   plan: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Make the selected GPUs match the layout ``source`` (see ``layout.resolve_layout``), or carry out
     ``plan``, a node plan mig_plan_info returned (refused when the node's GPUs are no longer the planned ones).
 

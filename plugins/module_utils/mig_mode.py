@@ -18,6 +18,7 @@ The driver behaviour this follows (pending vs current mode, activation status, r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NoReturn, Optional, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
 from ansible_collections.gpufleet.mig.plugins.module_utils.apply import ApplyError, destroy_gpu_instances
@@ -27,6 +28,9 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import select_mig_capable
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import CommandRunner
 
 ENABLED = "enabled"
 DISABLED = "disabled"
@@ -40,29 +44,29 @@ _SMI_EXIT_NOT_SUPPORTED = 3
 class ModeDecision:
     """What to do to one GPU. ``destroy`` holds facts records of GPU instances to destroy first (force)."""
 
-    gpu: dict
+    gpu: Dict[str, Any]
     desired: str
     set_mode: bool
-    destroy: tuple
+    destroy: Tuple[Dict[str, Any], ...]
     reset: bool
 
     @property
-    def changes(self):
+    def changes(self) -> bool:
         return bool(self.set_mode or self.destroy or self.reset)
 
-    def predicted_mode(self):
+    def predicted_mode(self) -> Dict[str, str]:
         """Mode after a successful run: the driver activates by itself unless processes hold the GPU."""
         current = self.gpu["mig_mode"]["current"]
         if self.reset or (self.set_mode and not self.gpu.get("processes")):
             current = self.desired
         return {"current": current, "pending": self.desired}
 
-    def plan(self):
+    def plan(self) -> Dict[str, Any]:
         return {"set_mode": self.set_mode, "reset": self.reset,
                 "destroy_gpu_instances": [gi["id"] for gi in self.destroy]}
 
 
-def decide_mig_mode(gpu, desired, force=False, reset=False):
+def decide_mig_mode(gpu: Dict[str, Any], desired: str, force: bool = False, reset: bool = False) -> ModeDecision:
     """Decide for one MIG-capable GPU (a ``read_node_facts`` record). Raises MigError when it must refuse.
 
     Pure: reads nothing but ``gpu``.
@@ -95,7 +99,7 @@ def decide_mig_mode(gpu, desired, force=False, reset=False):
     return ModeDecision(gpu=gpu, desired=desired, set_mode=set_mode, destroy=destroy, reset=do_reset)
 
 
-def reset_argv(nvidia_smi, gpu):
+def reset_argv(nvidia_smi: str, gpu: Dict[str, Any]) -> List[str]:
     """``nvidia-smi -r -i <PCI bus id>``; the bus id survives re-enumeration, an index may not."""
     return [nvidia_smi, "-r", "-i", gpu.get("pci_bus_id") or str(gpu["index"])]
 
@@ -103,22 +107,22 @@ def reset_argv(nvidia_smi, gpu):
 class NvidiaSmiReset(object):
     """The GPU reset seam: ``run_command(argv) -> (rc, stdout, stderr)`` (AnsibleModule.run_command)."""
 
-    def __init__(self, nvidia_smi, run_command):
+    def __init__(self, nvidia_smi: str, run_command: CommandRunner) -> None:
         self.nvidia_smi = nvidia_smi
         self.run_command = run_command
 
-    def __call__(self, gpu):
+    def __call__(self, gpu: Dict[str, Any]) -> Dict[str, Any]:
         argv = reset_argv(self.nvidia_smi, gpu)
         rc, stdout, stderr = self.run_command(argv)
         return {"cmd": argv, "rc": rc, "stdout": stdout, "stderr": stderr}
 
 
-def reset_not_supported(outcome):
+def reset_not_supported(outcome: Dict[str, Any]) -> bool:
     text = ("%s\n%s" % (outcome.get("stdout") or "", outcome.get("stderr") or "")).lower()
     return outcome["rc"] == _SMI_EXIT_NOT_SUPPORTED or "not supported" in text
 
 
-def _first_paragraph(text):
+def _first_paragraph(text: Optional[str]) -> str:
     lines = []
     for line in (text or "").splitlines():
         if not line.strip():
@@ -129,21 +133,22 @@ def _first_paragraph(text):
     return " ".join(lines)
 
 
-def _gpu_entry(gpu, decision=None):
+def _gpu_entry(gpu: Dict[str, Any], decision: Optional[ModeDecision] = None) -> Dict[str, Any]:
     entry = gpu_identity(gpu)
     entry.update(before=dict(gpu["mig_mode"]), after=dict(gpu["mig_mode"]), changed=False, actions=[],
                  plan=decision.plan() if decision else None, reset_required=False, reboot_required=False)
     return entry
 
 
-def _diff_view(mode, gpu_instances):
+def _diff_view(mode: Dict[str, Any], gpu_instances: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
     return {"mig_mode": dict(mode), "gpu_instances": layout_lines(gpu_instances)}
 
 
 class _ModeRun(object):
     """One mig_mode task on one node: selection, decisions, writes, reset, re-read, result."""
 
-    def __init__(self, state, gpus, force, reset, check_mode, resetter):
+    def __init__(self, state: str, gpus: Any, force: bool, reset: bool, check_mode: bool,
+                 resetter: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]]) -> None:
         self.state = state
         self.gpus = gpus
         self.force = force
@@ -156,7 +161,7 @@ class _ModeRun(object):
         self.diff = {"before": {}, "after": {}}
 
     # ----------------------------------------------------------------- decide
-    def decide(self, facts):
+    def decide(self, facts: Dict[str, Any]) -> List[ModeDecision]:
         capable, self.skipped, problems = select_mig_capable(facts, self.gpus)
         decisions = []
         for gpu in capable:
@@ -175,7 +180,7 @@ class _ModeRun(object):
         return decisions
 
     # ------------------------------------------------------------------ write
-    def _fail(self, message, **extra):
+    def _fail(self, message: str, **extra: Any) -> NoReturn:
         """Raise with every entry's ``after`` as NVML reports it now, so a half-done run is reported exactly."""
         try:
             with nvml.NvmlSession():
@@ -191,7 +196,7 @@ class _ModeRun(object):
         details.update(extra)
         raise TaskError(message, **details)
 
-    def write(self, decision):
+    def write(self, decision: ModeDecision) -> None:
         """Destroy instances (force) and set the mode; inside an NVML session."""
         gpu = decision.gpu
         entry = self.entries[gpu["index"]]
@@ -218,7 +223,7 @@ class _ModeRun(object):
             if outcome["activation_status"] == nvml.NVML_ERROR_RESET_REQUIRED:
                 entry["reboot_required"] = True
 
-    def reset_pending(self, decision):
+    def reset_pending(self, decision: ModeDecision) -> None:
         """Run the GPU reset for a decision that asks for it and still needs it; outside any NVML session."""
         gpu = decision.gpu
         entry = self.entries[gpu["index"]]
@@ -243,7 +248,7 @@ class _ModeRun(object):
                    cmd=outcome["cmd"], rc=outcome["rc"], stdout=outcome["stdout"], stderr=outcome["stderr"])
 
     # ----------------------------------------------------------------- report
-    def finish(self, decisions, facts_after):
+    def finish(self, decisions: Iterable[ModeDecision], facts_after: Optional[Dict[str, Any]]) -> None:
         by_index = dict((gpu["index"], gpu) for gpu in facts_after["gpus"]) if facts_after else {}
         for decision in decisions:
             index = decision.gpu["index"]
@@ -260,7 +265,7 @@ class _ModeRun(object):
             self.diff["after"]["GPU %d" % index] = _diff_view(entry["after"], after_instances)
             self._warn_pending(decision.gpu, entry)
 
-    def _warn_pending(self, gpu, entry):
+    def _warn_pending(self, gpu: Dict[str, Any], entry: Dict[str, Any]) -> None:
         if entry["reboot_required"]:
             self.warnings.append("MIG mode %s is pending on %s and only a reboot can activate it (no GPU reset on "
                                  "this host); reboot the node" % (entry["after"]["pending"], describe_gpu(gpu)))
@@ -268,10 +273,10 @@ class _ModeRun(object):
             self.warnings.append("MIG mode %s is pending on %s: stop its clients and reset it (reset=true), or "
                                  "reboot the node" % (entry["after"]["pending"], describe_gpu(gpu)))
 
-    def result_gpus(self):
+    def result_gpus(self) -> List[Dict[str, Any]]:
         return [self.entries[index] for index in sorted(self.entries)]
 
-    def result(self):
+    def result(self) -> Dict[str, Any]:
         gpus = self.result_gpus()
         return {
             "changed": any(entry["changed"] for entry in gpus),
@@ -284,7 +289,8 @@ class _ModeRun(object):
         }
 
 
-def run_mig_mode(state, gpus=None, force=False, reset=False, check_mode=False, resetter=None):
+def run_mig_mode(state: str, gpus: Any = None, force: bool = False, reset: bool = False, check_mode: bool = False,
+                 resetter: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None) -> Dict[str, Any]:
     """Bring the selected GPUs' MIG mode to ``state`` (``enabled`` / ``disabled``).
 
     ``resetter(gpu) -> {cmd, rc, stdout, stderr}`` runs the GPU reset (``NvidiaSmiReset``); it is needed

@@ -20,11 +20,11 @@ k8s-device-plugin v0.17 and later (docs/device-plugin.md has the semantics and t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ProfileError, StrategyError
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import mig_device_instances
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import parse_profile, resource_name
+from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import ParsedProfile, parse_profile, resource_name
 
 STRATEGIES = ("none", "single", "mixed")
 STRATEGY_NONE, STRATEGY_SINGLE, STRATEGY_MIXED = STRATEGIES
@@ -63,14 +63,14 @@ class StrategyLayoutError(StrategyError):
     ``gpus`` the GPU indices concerned.
     """
 
-    def __init__(self, message, strategy, reason, plugin_error, gpus=()):
+    def __init__(self, message: str, strategy: str, reason: str, plugin_error: str, gpus: Iterable[int] = ()) -> None:
         super(StrategyLayoutError, self).__init__(message)
         self.strategy = strategy
         self.reason = reason
         self.plugin_error = plugin_error
         self.gpus = tuple(gpus)
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return {"strategy": self.strategy, "reason": self.reason, "plugin_error": self.plugin_error,
                 "gpus": list(self.gpus), "message": str(self)}
 
@@ -87,19 +87,19 @@ class MigDevice:
     profile: str  # canonical go-nvlib name, ``1g.5gb+me``
     uuid: Optional[str]
     device_index: Optional[int]  # the index nvidia-smi -L prints
-    attributes: tuple  # ((label suffix, value), ...): the MIG attribute labels the facts determine
+    attributes: Tuple[Tuple[str, int], ...]  # ((label suffix, value), ...): the MIG attribute labels the facts determine
 
     @property
-    def resource(self):
+    def resource(self) -> str:
         """The mixed-strategy resource (``nvidia.com/mig-1g.5gb.me``)."""
         return resource_name(self.profile)
 
     @property
-    def label_name(self):
+    def label_name(self) -> str:
         """The profile as GFD and the plugin spell it in names (``+`` -> ``.``)."""
         return self.profile.replace("+", ".")
 
-    def attribute_map(self):
+    def attribute_map(self) -> Dict[str, int]:
         return dict(self.attributes)
 
 
@@ -115,7 +115,7 @@ class DeviceRef:
     profile: Optional[str] = None  # MIG devices only
     device_index: Optional[int] = None  # MIG devices only
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return {"kind": self.kind, "uuid": self.uuid, "gpu_index": self.gpu_index, "gpu_uuid": self.gpu_uuid,
                 "gpu_name": self.gpu_name, "profile": self.profile, "mig_device_index": self.device_index}
 
@@ -123,13 +123,13 @@ class DeviceRef:
 # --------------------------------------------------------------------------------------------- facts
 
 
-def validate_strategy(strategy):
+def validate_strategy(strategy: str) -> str:
     if strategy not in STRATEGIES:
         raise StrategyError("unknown MIG strategy %r: expected one of %s" % (strategy, ", ".join(STRATEGIES)))
     return strategy
 
 
-def facts_gpus(facts):
+def facts_gpus(facts: Dict[str, Any]) -> List[Dict[str, Any]]:
     gpus = facts.get("gpus") if isinstance(facts, dict) else None
     if gpus is None:
         raise StrategyError(
@@ -142,17 +142,17 @@ def facts_gpus(facts):
     return sorted(gpus, key=lambda gpu: gpu["index"])
 
 
-def mig_enabled(gpu):
+def mig_enabled(gpu: Dict[str, Any]) -> bool:
     """The mode the device plugin and GFD act on: NVML's current mode (a pending one is not in effect yet)."""
     mode = gpu.get("mig_mode")
     return bool(mode) and mode.get("current") == "enabled"
 
 
-def _number(value):
+def _number(value: Any) -> Optional[int]:
     return None if value is None else int(value)
 
 
-def _device_attributes(gpu_instance, compute_instance, parsed):
+def _device_attributes(gpu_instance: Dict[str, Any], compute_instance: Dict[str, Any], parsed: ParsedProfile) -> Tuple[Tuple[str, int], ...]:
     attributes = [
         ("memory", _number(gpu_instance.get("memory_mib"))),
         ("slices.gi", parsed.gpu_slices),
@@ -167,7 +167,7 @@ def _device_attributes(gpu_instance, compute_instance, parsed):
     return tuple((suffix, value) for suffix, value in attributes if value is not None)
 
 
-def _compute_instance_profile(gpu, gpu_instance, compute_instance):
+def _compute_instance_profile(gpu: Dict[str, Any], gpu_instance: Dict[str, Any], compute_instance: Dict[str, Any]) -> ParsedProfile:
     name = compute_instance.get("profile_name") or gpu_instance.get("profile_name")
     if not name:
         raise StrategyError(
@@ -180,7 +180,7 @@ def _compute_instance_profile(gpu, gpu_instance, compute_instance):
         raise StrategyError("GPU %s: %s" % (gpu["index"], error))
 
 
-def plugin_devices(gpu):
+def plugin_devices(gpu: Dict[str, Any]) -> List[MigDevice]:
     """The MIG devices of one GPU as the device plugin and GFD see them (none while MIG is off), ordered by
     GPU instance id and compute instance id as the plugin enumerates them."""
     if not mig_enabled(gpu):
@@ -202,12 +202,12 @@ def plugin_devices(gpu):
     return sorted(devices, key=lambda device: (device.gpu_instance_id, device.compute_instance_id))
 
 
-def _gpu_ref(gpu):
+def _gpu_ref(gpu: Dict[str, Any]) -> DeviceRef:
     return DeviceRef(kind="gpu", uuid=gpu.get("uuid"), gpu_index=gpu["index"], gpu_uuid=gpu.get("uuid"),
                      gpu_name=gpu.get("name") or "")
 
 
-def _mig_ref(device):
+def _mig_ref(device: MigDevice) -> DeviceRef:
     return DeviceRef(kind="mig", uuid=device.uuid, gpu_index=device.gpu_index, gpu_uuid=device.gpu_uuid,
                      gpu_name=device.gpu_name, profile=device.profile, device_index=device.device_index)
 
@@ -225,10 +225,10 @@ class GpuLayout:
 
     index: int
     mig_enabled: bool
-    devices: tuple = ()
+    devices: Tuple[Tuple[str, Tuple[Tuple[str, int], ...]], ...] = ()
 
     @classmethod
-    def coerce(cls, value):
+    def coerce(cls, value: Union[GpuLayout, Dict[str, Any]]) -> GpuLayout:
         """A GpuLayout from itself or ``{"index", "mig_enabled", "devices": [profile names]}``."""
         if isinstance(value, cls):
             return value
@@ -241,18 +241,18 @@ class GpuLayout:
             raise StrategyError("GPU %s: %s" % (value.get("index"), error))
 
 
-def gpu_layouts(facts):
+def gpu_layouts(facts: Dict[str, Any]) -> List[GpuLayout]:
     """The ``GpuLayout`` of every GPU in ``gpu_info`` facts."""
     return [GpuLayout(index=gpu["index"], mig_enabled=mig_enabled(gpu),
                       devices=tuple((device.profile, device.attributes) for device in plugin_devices(gpu)))
             for gpu in facts_gpus(facts)]
 
 
-def _indices(layouts):
+def _indices(layouts: Iterable[GpuLayout]) -> str:
     return ", ".join(str(layout.index) for layout in layouts)
 
 
-def _single_problem(layouts):
+def _single_problem(layouts: Sequence[GpuLayout]) -> Optional[StrategyLayoutError]:
     """The single-strategy refusal, in the plugin's check order (internal/rm/device_map.go), or None."""
     enabled = [layout for layout in layouts if layout.mig_enabled]
     if not enabled:
@@ -293,7 +293,7 @@ def _single_problem(layouts):
     return None
 
 
-def _mixed_problem(layouts):
+def _mixed_problem(layouts: Sequence[GpuLayout]) -> Optional[StrategyLayoutError]:
     for layout in layouts:
         if not layout.mig_enabled:
             continue
@@ -311,7 +311,7 @@ def _mixed_problem(layouts):
     return None
 
 
-def layout_problem(layouts, strategy):
+def layout_problem(layouts: Iterable[Union[GpuLayout, Dict[str, Any]]], strategy: str) -> Optional[StrategyLayoutError]:
     """The ``StrategyLayoutError`` the device plugin would hit with these GPU layouts, or None.
 
     ``layouts`` lists every GPU of the node as ``GpuLayout`` or ``{"index", "mig_enabled", "devices"}``
@@ -326,7 +326,7 @@ def layout_problem(layouts, strategy):
     return None
 
 
-def strategy_warnings(facts, strategy):
+def strategy_warnings(facts: Dict[str, Any], strategy: str) -> Tuple[str, ...]:
     """Conditions that do not stop the plugin but that an operator should see."""
     validate_strategy(strategy)
     warnings = []
@@ -348,7 +348,7 @@ def strategy_warnings(facts, strategy):
 # ------------------------------------------------------------------------------------------ resources
 
 
-def resource_devices(facts, strategy):
+def resource_devices(facts: Dict[str, Any], strategy: str) -> Dict[str, Tuple[DeviceRef, ...]]:
     """Resource name -> the devices (``DeviceRef``) the plugin serves under it.
 
     Only meaningful for a layout the plugin serves: the caller checks ``layout_problem`` first (once).

@@ -27,7 +27,7 @@ import json
 import re
 
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, MigError, ProfileError, StrategyError
 from ansible_collections.gpufleet.mig.plugins.module_utils.layout import DesiredGpuLayout, resolve_layout
@@ -56,11 +56,11 @@ _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 _HASH_LENGTH = 12
 
 
-def _mode_word(enabled):
+def _mode_word(enabled: bool) -> str:
     return ENABLED if enabled else DISABLED
 
 
-def _counts(devices):
+def _counts(devices: Iterable[str]) -> Dict[str, int]:
     """``("1g.5gb", "1g.5gb")`` -> ``{"1g.5gb": 2}``, keeping the canonical largest-first order."""
     counts = {}
     for name in devices:
@@ -68,7 +68,7 @@ def _counts(devices):
     return counts
 
 
-def config_id(source, desired_by_index):
+def config_id(source: Optional[Dict[str, Any]], desired_by_index: Dict[int, Optional[DesiredGpuLayout]]) -> str:
     """Label-safe id of the desired config: its name, or a hash of the layout resolved for this node."""
     name = source.get("mig_config") if isinstance(source, dict) else None
     layout = dict((str(index), desired.to_dict() if desired is not None else None)
@@ -299,7 +299,7 @@ def plan_from_result(plan: dict, facts: dict) -> Tuple[Dict[int, Optional[Desire
     return desired, plan["strategy"]
 
 
-def select_mig_capable(facts: dict, gpus) -> Tuple[List[dict], List[dict], List[str]]:
+def select_mig_capable(facts: Dict[str, Any], gpus: Any) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]], List[str]]:
     """The node modules' rule for GPUs that cannot do MIG: ``(capable, skipped, problems)`` of a selection.
 
     With ``gpus=all`` such a GPU is skipped (reason ``not MIG-capable``); named in ``gpus``, it is a problem.
@@ -336,7 +336,7 @@ def strategy_problems(decisions: Sequence[GpuDecision], strategy: str) -> Tuple[
     return ([str(problem)] if problem is not None else []), warnings
 
 
-def _layout_for_mig_layout(decisions):
+def _layout_for_mig_layout(decisions: Sequence[GpuDecision]) -> Dict[str, Any]:
     """Inline per-index layout (``{"0": {"3g.20gb": 1}}``) of the GPUs whose devices the rollout manages."""
     layout = {}
     for decision in decisions:
@@ -345,7 +345,8 @@ def _layout_for_mig_layout(decisions):
     return layout
 
 
-def plan_node(facts, desired_by_index, catalogs, strategy, source=None):
+def plan_node(facts: Dict[str, Any], desired_by_index: Dict[int, Optional[DesiredGpuLayout]], catalogs: Dict[int, GpuCatalog],
+              strategy: str, source: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Plan one node. Pure: reads nothing but its arguments.
 
     ``facts`` is ``gpu.read_node_facts()`` (``gpus`` records), ``desired_by_index`` what
@@ -391,7 +392,7 @@ def plan_node(facts, desired_by_index, catalogs, strategy, source=None):
     }
 
 
-def read_and_plan_node(source, strategy, gpus=None):
+def read_and_plan_node(source: Dict[str, Any], strategy: str, gpus: Any = None) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Read the node through NVML (one session) and plan it: ``(facts, plan)``.
 
     Only the GPUs ``gpus`` selects (``selection.select_gpus``; all by default) are planned, the others are

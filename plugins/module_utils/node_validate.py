@@ -26,13 +26,14 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, ProfileError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import normalize_profile
 from ansible_collections.gpufleet.mig.plugins.module_utils.gfd_labels import MIG_STRATEGY_LABEL, LabelExpectation, expected_labels
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
     RESOURCE_PREFIX,
+    DeviceRef,
     StrategyLayoutError,
     gpu_layouts,
     layout_problem,
@@ -40,6 +41,9 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
     strategy_warnings,
     validate_strategy,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeClient
 
 POD_COUNT_ONE_PER_RESOURCE = "one_per_resource"
 POD_COUNT_ONE_PER_DEVICE = "one_per_device"
@@ -76,13 +80,13 @@ class NodeExpectation:
     """Everything a node must show for one MIG state and strategy."""
 
     strategy: str
-    resources: dict
+    resources: Dict[str, int]
     labels: LabelExpectation
-    devices: dict  # resource name -> tuple of DeviceRef
-    warnings: tuple = ()
+    devices: Dict[str, Tuple[DeviceRef, ...]]  # resource name -> its devices
+    warnings: Tuple[str, ...] = ()
     problem: Optional[StrategyLayoutError] = None
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return {
             "strategy": self.strategy,
             "resources": dict(self.resources),
@@ -98,22 +102,22 @@ class NodeExpectation:
 class NodeComparison:
     """Result of comparing a node with its expectation; ``diff`` is empty when the node matches."""
 
-    seen: dict
-    diff: dict
-    lingering: dict = field(default_factory=dict)  # capacity left by vanished resources (allocatable 0)
+    seen: Dict[str, Any]
+    diff: Dict[str, Any]
+    lingering: Dict[str, Any] = field(default_factory=dict)  # capacity left by vanished resources (allocatable 0)
 
     @property
-    def matches(self):
+    def matches(self) -> bool:
         return not any(self.diff.values())
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return {"seen": self.seen, "diff": self.diff, "lingering": self.lingering, "matches": self.matches}
 
 
 # -------------------------------------------------------------------------------------- expectation
 
 
-def node_expectation(facts, strategy):
+def node_expectation(facts: Dict[str, Any], strategy: str) -> NodeExpectation:
     """Resources, labels, devices per resource, warnings and the plugin-refusal problem of one node.
 
     With a refused layout, ``resources`` and ``devices`` are empty (the plugin's pod crash-loops, so kubelet
@@ -135,7 +139,7 @@ def node_expectation(facts, strategy):
 # ---------------------------------------------------------------------------------------- comparison
 
 
-def _quantity(value):
+def _quantity(value: Any) -> Any:
     """An extended-resource quantity as an int (they are whole numbers); anything else stays as given."""
     if value is None:
         return None
@@ -145,16 +149,16 @@ def _quantity(value):
     return int(text) if re.match(r"^[0-9]+$", text) else text
 
 
-def _nvidia_resources(resources):
+def _nvidia_resources(resources: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     return dict((name, _quantity(value)) for name, value in sorted((resources or {}).items())
                 if name.startswith(RESOURCE_PREFIX))
 
 
-def _present(quantity):
+def _present(quantity: Any) -> bool:
     return quantity is not None and quantity != 0
 
 
-def compare_node(expectation, node, check_labels=True):
+def compare_node(expectation: NodeExpectation, node: Dict[str, Any], check_labels: bool = True) -> NodeComparison:
     """Compare a node (API JSON of a Node, or ``{capacity, allocatable, labels}``) with ``expectation``.
 
     * allocatable: every expected resource at its count, and no other ``nvidia.com/*`` resource above 0;
@@ -199,7 +203,7 @@ def compare_node(expectation, node, check_labels=True):
     return NodeComparison(seen=seen, diff=diff, lingering=lingering)
 
 
-def _label_priority(key):
+def _label_priority(key: str) -> int:
     """Labels that tell the most first: the strategy, then counts and products, then the rest."""
     if key == MIG_STRATEGY_LABEL:
         return 0
@@ -208,7 +212,7 @@ def _label_priority(key):
     return 2
 
 
-def describe_diff(diff, limit=12):
+def describe_diff(diff: Dict[str, Any], limit: int = 12) -> List[str]:
     """One line per difference, for failure messages (``limit`` lines, then a count of the rest).
 
     Resources come first, then labels by importance. When every expected label is missing, which is what a
@@ -233,7 +237,7 @@ def describe_diff(diff, limit=12):
     return lines
 
 
-def _shown(value):
+def _shown(value: Any) -> str:
     if value is None:
         return "absent"
     if isinstance(value, str):
@@ -247,7 +251,7 @@ def _shown(value):
 # ------------------------------------------------------------------------------------ nvidia-smi -L
 
 
-def parse_device_listing(text):
+def parse_device_listing(text: Optional[str]) -> List[Dict[str, Any]]:
     """The devices an ``nvidia-smi -L`` listing names, in order: ``{"kind": "gpu"|"mig", ...}`` dicts.
 
     MIG entries carry the UUID of the GPU listed before them as ``gpu_uuid``.
@@ -265,14 +269,15 @@ def parse_device_listing(text):
     return entries
 
 
-def _same_profile(printed, wanted):
+def _same_profile(printed: str, wanted: Optional[str]) -> bool:
     try:
         return normalize_profile(printed) == normalize_profile(wanted)
     except ProfileError:
         return False
 
 
-def assigned_device(resource, candidates, listing):
+def assigned_device(resource: str, candidates: Sequence[DeviceRef],
+                    listing: Sequence[Dict[str, Any]]) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
     """``(device dict, None)`` for the device a pod of ``resource`` got, or ``(None, problem text)``.
 
     ``candidates`` are the ``strategy.DeviceRef`` the plugin serves under ``resource`` on this node. A pod
@@ -303,24 +308,24 @@ def assigned_device(resource, candidates, listing):
 # --------------------------------------------------------------------------------------------- pods
 
 
-def node_label_value(node_name):
+def node_label_value(node_name: str) -> str:
     """A label value naming the node (node names may be longer than the 63 characters labels allow)."""
     if len(node_name) <= 63 and _LABEL_VALUE.match(node_name):
         return node_name
     return "sha1-" + hashlib.sha1(node_name.encode("utf-8")).hexdigest()[:32]
 
 
-def pod_selector(node_name):
+def pod_selector(node_name: str) -> str:
     return "%s=%s,%s=%s,%s=%s" % (MANAGED_BY_LABEL, MANAGED_BY, COMPONENT_LABEL, COMPONENT,
                                   NODE_LABEL, node_label_value(node_name))
 
 
-def _slug(resource):
+def _slug(resource: str) -> str:
     name = resource.split("/", 1)[-1]
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:30]
 
 
-def validation_pod(node_name, resource, namespace, image, command):
+def validation_pod(node_name: str, resource: str, namespace: str, image: str, command: Sequence[str]) -> Dict[str, Any]:
     """The manifest of one validation pod (``generateName``: the server picks the suffix)."""
     return {
         "apiVersion": "v1",
@@ -346,7 +351,7 @@ def validation_pod(node_name, resource, namespace, image, command):
     }
 
 
-def _pod_problem_from_status(pod):
+def _pod_problem_from_status(pod: Dict[str, Any]) -> Optional[str]:
     """Why a pod is stuck, from its container statuses (image pull errors, crash loops) or conditions."""
     status = pod.get("status") or {}
     for container in status.get("containerStatuses") or ():
@@ -360,7 +365,7 @@ def _pod_problem_from_status(pod):
 
 
 class _PodRun(object):
-    def __init__(self, resource, candidates, pod):
+    def __init__(self, resource: str, candidates: Sequence[DeviceRef], pod: Dict[str, Any]) -> None:
         self.resource = resource
         self.candidates = candidates
         self.pod = pod
@@ -370,21 +375,21 @@ class _PodRun(object):
         self.vanished = False
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self.pod["metadata"]["name"]
 
     @property
-    def namespace(self):
+    def namespace(self) -> str:
         return self.pod["metadata"]["namespace"]
 
     @property
-    def phase(self):
+    def phase(self) -> str:
         return (self.pod.get("status") or {}).get("phase", "Pending")
 
-    def wanted_kind(self):
+    def wanted_kind(self) -> str:
         return self.candidates[0].kind if self.candidates else "gpu"
 
-    def refresh(self, client):
+    def refresh(self, client: KubeClient) -> None:
         pod = client.get_pod(self.namespace, self.name)
         if pod is None:
             # Deleted behind our back (an eviction, another tool); there is nothing left to read.
@@ -401,7 +406,8 @@ class _PodRun(object):
         self.done = self.phase in _TERMINAL_PHASES or (self.phase == "Running" and listed)
 
 
-def _delete_and_wait(client, pods, deadline, clock, sleep, poll):
+def _delete_and_wait(client: KubeClient, pods: Iterable[Tuple[str, str]], deadline: float, clock: Callable[[], float],
+                     sleep: Callable[[float], None], poll: float) -> List[str]:
     """Delete pods (grace 0) and wait until the API no longer has them; names of pods still present."""
     for namespace, name in pods:
         client.delete_pod(namespace, name, grace_period_seconds=0)
@@ -414,8 +420,10 @@ def _delete_and_wait(client, pods, deadline, clock, sleep, poll):
     return ["%s/%s" % pod for pod in remaining]
 
 
-def run_validation_pods(client, node_name, expectation, namespace, image, command, pod_count, cleanup, timeout,
-                        poll_interval, clock=time.monotonic, sleep=time.sleep):
+def run_validation_pods(client: KubeClient, node_name: str, expectation: NodeExpectation, namespace: str, image: str,
+                        command: Sequence[str], pod_count: str, cleanup: str, timeout: float,
+                        poll_interval: float, clock: Callable[[], float] = time.monotonic,
+                        sleep: Callable[[float], None] = time.sleep) -> Tuple[List[Dict[str, Any]], List[str], bool]:
     """Create, watch, check and clean up the validation pods; returns ``(pods, problems, changed)``.
 
     ``changed`` is true when pods of an earlier run were deleted or this run's pods are kept.
@@ -464,7 +472,7 @@ def run_validation_pods(client, node_name, expectation, namespace, image, comman
     return pods, problems, bool(leftovers) or bool(runs and keep)
 
 
-def _check_runs(runs, timeout):
+def _check_runs(runs: Sequence[_PodRun], timeout: float) -> Tuple[List[Dict[str, Any]], List[str]]:
     pods = []
     problems = []
     owners = {}
@@ -499,8 +507,9 @@ def _check_runs(runs, timeout):
 # ------------------------------------------------------------------------------------------ the wait
 
 
-def wait_for_node(client, node_name, expectation, timeout, poll_interval, once=False, check_labels=True,
-                  clock=time.monotonic, sleep=time.sleep):
+def wait_for_node(client: KubeClient, node_name: str, expectation: NodeExpectation, timeout: float, poll_interval: float,
+                  once: bool = False, check_labels: bool = True, clock: Callable[[], float] = time.monotonic,
+                  sleep: Callable[[float], None] = time.sleep) -> Tuple[NodeComparison, float]:
     """Poll the Node until it shows ``expectation`` or ``timeout`` passes; ``(comparison, waited seconds)``.
 
     With ``once`` (check mode) the node is read a single time.
@@ -514,10 +523,11 @@ def wait_for_node(client, node_name, expectation, timeout, poll_interval, once=F
         sleep(min(poll_interval, max(timeout - waited, 0)))
 
 
-def validate_node(client, node_name, expectation, timeout=300, poll_interval=5, check_mode=False,
-                  check_labels=True, validation_pods=False, namespace="default", image=None, command=DEFAULT_COMMAND,
-                  pod_count=POD_COUNT_ONE_PER_RESOURCE, cleanup=CLEANUP_ALWAYS, pod_timeout=120,
-                  clock=time.monotonic, sleep=time.sleep):
+def validate_node(client: KubeClient, node_name: str, expectation: NodeExpectation, timeout: float = 300, poll_interval: float = 5,
+                  check_mode: bool = False, check_labels: bool = True, validation_pods: bool = False, namespace: str = "default",
+                  image: Optional[str] = None, command: Sequence[str] = DEFAULT_COMMAND,
+                  pod_count: str = POD_COUNT_ONE_PER_RESOURCE, cleanup: str = CLEANUP_ALWAYS, pod_timeout: float = 120,
+                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
     """Wait for the node to show ``expectation`` and run the validation pods; the module's result.
 
     Raises ``TaskError`` (carrying the partial result in ``details``) when the node does not match in time or a

@@ -29,12 +29,14 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Counter as CounterType, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, ProfileError
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices, placement, placement_pair
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
     MEDIA_ENGINE_FIELDS,
+    ComputeInstanceProfile,
+    GpuCatalog,
     GpuInstanceProfile,
     canonical_devices,
     normalize_profile,
@@ -43,7 +45,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
 _ENGINE_WORDS = {"decoders": "decoder", "encoders": "encoder", "jpegs": "JPEG", "ofas": "OFA"}
 
 
-def _slice_mask(placement):
+def _slice_mask(placement: Tuple[int, int]) -> int:
     start, size = placement
     return ((1 << size) - 1) << start
 
@@ -55,7 +57,7 @@ class ExistingComputeInstance:
     name: Optional[str]  # MIG device name; None when the catalog does not know the CI profile
     placement: Optional[Tuple[int, int]]  # (start, size) in compute slices
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return {"id": self.id, "profile_id": self.profile_id, "profile_name": self.name,
                 "placement": placement(self.placement)}
 
@@ -65,10 +67,10 @@ class ExistingGpuInstance:
     id: int
     profile_id: int
     name: Optional[str]  # GI profile name; None when the catalog does not know the profile
-    placement: tuple
-    compute_instances: tuple
+    placement: Tuple[int, int]
+    compute_instances: Tuple[ExistingComputeInstance, ...]
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return {"id": self.id, "profile_id": self.profile_id, "profile_name": self.name,
                 "placement": placement(self.placement),
                 "compute_instances": [ci.to_dict() for ci in self.compute_instances]}
@@ -80,9 +82,9 @@ class PlannedComputeInstance:
     profile_index: int
     profile_id: int
     slice_count: int
-    placement: tuple
+    placement: Tuple[int, int]
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return {"profile_name": self.name, "profile_index": self.profile_index, "profile_id": self.profile_id,
                 "placement": placement(self.placement)}
 
@@ -92,10 +94,10 @@ class PlannedGpuInstance:
     name: str
     profile_id: int
     profile_index: int
-    placement: tuple
-    compute_instances: tuple
+    placement: Tuple[int, int]
+    compute_instances: Tuple[PlannedComputeInstance, ...]
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return {"profile_name": self.name, "profile_id": self.profile_id, "profile_index": self.profile_index,
                 "placement": placement(self.placement),
                 "compute_instances": [ci.to_dict() for ci in self.compute_instances]}
@@ -109,17 +111,17 @@ class GpuPlan:
     at its placement, then its CIs largest first). ``keep`` is informational.
     """
 
-    keep: tuple
-    destroy: tuple
-    create: tuple
-    current_devices: tuple
-    desired_devices: tuple
+    keep: Tuple[ExistingGpuInstance, ...]
+    destroy: Tuple[ExistingGpuInstance, ...]
+    create: Tuple[PlannedGpuInstance, ...]
+    current_devices: Tuple[str, ...]
+    desired_devices: Tuple[str, ...]
 
     @property
-    def converged(self):
+    def converged(self) -> bool:
         return not self.destroy and not self.create
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return {
             "converged": self.converged,
             "keep": [gi.to_dict() for gi in self.keep],
@@ -133,10 +135,10 @@ class GpuPlan:
 @dataclass(frozen=True)
 class _DesiredGpuInstance:
     profile: GpuInstanceProfile
-    compute_instances: tuple  # ((ComputeInstanceProfile, placement), ...)
+    compute_instances: Tuple[Tuple[ComputeInstanceProfile, Tuple[int, int]], ...]
 
     @property
-    def device_names(self):
+    def device_names(self) -> Tuple[str, ...]:
         return tuple(item[0].name for item in self.compute_instances)
 
 
@@ -145,10 +147,10 @@ class _Keepable:
     existing: ExistingGpuInstance
     profile: GpuInstanceProfile
     is_full: bool
-    compute_counts: tuple  # ((ci profile index, count), ...) for partial GIs
+    compute_counts: Tuple[Tuple[int, int], ...]  # (ci profile index, count) for partial GIs
 
 
-def _compute_name(gi_profile, ci):
+def _compute_name(gi_profile: Optional[GpuInstanceProfile], ci: Dict[str, Any]) -> Optional[str]:
     """Device name of an existing CI: catalog first (by id), then what NVML facts said."""
     if gi_profile is not None:
         compute_profile = gi_profile.compute_profile_by_id(ci.get("profile_id"))
@@ -163,7 +165,7 @@ def _compute_name(gi_profile, ci):
     return None
 
 
-def existing_gpu_instances(catalog, gpu_instances):
+def existing_gpu_instances(catalog: Optional[GpuCatalog], gpu_instances: Optional[Iterable[Union[Dict[str, Any], ExistingGpuInstance]]]) -> Tuple[ExistingGpuInstance, ...]:
     """Facts (``gpu.read_node_facts()['gpus'][i]['gpu_instances']``) -> ExistingGpuInstance tuple."""
     existing = []
     for gi in gpu_instances or ():
@@ -187,7 +189,8 @@ def existing_gpu_instances(catalog, gpu_instances):
     return tuple(sorted(existing, key=lambda gi: gi.id))
 
 
-def devices_from_instances(gpu_instances, catalog=None):
+def devices_from_instances(gpu_instances: Iterable[Union[Dict[str, Any], ExistingGpuInstance]],
+                           catalog: Optional[GpuCatalog] = None) -> Tuple[str, ...]:
     """The MIG devices (one per compute instance) the GPU has now, as a canonical sorted multiset.
 
     Comparable with ``DesiredGpuLayout.devices``; empty GPU instances contribute nothing.
@@ -203,12 +206,12 @@ def devices_from_instances(gpu_instances, catalog=None):
 class _ComputeBin(object):
     """A GPU instance being filled with partial compute instances during packing."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.used = 0  # compute-slice bit mask
         self.counts = Counter()  # CI profile index -> instances placed
         self.items = []  # [(ComputeInstanceProfile, placement)]
 
-    def free_placement(self, compute):
+    def free_placement(self, compute: ComputeInstanceProfile) -> Optional[Tuple[int, int]]:
         if self.counts[compute.index] >= compute.instance_count:
             return None
         for placement in compute.placements:
@@ -216,13 +219,13 @@ class _ComputeBin(object):
                 return placement
         return None
 
-    def add(self, compute, placement):
+    def add(self, compute: ComputeInstanceProfile, placement: Tuple[int, int]) -> None:
         self.used |= _slice_mask(placement)
         self.counts[compute.index] += 1
         self.items.append((compute, placement))
 
 
-def _pack_compute_instances(gi_profile, compute_profiles):
+def _pack_compute_instances(gi_profile: GpuInstanceProfile, compute_profiles: Iterable[ComputeInstanceProfile]) -> List[_DesiredGpuInstance]:
     """Partial CIs of one GI profile -> GIs, first-fit decreasing over the CI placements."""
     bins = []
     for compute in sorted(compute_profiles, key=lambda item: (-item.slice_count, item.index)):
@@ -243,7 +246,8 @@ def _pack_compute_instances(gi_profile, compute_profiles):
             for packed in bins]
 
 
-def _group_into_gpu_instances(full_counts, partial_demand, profiles_by_id):
+def _group_into_gpu_instances(full_counts: Dict[int, int], partial_demand: Dict[int, CounterType[int]],
+                              profiles_by_id: Dict[int, GpuInstanceProfile]) -> List[_DesiredGpuInstance]:
     """Desired GIs for a demand: one GI per full device, partial devices packed per GI profile."""
     wanted = []
     for profile_id, count in sorted(full_counts.items()):
@@ -259,7 +263,7 @@ def _group_into_gpu_instances(full_counts, partial_demand, profiles_by_id):
     return wanted
 
 
-def _static_problems(catalog, profiles):
+def _static_problems(catalog: GpuCatalog, profiles: Sequence[GpuInstanceProfile]) -> List[Tuple[str, str]]:
     """Placement-independent reasons a set of GI profiles cannot coexist: [(reason, message), ...]."""
     problems = []
     counts = Counter(profile.profile_id for profile in profiles)
@@ -286,7 +290,7 @@ def _static_problems(catalog, profiles):
     return problems
 
 
-def _find_placements(profiles, occupied):
+def _find_placements(profiles: Sequence[GpuInstanceProfile], occupied: int) -> Optional[List[Tuple[int, int]]]:
     """Non-overlapping placements for GI profiles around ``occupied`` (bit mask), or None.
 
     Backtracking, most constrained profile first; equal profiles take placements in increasing order so
@@ -296,7 +300,7 @@ def _find_placements(profiles, occupied):
                    key=lambda i: (len(profiles[i].placements), -profiles[i].memory_slices, profiles[i].profile_id))
     chosen = [None] * len(profiles)
 
-    def place(position, used, previous_choice):
+    def place(position: int, used: int, previous_choice: int) -> bool:
         if position == len(order):
             return True
         index = order[position]
@@ -316,7 +320,8 @@ def _find_placements(profiles, occupied):
     return list(chosen) if place(0, occupied, -1) else None
 
 
-def _realise(catalog, kept, full_counts, partial_demand, profiles_by_id):
+def _realise(catalog: GpuCatalog, kept: Sequence[_Keepable], full_counts: Dict[int, int], partial_demand: Dict[int, CounterType[int]],
+             profiles_by_id: Dict[int, GpuInstanceProfile]) -> Optional[List[Tuple[_DesiredGpuInstance, Tuple[int, int]]]]:
     """New GIs (with placements) that complete ``kept`` to the demand, or None if they cannot fit."""
     full_left = Counter(full_counts)
     partial_left = dict((profile_id, Counter(computes)) for profile_id, computes in partial_demand.items())
@@ -345,7 +350,8 @@ def _realise(catalog, kept, full_counts, partial_demand, profiles_by_id):
     return list(zip(wanted, placements))
 
 
-def _keepable(catalog, existing, desired_full, desired_partial):
+def _keepable(catalog: GpuCatalog, existing: ExistingGpuInstance, desired_full: Dict[int, int],
+              desired_partial: Dict[int, CounterType[int]]) -> Optional[_Keepable]:
     """Existing GI as a keep candidate, or None when it matches no desired GI."""
     profile = catalog.by_id(existing.profile_id)
     if profile is None or existing.placement is None or not existing.compute_instances:
@@ -367,7 +373,7 @@ def _keepable(catalog, existing, desired_full, desired_partial):
     return _Keepable(existing, profile, False, tuple(sorted(counts.items())))
 
 
-def _largest_fitting(catalog, wanted):
+def _largest_fitting(catalog: GpuCatalog, wanted: Sequence[_DesiredGpuInstance]) -> Tuple[str, ...]:
     """MIG devices of the largest sub-multiset of the wanted GIs that fits on an empty GPU."""
     groups = {}
     for gi in wanted:
@@ -377,7 +383,7 @@ def _largest_fitting(catalog, wanted):
     limits = [(groups[key][0].profile.memory_slices, groups[key][0].profile.slice_count,
                min(len(groups[key]), groups[key][0].profile.instance_count)) for key in keys]
 
-    def counts_within_slices(position, memory, compute):
+    def counts_within_slices(position: int, memory: int, compute: int) -> Iterator[Tuple[int, ...]]:
         # Sub-multisets that pass the slice budgets; pruning here keeps the error path fast.
         if position == len(limits):
             yield ()
@@ -407,7 +413,7 @@ def _largest_fitting(catalog, wanted):
     return ()
 
 
-def _explain_misfit(catalog, wanted, desired):
+def _explain_misfit(catalog: GpuCatalog, wanted: Sequence[_DesiredGpuInstance], desired: Sequence[str]) -> LayoutError:
     profiles = [gi.profile for gi in wanted]
     problems = _static_problems(catalog, profiles)
     if problems:
@@ -424,13 +430,14 @@ def _explain_misfit(catalog, wanted, desired):
                        reason=reason, largest_fitting=fitting)
 
 
-def busy_gpu_instance_ids(gpu_facts):
+def busy_gpu_instance_ids(gpu_facts: Dict[str, Any]) -> FrozenSet[int]:
     """Ids of the GPU instances that processes run on, from a ``gpu.read_node_facts`` GPU record."""
     return frozenset(process["gpu_instance_id"] for process in gpu_facts.get("processes") or ()
                      if process.get("gpu_instance_id") is not None)
 
 
-def plan_gpu_layout(catalog, current_gpu_instances, desired_devices, busy_gpu_instances=()):
+def plan_gpu_layout(catalog: GpuCatalog, current_gpu_instances: Iterable[Union[Dict[str, Any], ExistingGpuInstance]],
+                    desired_devices: Any, busy_gpu_instances: Iterable[int] = ()) -> GpuPlan:
     """Plan one GPU: ``catalog`` (GpuCatalog), its current GIs (facts records or ExistingGpuInstance) and
     the desired MIG devices (names or ``{name: count}``) -> GpuPlan. Raises LayoutError when the desired
     devices cannot exist together on this GPU, ProfileError for malformed profile strings.

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 from functools import lru_cache
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ProfileError
@@ -83,29 +83,29 @@ class ParsedProfile:
     compute_slices: int
     gpu_slices: int
     memory_gb: int
-    attributes: tuple = ()
-    negative_attributes: tuple = ()
+    attributes: Tuple[str, ...] = ()
+    negative_attributes: Tuple[str, ...] = ()
 
     @property
-    def is_partial(self):
+    def is_partial(self) -> bool:
         """True for ``<c>c.<g>g.<GB>gb`` devices whose compute instance is smaller than the GPU instance."""
         return self.compute_slices < self.gpu_slices
 
     @property
-    def name(self):
+    def name(self) -> str:
         return mig_profile_name(
             self.gpu_slices, self.compute_slices, self.memory_gb, self.attributes, self.negative_attributes
         )
 
     @property
-    def gpu_instance_name(self):
+    def gpu_instance_name(self) -> str:
         """Name of the GPU instance profile that hosts this device (``1c.3g.20gb`` -> ``3g.20gb``)."""
         return mig_profile_name(
             self.gpu_slices, self.gpu_slices, self.memory_gb, self.attributes, self.negative_attributes
         )
 
 
-def memory_size_gb(memory_mib, total_memory_bytes):
+def memory_size_gb(memory_mib: int, total_memory_bytes: int) -> int:
     """go-nvlib ``getMigMemorySizeGB``: the ``<GB>`` part of a profile name."""
     if total_memory_bytes <= 0:
         raise ProfileError("cannot name a MIG profile: the GPU reports a total memory of %s bytes" % total_memory_bytes)
@@ -115,7 +115,8 @@ def memory_size_gb(memory_mib, total_memory_bytes):
     return (eighths * total_gib + 4) // 8
 
 
-def mig_profile_name(gpu_slices, compute_slices, memory_gb, attributes=(), negative_attributes=()):
+def mig_profile_name(gpu_slices: int, compute_slices: int, memory_gb: int, attributes: Sequence[str] = (),
+                     negative_attributes: Sequence[str] = ()) -> str:
     """Format a profile the way go-nvlib's ``MigProfileInfo.String`` does."""
     suffix = ""
     if attributes:
@@ -127,7 +128,7 @@ def mig_profile_name(gpu_slices, compute_slices, memory_gb, attributes=(), negat
     return "%dc.%dg.%dgb%s" % (compute_slices, gpu_slices, memory_gb, suffix)
 
 
-def _parse_field(text, suffix, profile):
+def _parse_field(text: str, suffix: str, profile: str) -> int:
     if text.strip() != text:
         raise ProfileError("invalid MIG profile '%s': leading or trailing spaces on '%%d%s'" % (profile, suffix))
     if not text.endswith(suffix):
@@ -138,7 +139,7 @@ def _parse_field(text, suffix, profile):
     return int(number)
 
 
-def _parse_attributes(text, profile):
+def _parse_attributes(text: str, profile: str) -> Tuple[str, ...]:
     attributes = text.split(",")
     seen = set()
     for attribute in attributes:
@@ -161,7 +162,7 @@ def _parse_attributes(text, profile):
     return tuple(sorted(attributes))
 
 
-def _check_shape(parsed, profile):
+def _check_shape(parsed: ParsedProfile, profile: str) -> ParsedProfile:
     # mig-parted's format check accepts "0g.0gb" and "4c.3g.20gb"; no GPU offers them, so reject them here
     # where the message can still name the config entry instead of failing later at apply time.
     if parsed.gpu_slices < 1 or parsed.compute_slices < 1 or parsed.memory_gb < 1:
@@ -174,7 +175,7 @@ def _check_shape(parsed, profile):
     return parsed
 
 
-def parse_profile_strict(profile):
+def parse_profile_strict(profile: Any) -> ParsedProfile:
     """Parse a profile string with the grammar mig-parted config files use (go-nvlib ``parseMigProfile``).
 
     Accepts ``1g.5gb``, ``1c.3g.20gb``, ``1g.5gb+me``, ``1g.24gb-me``; rejects the resource-name spelling
@@ -211,7 +212,7 @@ def parse_profile_strict(profile):
     return _check_shape(ParsedProfile(compute, gpu, memory, attributes, negative_attributes), profile)
 
 
-def parse_profile(profile):
+def parse_profile(profile: Any) -> ParsedProfile:
     """Parse a profile string leniently, for inventory input and NVML/nvidia-smi output.
 
     On top of the strict grammar it accepts the ``MIG `` prefix nvidia-smi prints (``MIG 1g.5gb``),
@@ -224,7 +225,7 @@ def parse_profile(profile):
 
 
 @lru_cache(maxsize=1024)  # pure and hot: the planner compares names many times per plan
-def _parse_profile_text(profile):
+def _parse_profile_text(profile: str) -> ParsedProfile:
     text = profile.strip().lower()
     if text.startswith("nvidia.com/"):
         text = text[len("nvidia.com/"):]
@@ -252,18 +253,18 @@ def _parse_profile_text(profile):
     return _check_shape(ParsedProfile(compute, gpu, memory, attributes, negative_attributes), profile)
 
 
-def normalize_profile(profile):
+def normalize_profile(profile: str) -> str:
     """Canonical spelling of a profile string (``MIG 1g.5gb.me`` -> ``1g.5gb+me``, ``1c.1g.5gb`` -> ``1g.5gb``)."""
     return parse_profile(profile).name
 
 
-def resource_name(profile):
+def resource_name(profile: Union[str, ParsedProfile]) -> str:
     """Extended resource the device plugin's mixed strategy advertises for a MIG device profile."""
     name = profile if isinstance(profile, str) else profile.name
     return "nvidia.com/mig-" + normalize_profile(name).replace("+", ".")
 
 
-def device_sort_key(profile):
+def device_sort_key(profile: str) -> Tuple[int, int, int, Tuple[str, ...], Tuple[str, ...]]:
     """Order MIG devices largest first, the order mig-parted flattens and creates them in."""
     parsed = parse_profile(profile)
     return (
@@ -275,7 +276,7 @@ def device_sort_key(profile):
     )
 
 
-def canonical_devices(profiles):
+def canonical_devices(profiles: Union[Iterable[str], Mapping[str, int]]) -> Tuple[str, ...]:
     """A sorted multiset (tuple) of canonical MIG device names, from names or a ``{name: count}`` mapping."""
     names = []
     if hasattr(profiles, "items"):
@@ -300,7 +301,7 @@ class ComputeInstanceProfile:
     slice_count: int
     instance_count: int
     multiprocessors: Optional[int]  # unknown for partial CIs on most GPUs
-    placements: tuple
+    placements: Tuple[Tuple[int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -325,31 +326,31 @@ class GpuInstanceProfile:
     encoders: int
     jpegs: int
     ofas: int
-    placements: tuple
-    compute_profiles: tuple
+    placements: Tuple[Tuple[int, int], ...]
+    compute_profiles: Tuple[ComputeInstanceProfile, ...]
     reported_name: Optional[str] = field(default=None, compare=False)  # NVML v2 name, diagnostics only
 
     @property
-    def full_compute_profile(self):
+    def full_compute_profile(self) -> Optional[ComputeInstanceProfile]:
         """The compute instance that spans the whole GPU instance (nvidia-smi's default CI)."""
         for compute_profile in self.compute_profiles:
             if compute_profile.name == self.name:
                 return compute_profile
         return None
 
-    def compute_profile_by_id(self, profile_id):
+    def compute_profile_by_id(self, profile_id: Optional[int]) -> Optional[ComputeInstanceProfile]:
         for compute_profile in self.compute_profiles:
             if compute_profile.profile_id == profile_id:
                 return compute_profile
         return None
 
-    def compute_profile_by_slices(self, slice_count):
+    def compute_profile_by_slices(self, slice_count: int) -> Optional[ComputeInstanceProfile]:
         for compute_profile in self.compute_profiles:
             if compute_profile.slice_count == slice_count:
                 return compute_profile
         return None
 
-    def media_engines(self):
+    def media_engines(self) -> Dict[str, int]:
         return dict((name, getattr(self, name)) for name in MEDIA_ENGINE_FIELDS)
 
 
@@ -361,19 +362,19 @@ class GpuCatalog:
     memory_total_bytes: int
     memory_slice_count: int
     compute_slice_count: int
-    profiles: tuple
+    profiles: Tuple[GpuInstanceProfile, ...]
 
     @property
-    def memory_total_mib(self):
+    def memory_total_mib(self) -> int:
         return self.memory_total_bytes // _MIB
 
-    def by_id(self, profile_id):
+    def by_id(self, profile_id: Optional[int]) -> Optional[GpuInstanceProfile]:
         for profile in self.profiles:
             if profile.profile_id == profile_id:
                 return profile
         return None
 
-    def device_names(self):
+    def device_names(self) -> Tuple[str, ...]:
         """Every MIG device name this GPU can host, full devices first (``3g.20gb`` before ``1c.3g.20gb``)."""
         names = []
         for profile in self.profiles:
@@ -381,7 +382,7 @@ class GpuCatalog:
                 names.append(compute_profile.name)
         return canonical_devices(sorted(set(names)))
 
-    def resolve_device(self, device):
+    def resolve_device(self, device: str) -> Tuple[GpuInstanceProfile, ComputeInstanceProfile]:
         """``(GpuInstanceProfile, ComputeInstanceProfile)`` for a MIG device name; ProfileError if absent."""
         wanted = parse_profile(device)
         for profile in self.profiles:
@@ -393,7 +394,7 @@ class GpuCatalog:
             % (device, self.model, ", ".join(self.device_names()) or "none")
         )
 
-    def media_engine_budget(self):
+    def media_engine_budget(self) -> Dict[str, int]:
         """Per-GPU pool of each media engine type (see MEDIA_ENGINE_FIELDS)."""
         budget = dict((name, 0) for name in MEDIA_ENGINE_FIELDS)
         for profile in self.profiles:
@@ -402,7 +403,8 @@ class GpuCatalog:
         return budget
 
 
-def _derive_compute_profiles(gpu_slices, memory_gb, attributes, negative_attributes, multiprocessors):
+def _derive_compute_profiles(gpu_slices: int, memory_gb: int, attributes: Sequence[str], negative_attributes: Sequence[str],
+                             multiprocessors: int) -> Tuple[ComputeInstanceProfile, ...]:
     """Compute-instance shapes of a GPU instance profile.
 
     NVML can only list CI profiles on an existing GPU instance, so, like go-nvlib, we derive them: a CI of
@@ -434,7 +436,7 @@ def _derive_compute_profiles(gpu_slices, memory_gb, attributes, negative_attribu
     return tuple(sorted(shapes, key=lambda shape: -shape.slice_count))
 
 
-def build_gpu_instance_profile(raw, memory_total_bytes):
+def build_gpu_instance_profile(raw: Dict[str, Any], memory_total_bytes: int) -> GpuInstanceProfile:
     """One GpuInstanceProfile from NVML-shaped numbers (keys as in ``build_catalog``)."""
     index = int(raw["index"])
     shape = GPU_INSTANCE_PROFILE_SHAPES.get(index)
@@ -473,7 +475,7 @@ def build_gpu_instance_profile(raw, memory_total_bytes):
     )
 
 
-def build_catalog(model, memory_total_bytes, raw_profiles):
+def build_catalog(model: str, memory_total_bytes: int, raw_profiles: Iterable[Dict[str, Any]]) -> GpuCatalog:
     """Build a GpuCatalog from NVML-shaped GPU instance profile records.
 
     Each record is a mapping with ``index``, ``profile_id``, ``slice_count``, ``instance_count``,
@@ -499,7 +501,7 @@ def build_catalog(model, memory_total_bytes, raw_profiles):
     )
 
 
-def profile_resources(profile):
+def profile_resources(profile: GpuInstanceProfile) -> Dict[str, int]:
     """What a GPU instance of ``profile`` owns: compute slices, SMs and engines, as NVML reports them."""
     return {
         "slice_count": profile.slice_count,
@@ -512,7 +514,7 @@ def profile_resources(profile):
     }
 
 
-def catalog_to_dict(catalog):
+def catalog_to_dict(catalog: GpuCatalog) -> Dict[str, Any]:
     """JSON-able form of a GpuCatalog (NVML numbers only; names and CI shapes are re-derived on load)."""
     return {
         "model": catalog.model,
@@ -531,7 +533,7 @@ def catalog_to_dict(catalog):
     }
 
 
-def catalog_from_dict(data):
+def catalog_from_dict(data: Dict[str, Any]) -> GpuCatalog:
     """Inverse of ``catalog_to_dict`` (e.g. a catalog a gpu_info module returned to the controller)."""
     try:
         return build_catalog(data["model"], data["memory_total_bytes"], data["profiles"])
