@@ -641,7 +641,7 @@ def _verify(proposal: NodeProposal, strategy: str) -> Optional[str]:
 
 
 def holding_states(node: GpuNode, pods: Sequence[GpuPod], strategy: str, placeable: _Placeable,
-                  total: Optional[Dict[str, int]] = None) -> Optional[NodeStates]:
+                   total: Optional[Dict[str, int]] = None) -> Optional[NodeStates]:
     """Per-GPU states of ``node`` that hold ``pods`` (its running pods included), its current layout whenever that
     does; None when no layout the strategy allows holds them."""
     current = [gpu.state for gpu in node.gpus] if node.gpus is not None else []
@@ -861,7 +861,7 @@ EXHAUSTIVE_MAX_NODES = 16
 
 
 def _exhaustive(assignment: _Assignment, pending: Sequence[GpuPod], eligible: Dict[str, List[str]],
-               budget: int) -> Optional[Tuple[Dict[str, List[GpuPod]], Dict[str, NodeStates]]]:
+                budget: int) -> Optional[Tuple[Dict[str, List[GpuPod]], Dict[str, NodeStates]]]:
     """The lexicographic optimum (most pods served, then fewest evictions, then fewest changed nodes) by branch
     and bound over every pod's node, seeded with the greedy answer; None when ``budget`` steps do not finish."""
     names = list(assignment.nodes)
@@ -980,7 +980,7 @@ def propose(nodes: Sequence[GpuNode], pods: Sequence[GpuPod], strategy: str = "m
 
 
 def _held_as_is(node: GpuNode, pods: Sequence[GpuPod], strategy: str, placeable: _Placeable,
-               total: Optional[Dict[str, int]] = None) -> bool:
+                total: Optional[Dict[str, int]] = None) -> bool:
     """Whether ``node`` holds ``pods`` with the layout it has (what it advertises, and under single its profile)."""
     if total is None:
         total = _total(pods)
@@ -993,7 +993,7 @@ def _held_as_is(node: GpuNode, pods: Sequence[GpuPod], strategy: str, placeable:
 
 
 def _result(assignment: _Assignment, nodes: Sequence[GpuNode], served: Dict[str, Tuple[str, str]], reasons: Dict[str, str],
-           placeable: _Placeable, method: str) -> Dict[str, Any]:
+            placeable: _Placeable, method: str) -> Dict[str, Any]:
     proposals = []
     for node in nodes:
         proposal = NodeProposal(node, assignment.states[node.name], serves=list(assignment.serves[node.name]))
@@ -1005,7 +1005,7 @@ def _result(assignment: _Assignment, nodes: Sequence[GpuNode], served: Dict[str,
 
 
 def _pending_reason(pod: GpuPod, nodes: Sequence[GpuNode], eligible: Sequence[str], strategy: str,
-                   by_name: Dict[str, GpuNode]) -> str:
+                    by_name: Dict[str, GpuNode]) -> str:
     asks = ", ".join("%s: %d" % item for item in sorted(pod.requests.items()))
     if strategy == "single" and any(resource != RESOURCE_GPU for resource in pod.requests):
         return ("asks for %s, but mig_strategy single advertises MIG devices as nvidia.com/gpu (select the profile with "

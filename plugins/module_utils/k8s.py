@@ -295,7 +295,7 @@ class KubeClient:
     # Pods --------------------------------------------------------------------------------------------
 
     def list_pods(self, namespace: Optional[str] = None, label_selector: Optional[str] = None,
-                         field_selector: Optional[str] = None) -> List[Dict[str, Any]]:
+                  field_selector: Optional[str] = None) -> List[Dict[str, Any]]:
         kwargs = {}
         if label_selector:
             kwargs["label_selector"] = label_selector

@@ -165,7 +165,8 @@ def _compute_name(gi_profile: Optional[GpuInstanceProfile], ci: Dict[str, Any]) 
     return None
 
 
-def existing_gpu_instances(catalog: Optional[GpuCatalog], gpu_instances: Optional[Iterable[Union[Dict[str, Any], ExistingGpuInstance]]]) -> Tuple[ExistingGpuInstance, ...]:
+def existing_gpu_instances(catalog: Optional[GpuCatalog],
+                           gpu_instances: Optional[Iterable[Union[Dict[str, Any], ExistingGpuInstance]]]) -> Tuple[ExistingGpuInstance, ...]:
     """Facts (``gpu.read_node_facts()['gpus'][i]['gpu_instances']``) -> ExistingGpuInstance tuple."""
     existing = []
     for gi in gpu_instances or ():
