@@ -182,3 +182,27 @@ def test_a_converged_fleet_rerun_evicts_nothing_and_changes_nothing(sim_fleet):
     report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
     assert [(node["host"], node["result"], node["evicted_pods"]) for node in report["nodes"]] == [("gpu-1", "unchanged", [])]
     assert "| gpu-1 | unchanged | GPU 0 NVIDIA A100-SXM4-40GB: MIG enabled; 7 x 1g.5gb |" in (fleet.workdir / "report" / "latest" / "fleet-report.md").read_text()
+
+
+def test_a_percentage_mig_serial_batches_only_the_nodes_with_work(sim_fleet):
+    converged = {"name": "gpu-done", "driver_version": "550.54.15",
+                 "gpus": [{"model": "A100-SXM4-40GB", "count": 1, "mig_mode": "enabled", "mig_devices": ["1g.5gb"] * 7}],
+                 "labels": {"gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb", "gpufleet.mig/strategy": "mixed"},
+                 "hostvars": {"mig_config": "all-1g.5gb"}}
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [
+        converged, a100_node("gpu-1", mig_config="all-1g.5gb"), a100_node("gpu-2", mig_config="all-1g.5gb")]})
+
+    returncode, output, results = run_site(fleet, mig_serial="50%")
+
+    assert returncode == 0, output
+    # 50% of the two nodes with work: two batches of one. The converged node is in none of them.
+    node_phase = output.split("PLAY [Roll MIG out node by node]", 1)[1].split("PLAY [Report the rollout", 1)[0]
+    assert node_phase.count("rollout_lease : Renew the rollout lease for this batch]") == 2
+    assert "[gpu-done]" not in node_phase and "[gpu-1]" in node_phase and "[gpu-2]" in node_phase
+    for name in ("gpu-1", "gpu-2", "gpu-done"):
+        assert devices(fleet.status(name)) == ["1g.5gb"] * 7
+        assert node_view(core_api(fleet), name) == (False, {"gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb",
+                                                            "gpufleet.mig/strategy": "mixed"})
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
+    assert {node["host"]: node["result"] for node in report["nodes"]} == {"gpu-done": "unchanged", "gpu-1": "success",
+                                                                         "gpu-2": "success"}
