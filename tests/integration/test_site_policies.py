@@ -32,7 +32,9 @@ def test_check_diff_shows_per_node_the_policy_that_matched_and_the_host_value_th
     assert returncode == 0, output
     plans = _plans(results)
     # One line per node: what changes, the pods a drain would evict, where the layout came from.
-    assert plans["gpu-rack7"].endswith(" | evicts no pod | layout from mig_policies[0] (match: labels.\"example.com/rack\" == '7')")
+    # MIG is already off there: nothing to drain, so no eviction part.
+    assert plans["gpu-rack7"].startswith("MIG layout already matches; validate and record the config, no drain | GPU 0 ")
+    assert plans["gpu-rack7"].endswith(" | layout from mig_policies[0] (match: labels.\"example.com/rack\" == '7')")
     assert plans["gpu-two"].endswith(": MIG disabled -> enabled; devices none -> 2 x 3g.20gb | evicts no pod | "
                                       "layout from mig_policies[1] (match: gpus[?contains(name, 'A100')] | length(@) > `1`)")
     assert plans["gpu-two"].startswith("reconfigure: cordon and drain the node, change the GPUs | GPUs 0-1 NVIDIA A100")
