@@ -22,6 +22,7 @@ max_fail_percentage, or one refused in preflight).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices, mig_device_instances
@@ -233,3 +234,85 @@ def render_markdown(report: Dict[str, Any]) -> str:
         if node["result"] == RESULT_REFUSED:
             lines.append("- Refused in preflight: %s" % (node.get("message") or "no message"))
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- the plan, one line
+
+_GPU_SUMMARY = re.compile(r"^GPU (\d+) (.*)$")
+
+
+def _index_ranges(indexes: List[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``0-2,5``."""
+    ranges, start, previous = [], None, None
+    for index in sorted(indexes):
+        if start is None:
+            start = previous = index
+        elif index == previous + 1:
+            previous = index
+        else:
+            ranges.append((start, previous))
+            start = previous = index
+    if start is not None:
+        ranges.append((start, previous))
+    return ",".join(str(a) if a == b else "%d-%d" % (a, b) for a, b in ranges)
+
+
+def grouped_gpu_summaries(summaries: List[str]) -> List[str]:
+    """Per-GPU plan summaries (``GPU 3 NVIDIA A100...: MIG ...``) with the GPUs that plan alike on one entry."""
+    order, indexes_of = [], {}
+    for summary in summaries:
+        match = _GPU_SUMMARY.match(summary)
+        if not match:
+            order.append(summary)
+            continue
+        rest = match.group(2)
+        if rest not in indexes_of:
+            indexes_of[rest] = []
+            order.append(rest)
+        indexes_of[rest].append(int(match.group(1)))
+    lines = []
+    for entry in order:
+        indexes = indexes_of.get(entry)
+        if indexes is None:
+            lines.append(entry)
+        else:
+            lines.append("GPU%s %s %s" % ("s" if len(indexes) > 1 else "", _index_ranges(indexes), entry))
+    return lines
+
+
+def _pod_names(refs: List[dict]) -> str:
+    return ", ".join("%s/%s" % (ref.get("namespace", ""), ref.get("name", "")) for ref in refs)
+
+
+def plan_line(preflight: dict) -> str:
+    """One line of the fleet plan for a node's preflight record: what it does, current -> desired, the pods a drain
+    would evict, where the layout came from, and warnings."""
+    preflight = _mapping(preflight)
+    problems = list(preflight.get("problems") or [])
+    plan = _mapping(preflight.get("plan"))
+    if problems:
+        head = "refused: %s" % " | ".join(problems)
+    elif preflight.get("skipped"):
+        head = "skipped: no fleet policy matches and the host sets no layout"
+    elif preflight.get("converged"):
+        head = "nothing to do: MIG layout, strategy and labels already match"
+    elif preflight.get("mig_converged"):
+        head = "MIG layout already matches; validate and record the config, no drain"
+    else:
+        head = "reconfigure: %schange the GPUs" % ("cordon and drain the node, " if preflight.get("kubernetes") else "")
+    parts = [head]
+    if not problems:
+        parts.extend(grouped_gpu_summaries(list(plan.get("summary") or [])))
+        evictions = _mapping(preflight.get("evictions"))
+        if preflight.get("kubernetes") and not preflight.get("mig_converged"):
+            evict = list(evictions.get("evict") or [])
+            parts.append("evicts %s" % (_pod_names(evict) if evict else "no pod"))
+            for refused in evictions.get("refuse") or []:
+                parts.append("a drain would refuse %s/%s: %s" % (refused.get("namespace"), refused.get("name"), refused.get("reason")))
+        if preflight.get("stopped_services"):
+            parts.append("starts the host services an interrupted run stopped: %s" % ", ".join(preflight["stopped_services"]))
+    description = _mapping(preflight.get("layout_source")).get("description")
+    if description:
+        parts.append(description)
+    parts.extend("warning: %s" % warning for warning in preflight.get("warnings") or [])
+    return " | ".join(parts)

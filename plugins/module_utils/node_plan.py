@@ -37,7 +37,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
 from ansible_collections.gpufleet.mig.plugins.module_utils.planner import (
     GpuPlan, busy_gpu_instance_ids, devices_from_instances, plan_gpu_layout,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import GpuCatalog
+from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import GpuCatalog, catalog_from_dict
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection, select_gpus
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
     STRATEGIES,
@@ -392,6 +392,21 @@ def plan_node(facts: Dict[str, Any], desired_by_index: Dict[int, Optional[Desire
     }
 
 
+def _desired_and_needed(source: Dict[str, Any], facts: Dict[str, Any], strategy: str,
+                        gpus: Any) -> Tuple[Dict[int, Optional[DesiredGpuLayout]], List[int]]:
+    """``desired_by_index`` for the selected GPUs, and the indexes whose MIG profile catalog the plan needs."""
+    selected = set(gpu["index"] for gpu in select_gpus(facts["gpus"], gpus))
+    desired_by_index = dict((index, desired) for index, desired in resolve_layout(source, facts["gpus"]).items()
+                            if index in selected)
+    needed = []
+    if strategy != STRATEGY_NONE:
+        for gpu in facts["gpus"]:
+            desired = desired_by_index.get(gpu["index"])
+            if gpu.get("mig_capable") and desired is not None and desired.mig_enabled:
+                needed.append(gpu["index"])
+    return desired_by_index, needed
+
+
 def read_and_plan_node(source: Dict[str, Any], strategy: str, gpus: Any = None) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Read the node through NVML (one session) and plan it: ``(facts, plan)``.
 
@@ -402,13 +417,26 @@ def read_and_plan_node(source: Dict[str, Any], strategy: str, gpus: Any = None) 
     """
     with nvml.NvmlSession():
         facts = nvml.read_node_facts()
-        selected = set(gpu["index"] for gpu in select_gpus(facts["gpus"], gpus))
-        desired_by_index = dict((index, desired) for index, desired in resolve_layout(source, facts["gpus"]).items()
-                                if index in selected)
-        catalogs = {}
-        if strategy != STRATEGY_NONE:
-            for gpu in facts["gpus"]:
-                desired = desired_by_index.get(gpu["index"])
-                if gpu.get("mig_capable") and desired is not None and desired.mig_enabled:
-                    catalogs[gpu["index"]] = nvml.read_catalog(gpu["index"])
+        desired_by_index, needed = _desired_and_needed(source, facts, strategy, gpus)
+        catalogs = dict((index, nvml.read_catalog(index)) for index in needed)
     return facts, plan_node(facts, desired_by_index, catalogs, strategy, source=source)
+
+
+def plan_node_from_facts(facts: Dict[str, Any], source: Dict[str, Any], strategy: str, gpus: Any = None) -> Dict[str, Any]:
+    """``plan_node`` on what ``gpu_info`` returned with ``profile_catalog: true``; pure.
+
+    The same decision as ``read_and_plan_node`` without reading the node again, so a control host can plan a
+    whole fleet from one read per node. Raises MigError when a GPU whose devices the plan manages was read
+    without its catalog, and what ``read_and_plan_node`` raises otherwise.
+    """
+    if not facts.get("driver_loaded", True):
+        raise MigError("the node has no usable NVIDIA driver, so its layout cannot be planned")
+    desired_by_index, needed = _desired_and_needed(source, facts, strategy, gpus)
+    by_index = dict((gpu["index"], gpu) for gpu in facts["gpus"])
+    catalogs = {}
+    for index in needed:
+        data = by_index[index].get("profile_catalog")
+        if data is None:
+            raise MigError("GPU %d was read without its MIG profile catalog (gpu_info profile_catalog: true)" % index)
+        catalogs[index] = catalog_from_dict(data)
+    return plan_node(facts, desired_by_index, catalogs, strategy, source=source)

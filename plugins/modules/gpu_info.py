@@ -44,6 +44,47 @@ options:
       - Some drivers list MIG profiles only while MIG mode is enabled; the catalog is then empty.
     type: bool
     default: false
+  driver_checks:
+    description:
+      - Also run the checks of M(gpufleet.mig.driver_check) on what was read, and return them in RV(checks) without
+        failing, so one call gives a rollout's preflight everything it needs from the node.
+      - The suboptions are those of M(gpufleet.mig.driver_check), with the same defaults.
+      - With O(driver_checks.check_container_toolkit=true) the container toolkit is detected whatever
+        O(detect_container_toolkit) says.
+    type: dict
+    suboptions:
+      min_driver_version:
+        description: The oldest NVIDIA driver accepted on any node.
+        type: str
+        default: 450.80.02
+      model_min_driver_versions:
+        description: The oldest driver accepted per GPU model, on top of O(driver_checks.min_driver_version).
+        type: dict
+      check_container_toolkit:
+        description: Check the NVIDIA Container Toolkit.
+        type: bool
+        default: true
+      min_container_toolkit_version:
+        description: The oldest NVIDIA Container Toolkit accepted.
+        type: str
+        default: 1.3.0
+      min_nvidia_docker2_version:
+        description: The oldest C(nvidia-docker2) package accepted when no toolkit version can be read.
+        type: str
+        default: 2.5.0
+  host_paths:
+    description:
+      - Paths on the node to look for, such as the unit files of other MIG managers; RV(host_paths_present) lists
+        those that exist.
+    type: list
+    elements: path
+    default: []
+  stopped_services_record:
+    description:
+      - The record M(gpufleet.mig.host_services) keeps on the node of the host services it stopped and has not
+        started again; RV(stopped_services) lists what it names. A rollout interrupted between stopping and starting
+        them leaves it behind.
+    type: path
   require_driver:
     description:
       - Fail when NVML cannot be initialised, for example when the node has no NVIDIA driver.
@@ -79,12 +120,42 @@ EXAMPLES = r"""
     detect_container_toolkit: false
   register: gpu0
 
+- name: Read everything a rollout plan needs from the node in one call
+  gpufleet.mig.gpu_info:
+    profile_catalog: true
+    driver_checks:
+      min_driver_version: 535.104.05
+    host_paths: [/etc/systemd/system/nvidia-mig-manager.service]
+    stopped_services_record: /var/lib/gpufleet-mig/stopped-host-services.json
+  register: node_read
+
 - name: Fail on nodes without an NVIDIA driver
   gpufleet.mig.gpu_info:
     require_driver: true
 """
 
 RETURN = r"""
+checks:
+  description:
+    - The checks of M(gpufleet.mig.driver_check) on what was read, each with C(name), C(ok), C(detail) and C(gpu) for
+      per-GPU checks. The module does not fail on them.
+  type: list
+  elements: dict
+  returned: when O(driver_checks) is set
+  sample:
+    - {"name": "driver_version", "ok": true, "detail": "NVIDIA driver 550.54.15 is at least 450.80.02"}
+host_paths_present:
+  description: The paths of O(host_paths) that exist on the node.
+  type: list
+  elements: str
+  returned: always
+  sample: [/etc/systemd/system/nvidia-mig-manager.service]
+stopped_services:
+  description: The host services the record O(stopped_services_record) names, in the order to start them.
+  type: list
+  elements: str
+  returned: when O(stopped_services_record) is set
+  sample: [nvidia-persistenced.service, nvidia-dcgm.service]
 driver_loaded:
   description: Whether NVML initialised, which means an NVIDIA driver is installed and loaded.
   type: bool
@@ -340,15 +411,27 @@ gpus:
       sample: {"model": "NVIDIA A100-SXM4-40GB", "memory_total_bytes": 42949672960, "profiles": []}
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
+from ansible_collections.gpufleet.mig.plugins.module_utils.driver_checks import (
+    DEFAULT_MIN_DRIVER_VERSION,
+    DriverPolicy,
+    evaluate_node,
+)
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils.host_services import Record
 from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import catalog_to_dict
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_info import driver_failure_message, read_node
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import select_gpus
-from ansible_collections.gpufleet.mig.plugins.module_utils.toolkit import detect_with_module
+from ansible_collections.gpufleet.mig.plugins.module_utils.toolkit import (
+    DEFAULT_MIN_CONTAINER_TOOLKIT_VERSION,
+    DEFAULT_MIN_NVIDIA_DOCKER2_VERSION,
+    detect_with_module,
+)
 
 
 def argument_spec():
@@ -357,6 +440,26 @@ def argument_spec():
         detect_container_toolkit=dict(type="bool", default=True),
         profile_catalog=dict(type="bool", default=False),
         require_driver=dict(type="bool", default=False),
+        driver_checks=dict(type="dict", options=dict(
+            min_driver_version=dict(type="str", default=DEFAULT_MIN_DRIVER_VERSION),
+            model_min_driver_versions=dict(type="dict"),
+            check_container_toolkit=dict(type="bool", default=True),
+            min_container_toolkit_version=dict(type="str", default=DEFAULT_MIN_CONTAINER_TOOLKIT_VERSION),
+            min_nvidia_docker2_version=dict(type="str", default=DEFAULT_MIN_NVIDIA_DOCKER2_VERSION),
+        )),
+        host_paths=dict(type="list", elements="path", default=[]),
+        stopped_services_record=dict(type="path"),
+    )
+
+
+def driver_policy(options):
+    """The driver_check policy of the driver_checks suboptions (an unset model table is driver_check's default)."""
+    return DriverPolicy(
+        min_driver_version=options["min_driver_version"],
+        model_min_driver_versions=options["model_min_driver_versions"],
+        check_container_toolkit=options["check_container_toolkit"],
+        min_container_toolkit_version=options["min_container_toolkit_version"],
+        min_nvidia_docker2_version=options["min_nvidia_docker2_version"],
     )
 
 
@@ -376,10 +479,25 @@ def main():
     if failure:
         module.fail_json(msg=failure, driver_loaded=False, driver_error=node["driver_error"])
 
+    params = module.params
     try:
-        node["gpus"] = select_gpus(node["gpus"], module.params["gpus"]) if node["driver_loaded"] else []
+        policy = driver_policy(params["driver_checks"]) if params["driver_checks"] else None
+    except MigError as error:
+        module.fail_json(msg="driver_checks: %s" % error)
+    toolkit = None
+    if params["detect_container_toolkit"] or (policy is not None and policy.check_container_toolkit):
+        toolkit = detect_with_module(module)
+    try:
+        if policy is not None:
+            # On the whole node, before the selection, as driver_check does.
+            node["checks"] = evaluate_node(node, toolkit if policy.check_container_toolkit else None, policy,
+                                           params["gpus"])
+        node["gpus"] = select_gpus(node["gpus"], params["gpus"]) if node["driver_loaded"] else []
+        if params["stopped_services_record"]:
+            node["stopped_services"] = Record(params["stopped_services_record"]).read()
     except MigError as error:
         module.fail_json(msg=str(error))
+    node["host_paths_present"] = [path for path in params["host_paths"] if os.path.exists(path)]
 
     if module.params["profile_catalog"] and node["gpus"]:
         try:
@@ -390,7 +508,7 @@ def main():
         except NvmlCallError as error:
             module.fail_json(msg="Reading the MIG profiles of this node failed: %s" % error, **error.failure_keys())
 
-    node["container_toolkit"] = detect_with_module(module) if module.params["detect_container_toolkit"] else None
+    node["container_toolkit"] = toolkit if module.params["detect_container_toolkit"] else None
     module.exit_json(changed=False, **node)
 
 

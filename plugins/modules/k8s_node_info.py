@@ -15,6 +15,8 @@ description:
     it that the selector matches, in every namespace. Never changes anything.
   - With O(wait_for), polls until no matching pod is left on the node (V(pods_absent), terminating pods
     included) or until at least one is there (V(pods_present)), and fails after O(wait_timeout) seconds.
+  - With O(names) instead, reads many nodes at once for a fleet-wide plan, in two API requests however many nodes
+    there are (every node, and with O(drain_preview) every pod, listed once), and returns them in RV(nodes).
   - Runs wherever the Kubernetes API is reachable (usually the control host, with C(delegate_to)).
 extends_documentation_fragment:
   - gpufleet.mig.attributes
@@ -22,9 +24,35 @@ extends_documentation_fragment:
   - gpufleet.mig.k8s_auth
 options:
   name:
-    description: The name of the node.
+    description: The name of the node. Exactly one of O(name) and O(names) is required.
     type: str
-    required: true
+  names:
+    description:
+      - The names of many nodes, read together (RV(nodes), RV(missing)). Cannot be combined with O(pod_selector) or
+        O(wait_for); O(drain_preview) says which pods on them a drain would evict.
+    type: list
+    elements: str
+  drain_preview:
+    description:
+      - With O(names), also sort the pods on each node as M(gpufleet.mig.k8s_node) would for a drain with the same
+        choices, and return the result in RV(nodes.<name>.drain). Nothing is evicted.
+    type: dict
+    suboptions:
+      gpu_pods_only:
+        description: Only pods that use C(nvidia.com/*) resources would be evicted.
+        type: bool
+        default: true
+      pod_selector:
+        description: Only pods this label selector matches would be evicted.
+        type: str
+      delete_emptydir_data:
+        description: Pods with emptyDir volumes would be evicted instead of refused.
+        type: bool
+        default: false
+      force:
+        description: Pods no controller recreates would be evicted instead of refused.
+        type: bool
+        default: false
   pod_selector:
     description:
       - A label selector (C(app.kubernetes.io/name=nvidia-device-plugin)). The pods on the node that it matches are
@@ -63,13 +91,22 @@ EXAMPLES = r"""
     wait_for: pods_absent
     wait_timeout: 120
   delegate_to: localhost
+
+- name: Read every GPU node of the play once, with the pods a drain would evict
+  gpufleet.mig.k8s_node_info:
+    names: "{{ ansible_play_hosts }}"
+    drain_preview:
+      gpu_pods_only: true
+  run_once: true
+  delegate_to: localhost
+  register: cluster_nodes
 """
 
 RETURN = r"""
 node:
   description: The node as it is.
   type: dict
-  returned: success
+  returned: with O(name)
   contains:
     name:
       description: The node name.
@@ -91,7 +128,7 @@ pods:
   description: The pods on the node that O(pod_selector) matches, by namespace and name; empty without O(pod_selector).
   type: list
   elements: dict
-  returned: always
+  returned: with O(name)
   contains:
     namespace:
       description: The pod's namespace.
@@ -117,6 +154,26 @@ pods:
       description: The name of the pod's controller.
       type: str
       sample: nvidia-device-plugin-daemonset
+nodes:
+  description: With O(names), the nodes found, by name, as RV(node) describes one.
+  type: dict
+  returned: when O(names) is set
+  sample:
+    gpu-node-1:
+      name: gpu-node-1
+      unschedulable: false
+      labels: {"nvidia.com/gpu.present": "true"}
+      annotations: {}
+      drain:
+        evict: [{"namespace": "ml", "name": "trainer-0"}]
+        refuse: []
+        terminating: []
+missing:
+  description: With O(names), the names the cluster has no node for.
+  type: list
+  elements: str
+  returned: when O(names) is set
+  sample: [gpu-node-9]
 api_status:
   description: The HTTP status of a failed API call.
   type: int
@@ -127,14 +184,26 @@ api_status:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import k8s_auth_argument_spec
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import DEFAULT_TIMEOUT, WAIT_CONDITIONS, read_node_info
+from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import (
+    DEFAULT_TIMEOUT,
+    WAIT_CONDITIONS,
+    read_fleet_info,
+    read_node_info,
+)
 from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, with_kube_client
 
 
 def argument_spec():
     spec = k8s_auth_argument_spec()
     spec.update(
-        name=dict(type="str", required=True),
+        name=dict(type="str"),
+        names=dict(type="list", elements="str"),
+        drain_preview=dict(type="dict", options=dict(
+            gpu_pods_only=dict(type="bool", default=True),
+            pod_selector=dict(type="str"),
+            delete_emptydir_data=dict(type="bool", default=False),
+            force=dict(type="bool", default=False),
+        )),
         pod_selector=dict(type="str"),
         wait_for=dict(type="str", choices=list(WAIT_CONDITIONS)),
         wait_timeout=dict(type="int", default=DEFAULT_TIMEOUT),
@@ -144,13 +213,19 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), required_by={"wait_for": "pod_selector"},
-                           supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=argument_spec(), required_by={"wait_for": ("pod_selector", "name"), "drain_preview": "names"},
+        required_one_of=[("name", "names")], mutually_exclusive=[("name", "names"), ("names", "pod_selector")],
+        supports_check_mode=True)
 
     params = module.params
-    result = with_kube_client(module, lambda client: read_node_info(
-        client, params["name"], pod_selector=params["pod_selector"], wait_for=params["wait_for"],
-        timeout=params["wait_timeout"], sleep_seconds=params["wait_sleep"]))
+    if params["names"] is not None:
+        result = with_kube_client(module, lambda client: read_fleet_info(
+            client, params["names"], drain_preview=params["drain_preview"]))
+    else:
+        result = with_kube_client(module, lambda client: read_node_info(
+            client, params["name"], pod_selector=params["pod_selector"], wait_for=params["wait_for"],
+            timeout=params["wait_timeout"], sleep_seconds=params["wait_sleep"]))
     exit_with(module, dict(result, changed=False))
 
 

@@ -106,7 +106,9 @@ def test_a_bad_layout_on_one_node_stops_the_rollout_in_preflight_before_any_node
         "Preflight refused gpu-bad: The MIG layout cannot be rolled out on this node: GPU 0 (NVIDIA A100-SXM4-40GB, "
         "00000000:07:00.0): MIG devices 3 x 3g.20gb do not fit on NVIDIA A100-SXM4-40GB")
     good_plan = [r for r in named(results, "Show the plan of the node") if r["host"] == "gpu-good"][0]["result"]["msg"]
-    assert good_plan[1] == "GPU 0 NVIDIA A100-SXM4-40GB: MIG disabled -> enabled; devices none -> 2 x 3g.20gb"
+    assert good_plan == ("reconfigure: cordon and drain the node, change the GPUs | "
+                         "GPU 0 NVIDIA A100-SXM4-40GB: MIG disabled -> enabled; devices none -> 2 x 3g.20gb | evicts no pod | "
+                         "layout from the host variable mig_config")
     assert not [r for r in results if r["action"] in ("gpufleet.mig.helm_release", "gpufleet.mig.mig_mode", "gpufleet.mig.mig_layout")]
     api = core_api(fleet)
     for name in ("gpu-good", "gpu-bad"):
@@ -128,8 +130,12 @@ def test_check_mode_prints_the_fleet_plan_and_changes_nothing(sim_fleet):
 
     assert returncode == 0, output
     plan = named(results, "Show the plan of the node")[0]["result"]["msg"]
-    assert plan == ["reconfigure: cordon and drain the node, change the GPUs as below",
-                    "GPU 0 NVIDIA A100-SXM4-40GB: MIG disabled -> enabled; devices none -> 3g.20gb, 2g.10gb, 2 x 1g.5gb"]
+    assert plan == ("reconfigure: cordon and drain the node, change the GPUs | "
+                    "GPU 0 NVIDIA A100-SXM4-40GB: MIG disabled -> enabled; devices none -> 3g.20gb, 2g.10gb, 2 x 1g.5gb | "
+                    "evicts no pod | layout from the host variable mig_config")
+    # The plan comes from preflight alone: no node phase step ran, not even in check mode.
+    assert not [r for r in results if r["action"] in ("gpufleet.mig.k8s_node", "gpufleet.mig.mig_mode", "gpufleet.mig.mig_layout",
+                                                      "gpufleet.mig.host_services", "gpufleet.mig.mig_node_validate")]
     release = [r for r in results if r["action"] == "gpufleet.mig.helm_release"][0]["result"]
     assert release["changed"] is True and '"migStrategy": "mixed"' in json.dumps(release["diff"])
     status = fleet.status("gpu-1")
@@ -166,10 +172,37 @@ def test_a_converged_fleet_rerun_evicts_nothing_and_changes_nothing(sim_fleet):
     ran = [(r["action"], r["task"].split(" : ")[-1]) for r in results if r["status"] != "skipped"
            and r["action"] in ("gpufleet.mig.k8s_node", "gpufleet.mig.k8s_node_info", "gpufleet.mig.mig_mode",
                                "gpufleet.mig.mig_layout")]
-    assert ran == [("gpufleet.mig.k8s_node_info", "Read the node in the cluster")]
+    assert ran == [("gpufleet.mig.k8s_node_info", "Read the GPU nodes of the play in the cluster")]
+    # The node phase skipped the converged node whole: no batch, no lease renewal, no host-services step.
+    assert not [r for r in results if r["action"] in ("gpufleet.mig.host_services", "gpufleet.mig.mig_node_validate")
+                or r["task"].endswith("Renew the rollout lease for this batch")]
     pod = api.read_namespaced_pod("train-0", "default")
     assert (pod.metadata.uid, pod.status.phase) == (uid, "Running")
     assert node_view(api, "gpu-1")[0] is False
     report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
     assert [(node["host"], node["result"], node["evicted_pods"]) for node in report["nodes"]] == [("gpu-1", "unchanged", [])]
     assert "| gpu-1 | unchanged | GPU 0 NVIDIA A100-SXM4-40GB: MIG enabled; 7 x 1g.5gb |" in (fleet.workdir / "report" / "latest" / "fleet-report.md").read_text()
+
+
+def test_a_percentage_mig_serial_batches_only_the_nodes_with_work(sim_fleet):
+    converged = {"name": "gpu-done", "driver_version": "550.54.15",
+                 "gpus": [{"model": "A100-SXM4-40GB", "count": 1, "mig_mode": "enabled", "mig_devices": ["1g.5gb"] * 7}],
+                 "labels": {"gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb", "gpufleet.mig/strategy": "mixed"},
+                 "hostvars": {"mig_config": "all-1g.5gb"}}
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [
+        converged, a100_node("gpu-1", mig_config="all-1g.5gb"), a100_node("gpu-2", mig_config="all-1g.5gb")]})
+
+    returncode, output, results = run_site(fleet, mig_serial="50%")
+
+    assert returncode == 0, output
+    # 50% of the two nodes with work: two batches of one. The converged node is in none of them.
+    node_phase = output.split("PLAY [Roll MIG out node by node]", 1)[1].split("PLAY [Report the rollout", 1)[0]
+    assert node_phase.count("rollout_lease : Renew the rollout lease for this batch]") == 2
+    assert "[gpu-done]" not in node_phase and "[gpu-1]" in node_phase and "[gpu-2]" in node_phase
+    for name in ("gpu-1", "gpu-2", "gpu-done"):
+        assert devices(fleet.status(name)) == ["1g.5gb"] * 7
+        assert node_view(core_api(fleet), name) == (False, {"gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb",
+                                                            "gpufleet.mig/strategy": "mixed"})
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
+    assert {node["host"]: node["result"] for node in report["nodes"]} == {"gpu-done": "unchanged", "gpu-1": "success",
+                                                                         "gpu-2": "success"}

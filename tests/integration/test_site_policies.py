@@ -31,13 +31,17 @@ def test_check_diff_shows_per_node_the_policy_that_matched_and_the_host_value_th
 
     assert returncode == 0, output
     plans = _plans(results)
-    assert plans["gpu-rack7"][1] == "layout from mig_policies[0] (match: labels.\"example.com/rack\" == '7')"
-    assert plans["gpu-two"][1] == "layout from mig_policies[1] (match: gpus[?contains(name, 'A100')] | length(@) > `1`)"
-    assert plans["gpu-two"][2].endswith("devices none -> 2 x 3g.20gb")
-    assert plans["gpu-one"][1] == "layout from mig_policies[2] (match: gpus[?contains(name, 'A100-SXM4-40GB')])"
-    assert plans["gpu-one"][2].endswith("devices none -> 7 x 1g.5gb")
-    assert plans["gpu-pinned"][1] == "layout from the host variable mig_config"
-    assert plans["gpu-pinned"][2].endswith("devices none -> 3g.20gb, 2g.10gb, 2 x 1g.5gb")
+    # One line per node: what changes, the pods a drain would evict, where the layout came from.
+    # MIG is already off there: nothing to drain, so no eviction part.
+    assert plans["gpu-rack7"].startswith("MIG layout already matches; validate and record the config, no drain | GPU 0 ")
+    assert plans["gpu-rack7"].endswith(" | layout from mig_policies[0] (match: labels.\"example.com/rack\" == '7')")
+    assert plans["gpu-two"].endswith(": MIG disabled -> enabled; devices none -> 2 x 3g.20gb | evicts no pod | "
+                                      "layout from mig_policies[1] (match: gpus[?contains(name, 'A100')] | length(@) > `1`)")
+    assert plans["gpu-two"].startswith("reconfigure: cordon and drain the node, change the GPUs | GPUs 0-1 NVIDIA A100")
+    assert plans["gpu-one"].endswith("devices none -> 7 x 1g.5gb | evicts no pod | "
+                                      "layout from mig_policies[2] (match: gpus[?contains(name, 'A100-SXM4-40GB')])")
+    assert plans["gpu-pinned"].endswith("devices none -> 3g.20gb, 2g.10gb, 2 x 1g.5gb | evicts no pod | "
+                                         "layout from the host variable mig_config")
     for name in ("gpu-rack7", "gpu-two", "gpu-one", "gpu-pinned"):
         assert devices(fleet.status(name)) == []
 
@@ -84,8 +88,8 @@ def test_skip_default_leaves_an_unmatched_node_alone(sim_fleet):
 
     assert returncode == 0, output
     plans = _plans(results)
-    assert plans["gpu-other"][:2] == ["skipped: no fleet policy matches and the host sets no layout",
-                                      "no policy of 1 matches and the host sets no layout: skipped (mig_policy_default: skip)"]
-    assert plans["gpu-rack7"][2].endswith("devices none -> 7 x 1g.5gb")
+    assert plans["gpu-other"] == ("skipped: no fleet policy matches and the host sets no layout | "
+                                  "no policy of 1 matches and the host sets no layout: skipped (mig_policy_default: skip)")
+    assert "devices none -> 7 x 1g.5gb | evicts no pod" in plans["gpu-rack7"]
     assert not [r for r in named(results, "Cordon the node, label it pending and drain it") if r["host"] == "gpu-other"
                 and r["status"] != "skipped"]

@@ -1,0 +1,203 @@
+"""What do the read-only pass, the fleet plan, the rollout and the converged re-run cost as the fleet grows?
+
+Numbers measured in one run, on twin fleets generated here: N nodes of 8 GPUs each, cycling A100-SXM4-40GB,
+H100-SXM5-80GB and A30-24GB nodes (driver 550.54.15), MIG disabled, every node asking for `all-balanced` under the
+`mixed` strategy. The twin's clocks are the fast ones of `make demo`.
+
+Per size N it prints the wall time of:
+  read     `ansible gpu_nodes -m gpufleet.mig.gpu_info` (one NVML read of every node, the yardstick)
+  plan     `ansible-playbook site.yml --check --diff` (the fleet plan)
+  rollout  `ansible-playbook site.yml -e mig_serial=<batch>`
+  read'    the read-only pass again, on the configured fleet (MIG devices make it dearer)
+  re-run   `ansible-playbook site.yml` on the converged fleet (must change nothing)
+and the ratios the scale issue sets targets for: plan / read and re-run / read' (target 1.5 or less), the per-node
+cost of each and how it grows against the smallest size, and for the rollout its wall time over the twin clocks
+it has to wait for (kubelet heartbeat, GFD pass and device-plugin restart, once per batch).
+
+Then, on fresh fleets of the --widths-at size, the rollout alone at each batch width in --widths (mig_serial and
+mig_max_unavailable both set to it): its wall time against the waits of its batches, which should fall as batches widen.
+
+Run: nice .venv/bin/python bench/fleet_scale.py [--nodes 8,32,128] [--serial 25%] [--widths 2,4,8 --widths-at 16]
+     [--forks 10] [--skip-rollout]
+Absolute times depend on the machine and on what else runs on it; the ratios are the result.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from gpufleet_twin.nvidia_chart import device_plugin_chart
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+MODELS = ("A100-SXM4-40GB", "H100-SXM5-80GB", "A30-24GB")
+# The fast clocks of demo/fleet.yml.
+TIMING = {"heartbeat": 0.5, "gfd_sleep_interval": 1, "crash_backoff": 1, "crash_backoff_max": 2, "tick": 0.2}
+# What one batch must wait for on the twin, whatever the rollout does: the device plugin coming back (an agent tick),
+# kubelet reporting the new capacity (a heartbeat), GFD relabelling (its sleep interval) and the validation pods
+# starting (an agent tick). The fleets here run no workload pods, so there is no drain grace to wait for.
+BATCH_WAIT_S = TIMING["tick"] + TIMING["heartbeat"] + TIMING["gfd_sleep_interval"] + TIMING["tick"]
+
+
+def fleet_spec(size: int) -> dict:
+    nodes = []
+    for index in range(size):
+        model = MODELS[index % len(MODELS)]
+        nodes.append({
+            "name": f"gpu-{index:04d}",
+            "driver_version": "550.54.15",
+            "gpus": [{"model": model, "count": 8, "mig_mode": "disabled"}],
+            "hostvars": {"mig_config": "all-balanced"},
+        })
+    return {"cluster": {"timing": TIMING}, "nodes": nodes}
+
+
+def environment(workdir: Path, forks: int) -> dict:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
+        ANSIBLE_FORKS=str(forks),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCAL_TEMP=str(workdir / "ansible-tmp"),
+        PATH=f"{REPO_ROOT / '.tools' / 'bin'}:{VENV_BIN}:{env.get('PATH', '')}",
+    )
+    return env
+
+
+def timed(argv: list[str], env: dict, log: Path) -> tuple[float, str]:
+    started = time.monotonic()
+    completed = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - started
+    log.write_text(completed.stdout + completed.stderr)
+    if completed.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:3])} ... failed (rc {completed.returncode}); see {log}")
+    return elapsed, completed.stdout
+
+
+def plan_lines(stdout: str) -> int:
+    """How many nodes the plan printed a line for (the hosts of the task that shows the plan)."""
+    section = stdout.split("Show the plan of the node]", 1)[-1].split("TASK [", 1)[0]
+    return section.count("ok: [")
+
+
+def recap_changed(stdout: str) -> int:
+    return sum(int(n) for n in re.findall(r"changed=(\d+)", stdout))
+
+
+def measure(size: int, serial: str, forks: int, skip_rollout: bool, keep: bool, only_rollout: bool = False) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix=f"fleet-scale-{size}-"))
+    env = environment(workdir, forks)
+    (workdir / "fleet.yml").write_text(yaml.safe_dump(fleet_spec(size), sort_keys=False))
+    sim = str(VENV_BIN / "gpufleet-sim")
+    row: dict = {"nodes": size}
+    try:
+        row["up"], _ = timed([sim, "up", "--fleet", str(workdir / "fleet.yml"), "--workdir", str(workdir / "twin")], env,
+                             workdir / "up.log")
+        inventory = str(workdir / "twin" / "inventory.yml")
+        read = [str(VENV_BIN / "ansible"), "gpu_nodes", "-i", inventory, "-m", "gpufleet.mig.gpu_info", "-o"]
+        # The chart make demo uses: NVIDIA's when provided, else the stand-in in tests/charts.
+        chart = {"device_plugin_chart_ref": str(device_plugin_chart(REPO_ROOT)), "device_plugin_chart_repo_url": ""}
+        site = [str(VENV_BIN / "ansible-playbook"), "-i", inventory, "site.yml", "-e", "mig_strategy=mixed",
+                "-e", f"mig_report_dir={workdir / 'report'}", "-e", json.dumps(chart)]
+        if only_rollout:
+            width = batch_size(serial, size)
+            row["rollout"], _ = timed(site + ["-e", f"mig_serial={serial}", "-e", f"mig_max_unavailable={width}"], env,
+                                      workdir / "rollout.log")
+            row["width"], row["batches"] = width, -(-size // width)
+            return row
+        row["read"], _ = timed(read, env, workdir / "read.log")
+        row["plan"], plan_out = timed(site + ["--check", "--diff"], env, workdir / "plan.log")
+        row["plan_lines"] = plan_lines(plan_out)
+        if not skip_rollout:
+            width = batch_size(serial, size)
+            pacing = ["-e", f"mig_serial={serial}", "-e", f"mig_max_unavailable={width}"]
+            row["rollout"], _ = timed(site + pacing, env, workdir / "rollout.log")
+            row["batches"] = -(-size // width)
+            row["read_configured"], _ = timed(read, env, workdir / "read-configured.log")
+            row["rerun"], rerun_out = timed(site + pacing, env, workdir / "rerun.log")
+            row["rerun_changed"] = recap_changed(rerun_out)
+    finally:
+        subprocess.run([sim, "down", "--workdir", str(workdir / "twin")], env=env, capture_output=True, check=False)
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"  kept {workdir}", flush=True)
+    return row
+
+
+def batch_size(serial: str, size: int) -> int:
+    if serial.endswith("%"):
+        return max(1, int(size * float(serial[:-1]) / 100))
+    return max(1, int(serial))
+
+
+def report(rows: list[dict]) -> None:
+    base = rows[0]
+    print()
+    print(f"{'nodes':>6} {'up':>7} {'read':>7} {'plan':>7} {'plan/read':>9} {'rollout':>8} {'batches':>7} "
+          f"{'wall/waits':>10} {'read_cfg':>8} {'re-run':>7} {'re-run/read_cfg':>15} {'changed':>7}")
+    for row in rows:
+        waits = row.get("batches", 0) * BATCH_WAIT_S
+        print(f"{row['nodes']:>6} {row['up']:>7.1f} {row['read']:>7.1f} {row['plan']:>7.1f} {row['plan'] / row['read']:>9.2f} "
+              + (f"{row['rollout']:>8.1f} {row['batches']:>7} {row['rollout'] / waits:>10.1f} {row['read_configured']:>8.1f} "
+                 f"{row['rerun']:>7.1f} {row['rerun'] / row['read_configured']:>15.2f} {row['rerun_changed']:>7}"
+                 if "rollout" in row else ""))
+    print()
+    print("per node (s) and growth against the smallest fleet (per-node cost ratio; 1.0 = linear)")
+    for key in ("read", "plan", "rollout", "rerun"):
+        if key not in base:
+            continue
+        per_node = [row[key] / row["nodes"] for row in rows]
+        growth = " ".join(f"{value / per_node[0]:.2f}" for value in per_node)
+        print(f"  {key:<8} " + " ".join(f"{value:.3f}" for value in per_node) + f"   growth {growth}")
+    print(json.dumps(rows))
+
+
+def report_widths(rows: list[dict]) -> None:
+    print()
+    print(f"rollout of {rows[0]['nodes']} nodes by batch width (waits: {BATCH_WAIT_S:.1f} s of twin clocks per batch)")
+    print(f"{'width':>6} {'batches':>7} {'rollout':>8} {'waits':>6} {'wall/waits':>10} {'per batch':>9}")
+    for row in rows:
+        waits = row["batches"] * BATCH_WAIT_S
+        print(f"{row['width']:>6} {row['batches']:>7} {row['rollout']:>8.1f} {waits:>6.1f} {row['rollout'] / waits:>10.1f} "
+              f"{row['rollout'] / row['batches']:>9.1f}")
+    print(json.dumps(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", default="8,32,128", help="comma-separated fleet sizes")
+    parser.add_argument("--serial", default="25%", help="mig_serial of the rollout (nodes or a percentage)")
+    parser.add_argument("--forks", type=int, default=10, help="ansible forks (ansible.cfg has 10)")
+    parser.add_argument("--skip-rollout", action="store_true", help="measure only the read and the plan")
+    parser.add_argument("--widths", default="", help="comma-separated batch widths for the rollout-only runs")
+    parser.add_argument("--widths-at", type=int, default=16, help="fleet size of the rollout-only runs")
+    parser.add_argument("--keep", action="store_true", help="keep the twin work directories")
+    args = parser.parse_args()
+    rows = []
+    for size in (int(n) for n in args.nodes.split(",") if n):
+        print(f"fleet of {size} nodes ...", flush=True)
+        rows.append(measure(size, args.serial, args.forks, args.skip_rollout, args.keep))
+        print(f"  {rows[-1]}", flush=True)
+    if rows:
+        report(rows)
+    width_rows = []
+    for width in (int(n) for n in args.widths.split(",") if n):
+        print(f"rollout of {args.widths_at} nodes, batches of {width} ...", flush=True)
+        width_rows.append(measure(args.widths_at, str(width), args.forks, False, args.keep, only_rollout=True))
+        print(f"  {width_rows[-1]}", flush=True)
+    if width_rows:
+        report_widths(width_rows)
+
+
+if __name__ == "__main__":
+    main()
