@@ -61,14 +61,16 @@ SXM_MODELS = frozenset({"A100-SXM4-40GB", "A100-SXM4-80GB", "H100-SXM5-80GB", "H
 # The twin takes a node with at least 8 SXM GPUs for an NVSwitch board.
 NVSWITCH_BOARD_GPUS = 8
 # Which services a node of each kind runs by default:
-# - nvidia-persistenced: installed with every datacenter driver (NVIDIA driver persistence docs), so
-#   every node with a driver; a node without a driver has none of these services.
+# - nvidia-persistenced: installed with every datacenter driver ("Driver Persistence",
+#   https://docs.nvidia.com/deploy/driver-persistence/), so every node with a driver; a node without a
+#   driver has none of these services.
 # - nvidia-fabricmanager: NVSwitch boards only (above).
 # - nvidia-dcgm, dcgm-exporter: GPU telemetry, gpu-operator default-gpu-clients; on PCIe nodes too [choice:
 #   whether a given PCIe node runs them as host services rather than as pods is unknown].
 # - nvsm, nv_peer_mem: DGX OS software (NVSM; GPUDirect RDMA with the DGX's ConnectX NICs), gpu-operator
-#   default-gpu-clients; SXM nodes only [choice: an OEM HGX server may lack NVSM; whether a PCIe node has an
-#   RDMA NIC is unknown, so it gets neither].
+#   default-gpu-clients; SXM nodes only [choice: an OEM HGX server may lack NVSM; newer drivers ship the
+#   nvidia-peermem kernel module instead of the nv_peer_mem service, which one a node has is unknown; whether
+#   a PCIe node has an RDMA NIC is unknown, so it gets neither].
 PCIE_NODE_SERVICES = ("nvidia-persistenced", "nvidia-dcgm", "dcgm-exporter")
 SERVICE_KEYS = {"name", "active", "enabled", "holds_gpus", "blocks_instance_changes"}
 
