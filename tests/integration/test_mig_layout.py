@@ -2,12 +2,14 @@
 
 Outcomes are checked in what the module returned and, independently, in the simulator's view of the node
 (``SimFleet.status``).
+The nodes are bare (``BARE_NODES``): on a real node the module runs after the rollout or the operator stopped
+the host GPU clients; site.yml tests cover the default nodes that have them.
 """
 from __future__ import annotations
 
 import pytest
 
-from fleet_harness import one_node_spec
+from fleet_harness import BARE_NODES, one_node_spec
 from gpufleet_twin import nvml
 
 pytestmark = pytest.mark.slow
@@ -56,7 +58,7 @@ def module_devices(gpu_result):
 
 
 def test_config_plans_in_check_mode_applies_once_and_then_reports_no_change(sim_fleet, tmp_path):
-    fleet = sim_fleet(one_node_spec("A100-SXM4-40GB", count=2, mig_mode="enabled"))
+    fleet = sim_fleet(one_node_spec("A100-SXM4-40GB", host_services="none", count=2, mig_mode="enabled"))
     balanced = ["2g.10gb at 0:2: 2g.10gb", "1g.5gb at 2:1: 1g.5gb", "1g.5gb at 3:1: 1g.5gb", "3g.20gb at 4:4: 3g.20gb"]
 
     check = fleet.play([layout_task("Plan all-balanced", config="all-balanced")], check=True, diff=True)
@@ -121,7 +123,7 @@ def test_config_plans_in_check_mode_applies_once_and_then_reports_no_change(sim_
 
 
 def test_invalid_layouts_and_modes_are_refused_before_anything_changes(sim_fleet):
-    fleet = sim_fleet({"nodes": [{"name": "gpu-node-1", "driver_version": "550.54.15", "gpus": [
+    fleet = sim_fleet({"node_defaults": BARE_NODES, "nodes": [{"name": "gpu-node-1", "driver_version": "550.54.15", "gpus": [
         {"model": "A100-SXM4-40GB", "count": 1, "mig_mode": "enabled"},
         {"model": "A100-SXM4-40GB", "count": 1, "mig_mode": {"current": "disabled", "pending": "enabled"}},
         {"model": "Tesla-T4", "count": 1}]}]})
@@ -156,7 +158,7 @@ def test_invalid_layouts_and_modes_are_refused_before_anything_changes(sim_fleet
 
 
 def test_instances_in_use_are_never_destroyed_and_skip_leaves_their_gpu_alone(sim_fleet):
-    spec = one_node_spec("A100-SXM4-40GB", count=2, mig_mode="enabled")
+    spec = one_node_spec("A100-SXM4-40GB", host_services="none", count=2, mig_mode="enabled")
     spec["nodes"][0]["gpus"][0]["mig_devices"] = SEVEN_1G
     fleet = sim_fleet(spec)
     nvml.add_process(fleet.state_path("gpu-node-1"), gpu=0, pid=4242, name="python3", gi=13, ci=0)
@@ -187,7 +189,7 @@ def test_instances_in_use_are_never_destroyed_and_skip_leaves_their_gpu_alone(si
 
 
 def test_an_nvml_error_at_each_write_call_is_reported_exactly_and_a_rerun_converges(sim_fleet):
-    spec = one_node_spec("A100-SXM4-40GB", count=4, mig_mode="enabled")
+    spec = one_node_spec("A100-SXM4-40GB", host_services="none", count=4, mig_mode="enabled")
     spec["nodes"][0]["gpus"][0]["mig_devices"] = SEVEN_1G
     fleet = sim_fleet(spec)
     state = fleet.state_path("gpu-node-1")
@@ -237,7 +239,7 @@ def test_an_nvml_error_at_each_write_call_is_reported_exactly_and_a_rerun_conver
 
 
 def test_r450_lets_the_driver_place_instances_and_reports_a_create_error(sim_fleet):
-    fleet = sim_fleet(one_node_spec("A100-SXM4-40GB", driver="450.80.02", mig_mode="enabled"))
+    fleet = sim_fleet(one_node_spec("A100-SXM4-40GB", host_services="none", driver="450.80.02", mig_mode="enabled"))
     nvml.inject_fault(fleet.state_path("gpu-node-1"), "nvmlDeviceCreateGpuInstance", "INSUFFICIENT_RESOURCES", times=1)
     run = fleet.play([layout_task("Create the seed's mix", True, layout=SEED_MIX),
                       layout_task("Create the seed's mix again", layout=SEED_MIX),

@@ -2,12 +2,14 @@
 
 Every outcome is checked twice: in what the module returned, and in the simulator's own view of the node
 (``SimFleet.status``), which the module cannot influence except through NVML and nvidia-smi.
+The nodes are bare (``BARE_NODES``): on a real node the module runs after the rollout or the operator stopped
+the host GPU clients; site.yml tests cover the default nodes that have them.
 """
 from __future__ import annotations
 
 import pytest
 
-from fleet_harness import one_node_spec
+from fleet_harness import BARE_NODES, one_node_spec
 from gpufleet_twin import nvml
 
 pytestmark = pytest.mark.slow
@@ -29,7 +31,7 @@ def sim_modes(fleet, node="gpu-node-1"):
 
 
 def test_enable_reports_before_after_is_idempotent_and_skips_or_refuses_non_mig_gpus(sim_fleet):
-    fleet = sim_fleet({"nodes": [{"name": "gpu-node-1", "driver_version": "550.54.15", "gpus": [
+    fleet = sim_fleet({"node_defaults": BARE_NODES, "nodes": [{"name": "gpu-node-1", "driver_version": "550.54.15", "gpus": [
         {"model": "A100-SXM4-40GB", "count": 1}, {"model": "Tesla-T4", "count": 1}]}]})
 
     check = fleet.play([mig_task("Predict enabling MIG", state="enabled")], check=True, diff=True)
@@ -69,7 +71,7 @@ def test_enable_reports_before_after_is_idempotent_and_skips_or_refuses_non_mig_
 
 
 def test_pending_change_is_reported_then_reset_refused_while_in_use_then_applied(sim_fleet):
-    spec = one_node_spec("A100-SXM4-40GB", count=2,
+    spec = one_node_spec("A100-SXM4-40GB", host_services="none", count=2,
                          processes=[{"gpu": 0, "pid": 4242, "name": "python3", "used_memory_mib": 1024}],
                          clients=[{"gpu": 1, "name": "nvidia-persistenced"}])
     fleet = sim_fleet(spec)
@@ -121,7 +123,7 @@ def test_pending_change_is_reported_then_reset_refused_while_in_use_then_applied
 
 
 def test_reboot_required_where_no_reset_exists_and_hopper_needs_no_reset(sim_fleet):
-    fleet = sim_fleet({"nodes": [
+    fleet = sim_fleet({"node_defaults": BARE_NODES, "nodes": [
         {"name": "vm-node", "driver_version": "550.54.15", "passthrough_vm": True,
          "gpus": [{"model": "A100-SXM4-40GB", "count": 1}]},
         {"name": "hopper-node", "driver_version": "550.54.15", "gpus": [{"model": "H100-SXM5-80GB", "count": 1}]},
@@ -155,7 +157,7 @@ def test_reboot_required_where_no_reset_exists_and_hopper_needs_no_reset(sim_fle
 
 def test_disabling_refuses_instances_without_force_and_in_use_with_force(sim_fleet):
     # Three devices made by the simulator itself (as nvidia-smi mig -cgi 9,14,19 -C would), one of them busy.
-    fleet_spec = one_node_spec("A100-SXM4-40GB", mig_mode="enabled")
+    fleet_spec = one_node_spec("A100-SXM4-40GB", host_services="none", mig_mode="enabled")
     fleet_spec["nodes"][0]["gpus"][0]["mig_devices"] = ["3g.20gb", "2g.10gb", "1g.5gb"]
     fleet = sim_fleet(fleet_spec)
     state = fleet.state_path("gpu-node-1")
@@ -197,7 +199,7 @@ def test_disabling_refuses_instances_without_force_and_in_use_with_force(sim_fle
 
 
 def test_an_nvml_error_from_set_mig_mode_fails_the_task_and_a_rerun_converges(sim_fleet):
-    fleet = sim_fleet(one_node_spec("A100-SXM4-40GB"))
+    fleet = sim_fleet(one_node_spec("A100-SXM4-40GB", host_services="none"))
     nvml.inject_fault(fleet.state_path("gpu-node-1"), "nvmlDeviceSetMigMode", "NO_PERMISSION", times=1)
     run = fleet.play([mig_task("Enable MIG", ignore_errors=True, state="enabled"),
                       mig_task("Enable MIG once more", state="enabled"),

@@ -29,6 +29,15 @@ SEED_MIXED = [SEED_GPU_LINE,
 SEED_MEMORY_MIB = {"1g.5gb": 4864, "2g.10gb": 9984, "3g.20gb": 20096}  # the seed's GFD gpu.memory labels
 
 
+# Stop / start a DGX's host GPU clients with the product's module, recording what it stopped on the node.
+GPU_CLIENTS = ["nvidia-persistenced", "nvidia-fabricmanager", "nvsm", "nv_peer_mem", "nvidia-dcgm", "dcgm-exporter"]
+
+
+def gpu_clients_task(name, state):
+    return {"name": name, "gpufleet.mig.host_services": {
+        "state": state, "names": GPU_CLIENTS, "record": "{{ mig_node_state_dir }}/stopped-host-services.json"}}
+
+
 def nvidia_smi(fleet, *args):
     """Run the node's nvidia-smi stand-in; one line per output line, whitespace collapsed as in the seed text."""
     env = dict(os.environ)
@@ -48,6 +57,13 @@ def test_seed_node_steps_reproduce_on_a_simulated_a100_with_driver_450(sim_fleet
         {"model": "A100-SXM4-40GB", "uuid": SEED_GPU_UUID, "pci_bus_id": "00000000:36:00.0"}]}]})
     assert nvidia_smi(fleet, "--query-gpu=mig.mode.current,memory.total", "--format=csv,noheader") == [
         "Disabled, 40537 MiB"]
+
+    # The node is DGX-like (the twin's default): its host GPU clients hold the GPU until stopped, which the seed's
+    # "requires stopping all GPU clients first" asks for. The product's module stops them and records what it stopped.
+    clients = [service["name"] for service in fleet.status("seed-node")["host_services"]]
+    assert "nvidia-persistenced" in clients
+    stop = fleet.play([gpu_clients_task("Stop the host GPU clients", "stopped")])
+    assert sorted(stop.task("Stop the host GPU clients").result["stopped"]) == sorted(c + ".service" for c in clients)
 
     # `sudo nvidia-smi -mig 1`
     enable = fleet.play([{"name": "Enable MIG", "gpufleet.mig.mig_mode": {"state": "enabled", "reset": True}}])
@@ -78,7 +94,9 @@ def test_seed_node_steps_reproduce_on_a_simulated_a100_with_driver_450(sim_fleet
 
     # Back to the seed's starting point: MIG disabled.
     disable = fleet.play([{"name": "Disable MIG", "gpufleet.mig.mig_mode": {
-        "state": "disabled", "force": True, "reset": True}}])
+        "state": "disabled", "force": True, "reset": True}},
+        gpu_clients_task("Start the host GPU clients again", "started")])
     assert disable.task("Disable MIG").changed, disable.stdout
+    assert [service["name"] for service in fleet.status("seed-node")["host_services"] if service["active"]] == clients
     assert nvidia_smi(fleet, "--query-gpu=mig.mode.current", "--format=csv,noheader") == ["Disabled"]
     assert nvidia_smi(fleet, "-L") == [SEED_GPU_LINE]

@@ -100,6 +100,21 @@ def seed_cluster(sim_fleet):
     return up
 
 
+# The seed's node is a DGX, whose host GPU clients (the twin's default node) hold the GPU; the seed says "requires
+# stopping all GPU clients first". These tasks do that with the product's module, in start order, and start exactly
+# what they stopped again.
+GPU_CLIENTS = ["nvidia-persistenced", "nvidia-fabricmanager", "nvsm", "nv_peer_mem", "nvidia-dcgm", "dcgm-exporter"]
+
+
+def gpu_clients_task(name, state):
+    return {"name": name, "gpufleet.mig.host_services": {
+        "state": state, "names": GPU_CLIENTS, "record": "{{ mig_node_state_dir }}/stopped-host-services.json"}}
+
+
+def running_gpu_clients(fleet):
+    return [service["name"] for service in fleet.status(NODE)["host_services"] if service["active"]]
+
+
 def helm_task(name, strategy, state="present", workdir=None):
     args = {"release_name": RELEASE, "release_namespace": NAMESPACE, "state": state, "binary_path": str(HELM),
             "kubeconfig": "{{ gpufleet_kubeconfig }}"}
@@ -180,12 +195,17 @@ def test_seed_none_strategy_one_gpu_before_and_after_enabling_mig(seed_cluster):
     # "Enable MIG on the GPU (requires stopping all GPU clients first)", then "Restart the kubelet and the plugins".
     after = play(fleet, [
         helm_task("Stop the device plugin and GFD", "none", state="absent"),
+        gpu_clients_task("Stop the host GPU clients", "stopped"),
         {"name": "Enable MIG", "gpufleet.mig.mig_mode": {"state": "enabled", "reset": True}},
+        gpu_clients_task("Start the host GPU clients again", "started"),
         helm_task("Start the device plugin and GFD again", "none"),
         facts_task("Read the GPU with MIG enabled"),
         validate_task("Observe 1 nvidia.com/gpu again, run nvidia-smi -L in a pod", "none"),
     ])
     assert after.task("Enable MIG").changed
+    clients = running_gpu_clients(fleet)
+    assert "nvidia-persistenced" in clients and after.task("Stop the host GPU clients").result["stopped"]
+    assert sorted(after.task("Start the host GPU clients again").result["started"]) == sorted(c + ".service" for c in clients)
     assert after.task("Read the GPU with MIG enabled").result["gpus"][0]["mig_mode"]["current"] == "enabled"
     result = after.task("Observe 1 nvidia.com/gpu again, run nvidia-smi -L in a pod").result
     # "Observe that the labels haven't changed": today's GFD only flips gpu.replicas to 0 (audit.md B).
@@ -202,7 +222,9 @@ def test_seed_single_strategy_seven_1g_devices(seed_cluster):
     fleet = seed_cluster(SEED_GPU_UUID, "enabled")
     run = play(fleet, [
         facts_task("Verify that MIG is enabled on the GPU and no MIG devices present"),
+        gpu_clients_task("Stop the host GPU clients", "stopped"),
         {"name": "Create 7 single-slice MIG devices", "gpufleet.mig.mig_layout": {"layout": {"1g.5gb": 7}}},
+        gpu_clients_task("Start the host GPU clients again", "started"),
         facts_task("Read the MIG devices"),
         helm_task("Start the device plugin and GFD with the single strategy", "single"),
         validate_task("Observe 7 nvidia.com/gpu and the single labels, deploy 7 pods", "single",
@@ -225,6 +247,7 @@ def test_seed_single_strategy_seven_1g_devices(seed_cluster):
             SEED_GPU_LINE, "MIG 1g.5gb Device 0: (UUID: %s)" % pod["assigned"]["uuid"]]
         assert pod["deleted"]
 
+    assert running_gpu_clients(fleet) == [service["name"] for service in fleet.status(NODE)["host_services"]]
     allocatable, capacity, node_labels = node_object(fleet)
     assert (allocatable, capacity) == ({"nvidia.com/gpu": "7"}, {"nvidia.com/gpu": "7"})
     assert dict((key, node_labels.get(key)) for key in labels) == labels
@@ -233,8 +256,10 @@ def test_seed_single_strategy_seven_1g_devices(seed_cluster):
 def test_seed_mixed_strategy_three_profiles(seed_cluster):
     fleet = seed_cluster(SEED_GPU_UUID, "enabled")
     run = play(fleet, [
+        gpu_clients_task("Stop the host GPU clients", "stopped"),
         {"name": "Create 3 MIG devices of different sizes", "gpufleet.mig.mig_layout": {
             "layout": {"3g.20gb": 1, "2g.10gb": 1, "1g.5gb": 1}}},
+        gpu_clients_task("Start the host GPU clients again", "started"),
         facts_task("Read the MIG devices"),
         helm_task("Start the device plugin and GFD with the mixed strategy", "mixed"),
         validate_task("Observe one of each MIG resource and the mixed labels, deploy a pod per resource", "mixed"),
@@ -253,6 +278,7 @@ def test_seed_mixed_strategy_three_profiles(seed_cluster):
         for profile, gi in (("3g.20gb", 2), ("2g.10gb", 3), ("1g.5gb", 9)))
     assert all(pod["deleted"] and pod["problem"] is None for pod in result["pods"])
 
+    assert running_gpu_clients(fleet) == [service["name"] for service in fleet.status(NODE)["host_services"]]
     allocatable, capacity, node_labels = node_object(fleet)
     assert allocatable == capacity == dict((name, str(count)) for name, count in resources.items())
     assert dict((key, node_labels.get(key)) for key in labels) == labels

@@ -147,11 +147,28 @@ def test_check_mode_prints_the_fleet_plan_and_changes_nothing(sim_fleet):
     assert not (fleet.workdir / "report").exists()
 
 
+def running_services(status):
+    return [s["name"] for s in status["host_services"] if s["active"]]
+
+
+# What a default fleet node with one A100-SXM4 runs (twin/gpufleet_twin/nvml/host.py, default_services): fewer than
+# 8 SXM GPUs is no NVSwitch board, so no fabric manager.
+DEFAULT_A100_HOLDERS = ["nvidia-persistenced", "nv_peer_mem", "nvidia-dcgm", "dcgm-exporter", "nvsm"]
+
+
 def test_a_converged_fleet_rerun_evicts_nothing_and_changes_nothing(sim_fleet):
     fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
-    returncode, output, _ = run_site(fleet)
+    # A default fleet node is DGX-like: its host GPU clients hold the GPUs, so the mode change and the GPU instances
+    # need them stopped, and the rollout must start exactly those again.
+    assert running_services(fleet.status("gpu-1")) == DEFAULT_A100_HOLDERS
+    returncode, output, results = run_site(fleet)
     assert returncode == 0, output
-    assert devices(fleet.status("gpu-1")) == ["1g.5gb"] * 7
+    status = fleet.status("gpu-1")
+    assert devices(status) == ["1g.5gb"] * 7 and status["boot_count"] == 0
+    stopped = [name for r in named(results, "Stop the host services that hold the GPUs") if r["status"] != "skipped"
+               for name in r["result"]["stopped"]]
+    assert sorted(stopped) == sorted(name + ".service" for name in DEFAULT_A100_HOLDERS)
+    assert running_services(status) == DEFAULT_A100_HOLDERS
     api = core_api(fleet)
     assert node_view(api, "gpu-1") == (False, {"gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb",
                                                "gpufleet.mig/strategy": "mixed"})

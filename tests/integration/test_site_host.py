@@ -4,6 +4,8 @@ The holders live in the simulated node (twin/gpufleet_twin/nvml/host.py): while 
 an A100's MIG mode change stays pending and nvidia-smi -r is refused, and DCGM makes GPU instance creation answer
 IN_USE. The rollout stops them through the node's systemctl stand-in and must start exactly those again. Nodes are
 reached through the twin's gpufleet_sim connection, under which ansible.builtin.reboot reboots the simulated node.
+Every default fleet node has such holders (host_services: default); these tests spell theirs out, and test_site.py's
+converged-fleet test checks the default node's.
 """
 from __future__ import annotations
 

@@ -211,7 +211,7 @@ def test_node_defaults_give_every_node_the_dgx_holders_unless_it_says_otherwise(
     fleet.write_text(yaml.safe_dump({"cluster": False, "node_defaults": {"host_services": "dgx", "kernel_modules": ["nvidia_drm"]},
                                      "nodes": [{"name": "dgx-1", "driver_version": "550.54.15", "gpus": [{"model": "A100-SXM4-80GB"}]},
                                                {"name": "bare", "driver_version": "550.54.15", "gpus": [{"model": "A100-SXM4-80GB"}],
-                                                "host_services": []}]}))
+                                                "host_services": "none"}]}))
     workdir = tmp_path / "twin"
     assert cli.main(["up", "--fleet", str(fleet), "--workdir", str(workdir)]) == 0
     dgx = sim.node_status(workdir / "nodes" / "dgx-1" / "state.json")
@@ -219,4 +219,20 @@ def test_node_defaults_give_every_node_the_dgx_holders_unless_it_says_otherwise(
     assert [s["name"] for s in dgx["host_services"]][:2] == ["nvidia-persistenced", "nvidia-fabricmanager"]
     assert dgx["kernel_modules"] == ["nvidia_drm"]
     assert bare["host_services"] == [] and bare["kernel_modules"] == ["nvidia_drm"]
+    cli.main(["down", "--workdir", str(workdir)])
+
+
+def test_a_fleet_node_is_dgx_like_by_default_and_host_services_none_makes_it_bare(tmp_path: Path):
+    fleet = tmp_path / "fleet.yml"
+    gpus = [{"model": "A100-SXM4-40GB", "count": 8}]
+    fleet.write_text(yaml.safe_dump({"cluster": False, "nodes": [
+        {"name": "dgx-1", "driver_version": "550.54.15", "gpus": gpus},
+        {"name": "bare", "driver_version": "550.54.15", "gpus": gpus, "host_services": "none"}]}))
+    workdir = tmp_path / "twin"
+    assert cli.main(["up", "--fleet", str(fleet), "--workdir", str(workdir)]) == 0
+    dgx = sim.node_status(workdir / "nodes" / "dgx-1" / "state.json")
+    bare = sim.node_status(workdir / "nodes" / "bare" / "state.json")
+    assert [s["name"] for s in dgx["host_services"] if s["active"]] == [
+        "nvidia-persistenced", "nvidia-fabricmanager", "nv_peer_mem", "nvidia-dcgm", "dcgm-exporter", "nvsm"]
+    assert bare["host_services"] == []
     cli.main(["down", "--workdir", str(workdir)])

@@ -339,14 +339,20 @@ def _merge(into: dict[str, Any], fragment: dict[str, Any]) -> dict[str, Any]:
     return into
 
 
+# What every node of a fleet file has unless the fleet's ``node_defaults`` or the node itself says otherwise:
+# the host GPU clients a DGX/HGX-like node of its GPU kind runs (nvml/host.py, ``default_services``), so that
+# the rollout meets on the twin what holds the GPUs on a real node.  ``host_services: none`` makes a bare node.
+FLEET_NODE_DEFAULTS: dict[str, Any] = {"host_services": "default"}
+
+
 def with_node_defaults(fleet: dict[str, Any]) -> dict[str, Any]:
-    """``node_defaults`` (fleet file top level) under every node's own keys, e.g. ``{host_services: dgx}`` for a
-    fleet of DGX/HGX-like nodes; a node's own key wins (``host_services: []`` keeps that node bare)."""
+    """``FLEET_NODE_DEFAULTS``, then ``node_defaults`` (fleet file top level), then every node's own keys, e.g.
+    ``node_defaults: {host_services: none}`` for a fleet of bare nodes; a node's own key wins (``host_services:
+    none`` keeps that node bare)."""
     defaults = fleet.get("node_defaults") or {}
     if not isinstance(defaults, dict):
         raise TwinError("node_defaults: expected a mapping of node keys")
-    if not defaults:
-        return fleet
+    defaults = {**FLEET_NODE_DEFAULTS, **defaults}
     nodes = [{**defaults, **node} if isinstance(node, dict) else node for node in fleet.get("nodes") or []]
     return {**{key: value for key, value in fleet.items() if key != "node_defaults"}, "nodes": nodes}
 

@@ -29,7 +29,10 @@ def seed_fleet(uuid: str, bus: str, mig_mode: str, mig_devices: list[str] | None
         gpu["mig_devices"] = mig_devices
     return {
         "cluster": {"timing": FAST_TIMING},
-        "nodes": [{"name": NODE, "driver_version": "450.80.02", "machine": "NVIDIA DGX", "gpus": [gpu]}],
+        # Bare (no host GPU clients): the seed's "requires stopping all GPU clients first" is taken as done here;
+        # tests/integration/test_seed_* stop and restart a default DGX-like node's clients with the product.
+        "nodes": [{"name": NODE, "driver_version": "450.80.02", "machine": "NVIDIA DGX", "host_services": "none",
+                   "gpus": [gpu]}],
     }
 
 

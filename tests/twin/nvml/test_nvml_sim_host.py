@@ -30,10 +30,38 @@ def test_the_dgx_preset_runs_the_services_a_dgx_node_has(make_node: Callable[...
     assert all(s["active"] and s["enabled"] for s in status["host_services"])
 
 
-def test_a_bare_node_has_no_holders(make_node: Callable[..., Path]) -> None:
-    state = make_node([A100], host_services=[])
+@pytest.mark.parametrize("bare", [[], "none", None])
+def test_a_bare_node_has_no_holders(make_node: Callable[..., Path], bare: Any) -> None:
+    state = make_node([A100], host_services=bare)
     sim.reset_gpu(state, 0)  # nothing holds it
     assert sim.node_status(state)["host_services"] == []
+
+
+@pytest.mark.parametrize(
+    ("gpus", "driver", "expected"),
+    [
+        # An 8-GPU SXM board has NVSwitch, so fabric manager runs (DGX/HGX A100, H100, H200).
+        ([{"model": "A100-SXM4-80GB", "count": 8}], "550.54.15",
+         ["nvidia-persistenced", "nvidia-fabricmanager", "nv_peer_mem", "nvidia-dcgm", "dcgm-exporter", "nvsm"]),
+        ([{"model": "H200-141GB", "count": 8}], "550.54.15",
+         ["nvidia-persistenced", "nvidia-fabricmanager", "nv_peer_mem", "nvidia-dcgm", "dcgm-exporter", "nvsm"]),
+        # Fewer SXM GPUs: a 4-GPU board without NVSwitch, no fabric manager.
+        ([{"model": "H100-SXM5-80GB", "count": 4}], "550.54.15",
+         ["nvidia-persistenced", "nv_peer_mem", "nvidia-dcgm", "dcgm-exporter", "nvsm"]),
+        # PCIe cards: persistenced and the telemetry agents only.
+        ([{"model": "A30-24GB", "count": 2}], "535.129.03", ["nvidia-persistenced", "nvidia-dcgm", "dcgm-exporter"]),
+        ([{"model": "Tesla-T4", "count": 1}], "535.129.03", ["nvidia-persistenced", "nvidia-dcgm", "dcgm-exporter"]),
+        # Without a driver there is no persistenced and nothing that talks to the GPUs.
+        ([{"model": "A100-SXM4-40GB", "count": 8}], None, []),
+    ],
+    ids=["hgx-a100-8", "hgx-h200-8", "hgx-h100-4", "a30-pcie", "t4-pcie", "no-driver"],
+)
+def test_the_default_holders_are_those_a_node_of_its_gpu_kind_has(
+    make_node: Callable[..., Path], gpus: list[dict[str, Any]], driver: str | None, expected: list[str]
+) -> None:
+    status = sim.node_status(make_node(gpus, driver_version=driver, host_services="default"))
+    assert [s["name"] for s in status["host_services"]] == expected
+    assert all(s["active"] and s["enabled"] and s["holds_gpus"] for s in status["host_services"])
 
 
 def test_bad_host_specs_are_refused(make_node: Callable[..., Path]) -> None:

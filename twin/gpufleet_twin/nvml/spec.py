@@ -11,8 +11,9 @@ Optional node keys: ``cuda_version`` (12040 or "12.4"), ``driver_loaded`` (false
 answers DRIVER_NOT_LOADED), ``nvml_library`` (false: LIBRARY_NOT_FOUND), ``passthrough_vm``
 (true: GPU reset not exposed), ``processes``, ``clients``, ``faults``, ``hostvars`` (used by the
 CLI's inventory only), ``container_toolkit`` (``{version: "1.17.8"}``, the default; ``null``: no
-NVIDIA Container Toolkit; see ``toolkit.py``), ``host_services`` (``dgx`` or a list; what holds the
-GPUs besides processes, see ``host.py``) and ``kernel_modules`` (e.g. ``[nvidia_drm]``).  ``driver_version: null`` is a node without a driver.
+NVIDIA Container Toolkit; see ``toolkit.py``), ``host_services`` (``default``, ``dgx``, ``none`` or a
+list; what holds the GPUs besides processes, see ``host.py``; absent here: none, absent in a fleet
+file: ``default``) and ``kernel_modules`` (e.g. ``[nvidia_drm]``).  ``driver_version: null`` is a node without a driver.
 Optional GPU keys: ``uuid`` / ``pci_bus_id`` (only with count 1), ``mig_mode`` (``enabled``,
 ``disabled`` or ``{current: .., pending: ..}``) and ``mig_devices`` (profiles created in order,
 each with its full-size compute instance, like ``nvidia-smi mig -cgi ... -C``; ``name:start``
@@ -123,11 +124,6 @@ def build_node_state(spec: dict[str, Any]) -> dict[str, Any]:
         "faults": [],
         "container_toolkit": toolkit_from_spec(spec.get("container_toolkit", DEFAULT_CONTAINER_TOOLKIT)),
     }
-    try:
-        host_services = host.services_from_spec(spec.get("host_services"))
-        kernel_modules = host.modules_from_spec(spec.get("kernel_modules"))
-    except host.HostSpecError as bad:
-        raise NodeSpecError(f"node {name}: {bad}") from None
     layouts: list[tuple[int, list[Any]]] = []
     for entry in spec.get("gpus") or []:
         unknown = set(entry) - GPU_KEYS
@@ -163,6 +159,13 @@ def build_node_state(spec: dict[str, Any]) -> dict[str, Any]:
             _create_layout(node, index, profiles)
     elif layouts:
         raise NodeSpecError(f"node {name}: mig_devices need a driver")
+    try:
+        host_services = host.services_from_spec(
+            spec.get("host_services"), [gpu["model"] for gpu in state["gpus"]], has_driver=driver_version is not None
+        )
+        kernel_modules = host.modules_from_spec(spec.get("kernel_modules"))
+    except host.HostSpecError as bad:
+        raise NodeSpecError(f"node {name}: {bad}") from None
     # The holders come last: the node's initial MIG devices were made before they started.
     state["host_services"] = host_services
     state["kernel_modules"] = kernel_modules
