@@ -165,3 +165,29 @@ def test_job_slices_share_one_budget_and_every_node_converges(sim_fleet):
         assert devices(fleet.status(name)) == ["1g.5gb"] * 7
         assert node_view(api, name) == (False, {"gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb",
                                                 "gpufleet.mig/strategy": "mixed"})
+
+
+
+def test_a_host_process_on_an_instance_the_plan_destroys_is_refused_in_preflight_before_any_cordon(sim_fleet):
+    # A job started by hand on the host (a login session's cgroup, not a pod's) runs on the GPU instance that the
+    # layout destroys: a drain cannot end it, so the node is refused before anything is touched.
+    node = a100_node("gpu-1", mig_layout={"1g.5gb": 7})
+    node["gpus"][0].update(mig_mode="enabled", mig_devices=["7g.40gb"])
+    node["processes"] = [{"gpu": 0, "pid": 4242, "name": "python3", "gi": 0, "ci": 0}]
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [node]})
+
+    returncode, output, results = run_site(fleet)
+
+    assert returncode != 0, output
+    refused = [r for r in named(results, "Refuse the rollout when the node has a problem") if r["status"] == "failed"]
+    assert ("the layout destroys GPU instance 0 (7g.40gb at 0:8: 7g.40gb), but a process runs there outside any Kubernetes "
+            "pod, which draining the node does not end: pid 4242 (python3) on GPU instance 0 (cgroup "
+            "/user.slice/user-0.slice/session-1.scope); stop it and re-run, set mig_in_use=skip to leave this GPU as it is, "
+            "or leave the GPU out with mig_gpus") in refused[0]["result"]["msg"]
+    assert not [r for r in results if r["action"] in ("gpufleet.mig.k8s_node", "gpufleet.mig.helm_release", "gpufleet.mig.mig_mode",
+                                                      "gpufleet.mig.mig_layout")]
+    assert node_view(core_api(fleet), "gpu-1") == (False, {})
+    assert devices(fleet.status("gpu-1")) == ["7g.40gb"]
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
+    assert report["refused"].startswith("Preflight refused gpu-1:") and "pid 4242 (python3)" in report["refused"]
+    assert [(node["host"], node["result"]) for node in report["nodes"]] == [("gpu-1", "refused")]
