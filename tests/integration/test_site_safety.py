@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import signal
 import threading
+import time
 
 import pytest
 from test_site import FAST_CLUSTER, a100_node, core_api, devices, named, node_view, run_site
@@ -191,3 +194,35 @@ def test_a_host_process_on_an_instance_the_plan_destroys_is_refused_in_preflight
     report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
     assert report["refused"].startswith("Preflight refused gpu-1:") and "pid 4242 (python3)" in report["refused"]
     assert [(node["host"], node["result"]) for node in report["nodes"]] == [("gpu-1", "refused")]
+
+
+def test_an_api_server_stopped_longer_than_the_request_timeout_fails_the_node_in_bound_and_a_rerun_converges(sim_fleet):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
+    server = json.loads((fleet.workdir / "twin.json").read_text())["components"]["cluster"]["pid"]
+    bound = {"k8s_request_timeout": {"connect": 2, "read": 3}}
+
+    # The API server hangs right after the node was cordoned: the next call (pausing the device plugin) gets no answer.
+    try:
+        returncode, output, results = run_site(fleet, stop_after_task=("Cordon the node and evict its pods", server), **bound)
+        finished = time.time()
+    finally:
+        os.kill(server, signal.SIGCONT)
+
+    assert returncode != 0, output
+    [stopped] = [r["result"]["at"] for r in results if r["status"] == "stopped"]
+    # Each request is bounded (3 x connect + read); what is left of the run (the failed call, the failed label call, the
+    # report) ends well within a minute, where the client's default read timeout alone is one.
+    assert finished - stopped < 45, output
+    failed = [r for r in named(results, "Pause the device plugin and GPU feature discovery on the node") if r["status"] == "failed"]
+    assert failed and "timed out" in failed[0]["result"]["msg"], output
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
+    [node] = report["nodes"]
+    assert node["result"] == "failed" and "labelling the node failed too" in json.dumps(node), node
+
+    # The API is back: a plain re-run finishes the node.
+    returncode, output, _ = run_site(fleet, **bound)
+
+    assert returncode == 0, output
+    assert devices(fleet.status("gpu-1")) == ["1g.5gb"] * 7
+    assert node_view(core_api(fleet), "gpu-1") == (False, {
+        "gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb", "gpufleet.mig/strategy": "mixed"})
