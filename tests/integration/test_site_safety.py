@@ -214,7 +214,7 @@ def test_an_api_server_stopped_longer_than_the_request_timeout_fails_the_node_in
     # report) ends well within a minute, where the client's default read timeout alone is one.
     assert finished - stopped < 45, output
     failed = [r for r in named(results, "Pause the device plugin and GPU feature discovery on the node") if r["status"] == "failed"]
-    assert failed and "timed out" in failed[0]["result"]["msg"], output
+    assert failed and "timed out" in failed[0]["result"]["msg"] and "k8s_request_timeout" in failed[0]["result"]["msg"], output
     report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
     [node] = report["nodes"]
     assert node["result"] == "failed" and "labelling the node failed too" in json.dumps(node), node
