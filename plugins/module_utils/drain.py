@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import option_name
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError
 
@@ -37,8 +38,8 @@ FINISHED_PHASES = ("Succeeded", "Failed")
 SKIP_DAEMONSET = "DaemonSet pod"
 SKIP_MIRROR = "mirror pod"
 SKIP_NO_GPU = "requests no nvidia.com/* resource"
-REFUSE_EMPTYDIR = "uses emptyDir volume(s) %s (set delete_emptydir_data to evict it and lose that data)"
-REFUSE_UNMANAGED = "has no controller to recreate it (set force to evict it anyway)"
+REFUSE_EMPTYDIR = "uses emptyDir volume(s) %s (set %s to evict it and lose that data)"
+REFUSE_UNMANAGED = "has no controller to recreate it (set %s to evict it anyway)"
 
 DEFAULT_POLL_INTERVAL = 5
 # kubectl checks every second whether evicted pods are gone; a shorter poll_interval wins.
@@ -134,7 +135,7 @@ class DrainPlan:
         return {"evict": list(self.evict), "skip": list(self.skip), "terminating": list(self.terminating), "refuse": list(self.refuse)}
 
 
-def plan_drain(pods, gpu_pods_only=False, delete_emptydir_data=False, force=False):
+def plan_drain(pods, gpu_pods_only=False, delete_emptydir_data=False, force=False, names=None):
     """Sort the pods bound to a node for a drain; pure (see the module docstring for the rules)."""
     plan = DrainPlan()
     for pod in sorted(pods, key=lambda item: (_metadata(item).get("namespace", ""), _metadata(item).get("name", ""))):
@@ -156,9 +157,9 @@ def plan_drain(pods, gpu_pods_only=False, delete_emptydir_data=False, force=Fals
         if not is_finished(pod):
             volumes = emptydir_volumes(pod)
             if volumes and not delete_emptydir_data:
-                reasons.append(REFUSE_EMPTYDIR % ", ".join(volumes))
+                reasons.append(REFUSE_EMPTYDIR % (", ".join(volumes), option_name(names, "delete_emptydir_data")))
             if controller_of(pod) is None and not force:
-                reasons.append(REFUSE_UNMANAGED)
+                reasons.append(REFUSE_UNMANAGED % option_name(names, "force"))
         if reasons:
             plan.refuse.append(dict(ref, reason="; ".join(reasons)))
         else:
@@ -185,7 +186,7 @@ def _describe(refs):
 
 
 def run_evictions(client, node_name, plan, timeout, poll_interval=DEFAULT_POLL_INTERVAL, grace_period=None,
-                  disable_eviction=False, clock=time.monotonic, sleep=time.sleep):
+                  disable_eviction=False, clock=time.monotonic, sleep=time.sleep, names=None):
     """Evict ``plan.evict`` and wait until they and ``plan.terminating`` are gone; return the evicted refs.
 
     ``client`` is a ``k8s.KubeClient``. ``timeout`` (seconds) bounds the whole run: evictions refused with
@@ -225,8 +226,8 @@ def run_evictions(client, node_name, plan, timeout, poll_interval=DEFAULT_POLL_I
             listed = "; ".join("%s (%s)" % (_ref_text(ref), ref["reason"]) for ref in blocked)
             raise DrainError(
                 "Timed out after %s s draining node %s: %d pod(s) could not be evicted: %s. Pods evicted: %s. "
-                "The node stays cordoned; let the disruption budget allow the eviction or raise timeout, and run again."
-                % (timeout, node_name, len(blocked), listed, _describe(evicted)),
+                "The node stays cordoned; let the disruption budget allow the eviction or raise %s, and run again."
+                % (timeout, node_name, len(blocked), listed, _describe(evicted), option_name(names, "timeout")),
                 evicted=evicted,
                 blocked=blocked,
                 timed_out=True,
@@ -241,8 +242,9 @@ def run_evictions(client, node_name, plan, timeout, poll_interval=DEFAULT_POLL_I
         remaining = deadline - clock()
         if remaining <= 0:
             raise DrainError(
-                "Timed out after %s s draining node %s: %d pod(s) are still terminating: %s. The node stays cordoned."
-                % (timeout, node_name, len(waiting), _describe(waiting)),
+                "Timed out after %s s draining node %s: %d pod(s) are still terminating: %s. The node stays cordoned; "
+                "raise %s to give them longer, and run again."
+                % (timeout, node_name, len(waiting), _describe(waiting), option_name(names, "timeout")),
                 evicted=evicted,
                 terminating=waiting,
                 timed_out=True,

@@ -20,6 +20,7 @@ import re
 import time
 from typing import List, Optional
 
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import option_name
 from ansible_collections.gpufleet.mig.plugins.module_utils.drain import (
     DEFAULT_POLL_INTERVAL,
     DrainError,
@@ -220,7 +221,7 @@ def _predicted_node(node, patch):
 def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_selector=None, gpu_pods_only=False,
                  delete_emptydir_data=False, force=False, disable_eviction=False, grace_period=None,
                  timeout=DEFAULT_TIMEOUT, poll_interval=DEFAULT_POLL_INTERVAL, check_mode=False,
-                 cordon_owner=None, max_unavailable=None, budget_lock=None, budget_timeout=DEFAULT_TIMEOUT):
+                 cordon_owner=None, max_unavailable=None, budget_lock=None, budget_timeout=DEFAULT_TIMEOUT, names=None):
     """Bring node ``name`` to ``state`` with ``labels``/``annotations``; return the module result.
 
     ``client`` is a ``k8s.KubeClient``. Result keys: ``changed``, ``node``, ``evicted`` (in check mode: the
@@ -231,7 +232,8 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
     Raises ``TaskError`` / ``KubeApiError``.
     """
     if timeout < 0 or poll_interval < 1:
-        raise TaskError("Cannot drain node %s: timeout must be 0 or more and poll_interval 1 or more (seconds)." % name, changed=False)
+        raise TaskError("Cannot drain node %s: %s must be 0 or more and %s 1 or more (seconds)."
+                        % (name, option_name(names, "timeout"), option_name(names, "poll_interval")), changed=False)
     if grace_period is not None and grace_period < 0:
         grace_period = None  # kubectl's --grace-period=-1: each pod's own terminationGracePeriodSeconds
     node = client.get_node(name)
@@ -239,7 +241,7 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
     plan = None
     if drain:
         plan = plan_drain(client.pods_on_node(name, label_selector=pod_selector), gpu_pods_only=gpu_pods_only,
-                          delete_emptydir_data=delete_emptydir_data, force=force)
+                          delete_emptydir_data=delete_emptydir_data, force=force, names=names)
         if plan.refuse:
             raise TaskError(refusal_message(name, plan) + " Nothing was changed.", changed=False, refused=plan.refuse,
                             node=node_view(node))
@@ -274,13 +276,13 @@ def run_k8s_node(client, name, state=None, labels=None, annotations=None, pod_se
                 pods = client.pods_on_node(name, label_selector=pod_selector)
             except KubeApiError as error:
                 raise TaskError("%s. The node stays cordoned." % str(error).rstrip("."), changed=changed, node=node_after, api_status=error.status)
-            plan = plan_drain(pods, gpu_pods_only=gpu_pods_only, delete_emptydir_data=delete_emptydir_data, force=force)
+            plan = plan_drain(pods, gpu_pods_only=gpu_pods_only, delete_emptydir_data=delete_emptydir_data, force=force, names=names)
             if plan.refuse:
                 raise TaskError(refusal_message(name, plan) + " The node stays cordoned.", changed=changed, refused=plan.refuse,
                                 node=node_after)
             try:
                 evicted = run_evictions(client, name, plan, timeout, poll_interval=poll_interval, grace_period=grace_period,
-                                        disable_eviction=disable_eviction)
+                                        disable_eviction=disable_eviction, names=names)
             except DrainError as error:
                 raise TaskError(str(error), changed=changed or bool(error.evicted), evicted=error.evicted, blocked=error.blocked,
                                 terminating=error.terminating, node=node_after)
@@ -333,7 +335,7 @@ def _wait_met(condition: Optional[str], pods: List[dict]) -> bool:
 
 def read_node_info(client, name: str, pod_selector: Optional[str] = None, wait_for: Optional[str] = None,
                    timeout: int = DEFAULT_TIMEOUT, sleep_seconds: int = 2, clock=time.monotonic,
-                   sleep=time.sleep) -> dict:
+                   sleep=time.sleep, names=None) -> dict:
     """The node and, with ``pod_selector``, the pods on it that match; changes nothing.
 
     ``wait_for`` polls every ``sleep_seconds`` until ``pods_absent`` (no matching pod is left on the node,
@@ -352,8 +354,9 @@ def read_node_info(client, name: str, pod_selector: Optional[str] = None, wait_f
             return {"node": node, "pods": pods}
         if clock() >= deadline:
             raise TaskError(
-                "Pods matching %s %s on node %s after %d s: %s" % (
+                "Pods matching %s %s on node %s after %d s: %s; raise %s if they need longer" % (
                     pod_selector, "are still" if wait_for == WAIT_PODS_ABSENT else "did not appear", name, timeout,
-                    ", ".join("%s/%s" % (pod["namespace"], pod["name"]) for pod in pods) or "none"),
+                    ", ".join("%s/%s" % (pod["namespace"], pod["name"]) for pod in pods) or "none",
+                    option_name(names, "wait_timeout")),
                 node=node, pods=pods)
         sleep(sleep_seconds)

@@ -323,19 +323,19 @@ def plan_from_result(plan: dict, facts: dict) -> Tuple[Dict[int, Optional[Desire
     return desired, plan["strategy"]
 
 
-def select_mig_capable(facts: dict, gpus) -> Tuple[List[dict], List[dict], List[str]]:
+def select_mig_capable(facts: dict, gpus, names: OptionNames = None) -> Tuple[List[dict], List[dict], List[str]]:
     """The node modules' rule for GPUs that cannot do MIG: ``(capable, skipped, problems)`` of a selection.
 
     With ``gpus=all`` such a GPU is skipped (reason ``not MIG-capable``); named in ``gpus``, it is a problem.
     """
     explicit = normalize_selection(gpus) != ALL_GPUS
     capable, skipped, problems = [], [], []
-    for gpu in select_gpus(facts["gpus"], gpus):
+    for gpu in select_gpus(facts["gpus"], gpus, option_name(names, "gpus")):
         if gpu.get("mig_capable"):
             capable.append(gpu)
         elif explicit:
-            problems.append("%s is not MIG-capable (with driver %s); remove it from gpus (gpus=all skips such GPUs)"
-                            % (describe_gpu(gpu), facts.get("driver_version")))
+            problems.append("%s is not MIG-capable (with driver %s); remove it from %s (%s=all skips such GPUs)"
+                            % (describe_gpu(gpu), facts.get("driver_version"), option_name(names, "gpus"), option_name(names, "gpus")))
         else:
             entry = gpu_identity(gpu)
             entry["reason"] = REASON_NOT_MIG_CAPABLE
@@ -480,7 +480,7 @@ def read_and_plan_node(source, strategy, gpus=None, in_use=IN_USE_FAIL, proc_roo
     """
     with nvml.NvmlSession():
         facts = nvml.read_node_facts()
-        selected = set(gpu["index"] for gpu in select_gpus(facts["gpus"], gpus))
+        selected = set(gpu["index"] for gpu in select_gpus(facts["gpus"], gpus, option_name(names, "gpus")))
         desired_by_index = dict((index, desired) for index, desired in resolve_layout(source, facts["gpus"]).items()
                                 if index in selected)
         catalogs = {}

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import option_name
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, ProfileError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import normalize_profile
 from ansible_collections.gpufleet.mig.plugins.module_utils.gfd_labels import MIG_STRATEGY_LABEL, LabelExpectation, expected_labels
@@ -517,7 +518,7 @@ def wait_for_node(client, node_name, expectation, timeout, poll_interval, once=F
 def validate_node(client, node_name, expectation, timeout=300, poll_interval=5, check_mode=False,
                   check_labels=True, validation_pods=False, namespace="default", image=None, command=DEFAULT_COMMAND,
                   pod_count=POD_COUNT_ONE_PER_RESOURCE, cleanup=CLEANUP_ALWAYS, pod_timeout=120,
-                  clock=time.monotonic, sleep=time.sleep):
+                  clock=time.monotonic, sleep=time.sleep, names=None):
     """Wait for the node to show ``expectation`` and run the validation pods; the module's result.
 
     Raises ``TaskError`` (carrying the partial result in ``details``) when the node does not match in time or a
@@ -536,7 +537,7 @@ def validate_node(client, node_name, expectation, timeout=300, poll_interval=5, 
             "MIG change%s" % (
                 node_name, "and labels " if check_labels else "", expectation.strategy,
                 "" if check_mode else " after %s s" % timeout, "; ".join(lines),
-                "" if check_mode else ", or raise timeout"),
+                "" if check_mode else ", or raise %s" % option_name(names, "timeout")),
             **result)
     if not validation_pods or check_mode or not expectation.devices:
         return result

@@ -29,6 +29,7 @@ description:
 extends_documentation_fragment:
   - gpufleet.mig.attributes
   - gpufleet.mig.k8s_auth
+  - gpufleet.mig.option_names
 attributes:
   check_mode:
     support: full
@@ -307,6 +308,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import DEFAULT_TIMEOUT, STATES, run_k8s_node
 from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, fail_with
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import checked_option_names, option_names_argument_spec
 
 
 def argument_spec():
@@ -336,6 +338,7 @@ def argument_spec():
         ),
         budget_timeout=dict(type="int", default=DEFAULT_TIMEOUT),
     )
+    spec.update(option_names_argument_spec())
     return spec
 
 
@@ -348,6 +351,7 @@ def main():
 
     params = module.params
     try:
+        names = checked_option_names(params["option_names"], module.argument_spec)
         with KubeClient.from_params(params) as client:
             result = run_k8s_node(
                 client,
@@ -368,6 +372,7 @@ def main():
                 max_unavailable=params["max_unavailable"],
                 budget_lock=params["budget_lock"],
                 budget_timeout=params["budget_timeout"],
+                names=names,
             )
     except MigError as error:
         fail_with(module, error)

@@ -20,6 +20,7 @@ extends_documentation_fragment:
   - gpufleet.mig.attributes
   - gpufleet.mig.attributes.info_module
   - gpufleet.mig.k8s_auth
+  - gpufleet.mig.option_names
 options:
   name:
     description: The name of the node.
@@ -135,6 +136,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import DEFAULT_TIMEOUT, WAIT_CONDITIONS, read_node_info
 from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, fail_with
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import checked_option_names, option_names_argument_spec
 
 
 def argument_spec():
@@ -146,6 +148,7 @@ def argument_spec():
         wait_timeout=dict(type="int", default=DEFAULT_TIMEOUT),
         wait_sleep=dict(type="int", default=2),
     )
+    spec.update(option_names_argument_spec())
     return spec
 
 
@@ -157,10 +160,11 @@ def main():
 
     params = module.params
     try:
+        names = checked_option_names(params["option_names"], module.argument_spec)
         with KubeClient.from_params(params) as client:
             result = read_node_info(client, params["name"], pod_selector=params["pod_selector"],
                                     wait_for=params["wait_for"], timeout=params["wait_timeout"],
-                                    sleep_seconds=params["wait_sleep"])
+                                    sleep_seconds=params["wait_sleep"], names=names)
     except MigError as error:
         fail_with(module, error)
     exit_with(module, dict(result, changed=False))
