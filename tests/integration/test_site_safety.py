@@ -226,3 +226,22 @@ def test_an_api_server_stopped_longer_than_the_request_timeout_fails_the_node_in
     assert devices(fleet.status("gpu-1")) == ["1g.5gb"] * 7
     assert node_view(core_api(fleet), "gpu-1") == (False, {
         "gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb", "gpufleet.mig/strategy": "mixed"})
+
+
+@pytest.mark.parametrize("variables, named_in_message", [
+    ({"drain_timeout": "soon"}, "drain_timeout"),
+    ({"validate_timeout": [1]}, "validate_timeout"),
+    ({"mig_in_use": "sometimes"}, "mig_in_use must be fail or skip (got sometimes)"),
+    ({"k8s_request_timeout": {"read": 0}}, "k8s_request_timeout a mapping with connect and read, seconds above 0"),
+])
+def test_a_bad_variable_is_refused_before_anything_is_touched_naming_it_without_the_argument_spec(sim_fleet, variables, named_in_message):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
+
+    returncode, output, results = run_site(fleet, **variables)
+
+    assert returncode != 0, output
+    refused = [r for r in results if r["status"] == "failed"]
+    assert refused and named_in_message in refused[0]["result"]["msg"], output
+    assert "argument_spec" not in output and "preflight_" not in refused[0]["result"]["msg"]
+    assert not [r for r in results if r["action"] in ("gpufleet.mig.k8s_node", "gpufleet.mig.helm_release", "gpufleet.mig.mig_layout")]
+    assert node_view(core_api(fleet), "gpu-1") == (False, {})
