@@ -10,8 +10,8 @@ class ModuleDocFragment:
 options:
   option_names:
     description:
-      - The names failure messages use for this module's options, as V({option: name}), for example
-        V({timeout: drain_timeout}). A role that sets an option from a playbook variable passes the variable's
+      - The names failure messages use for this module's options, a mapping of option to name, for example
+        C(timeout) to C(drain_timeout). A role that sets an option from a playbook variable passes the variable's
         name, so a message advises what the user sets. Options not listed keep their own name.
       - A key that is not an option of the module fails the task.
     type: dict

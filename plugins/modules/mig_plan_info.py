@@ -43,7 +43,7 @@ options:
         a systemd service), so the change would fail after the node was cordoned and drained.
       - V(fail) refuses the node, naming the process, its cgroup and the GPU instance. V(skip) leaves that GPU as it
         is (RV(gpus[].reason=in use by host processes)) and plans the others.
-      - Processes of pods (their cgroup lies below the kubelet's C(kubepods) cgroup) never count: the drain evicts
+      - Processes of pods (their cgroup lies below the kubelet's C(kubepods) cgroup) never count, the drain evicts
         them. A process whose cgroup cannot be read counts as a host process.
     type: str
     choices: [fail, skip]
