@@ -26,6 +26,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
     describe_gpu, describe_processes, gpu_identity, layout_lines,
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import select_mig_capable
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import option_name
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection
 
 ENABLED = "enabled"
@@ -62,7 +63,7 @@ class ModeDecision:
                 "destroy_gpu_instances": [gi["id"] for gi in self.destroy]}
 
 
-def decide_mig_mode(gpu, desired, force=False, reset=False):
+def decide_mig_mode(gpu, desired, force=False, reset=False, names=None):
     """Decide for one MIG-capable GPU (a ``read_node_facts`` record). Raises MigError when it must refuse.
 
     Pure: reads nothing but ``gpu``.
@@ -78,20 +79,20 @@ def decide_mig_mode(gpu, desired, force=False, reset=False):
         if not force:
             raise MigError(
                 "cannot disable MIG mode on %s: it has GPU instances (%s); destroy them first "
-                "(gpufleet.mig.mig_layout with layout {}) or set force=true"
-                % (describe_gpu(gpu), "; ".join(layout_lines(instances))))
+                "(gpufleet.mig.mig_layout with layout {}) or set %s=true"
+                % (describe_gpu(gpu), "; ".join(layout_lines(instances)), option_name(names, "force")))
         busy = [process for process in gpu.get("processes") or () if process.get("gpu_instance_id") is not None]
         if busy:
             raise MigError(
-                "cannot disable MIG mode on %s: processes run on its GPU instances: %s; force=true never "
+                "cannot disable MIG mode on %s: processes run on its GPU instances: %s; %s=true never "
                 "destroys instances in use: stop the processes (drain the node) and re-run"
-                % (describe_gpu(gpu), describe_processes(busy)))
+                % (describe_gpu(gpu), describe_processes(busy), option_name(names, "force")))
         destroy = instances
     if do_reset and gpu.get("processes"):
         raise MigError(
             "cannot reset %s to activate MIG mode %s: processes use it: %s; stop them (drain the node) and "
-            "re-run, or set reset=false and reboot the node later"
-            % (describe_gpu(gpu), desired, describe_processes(gpu["processes"])))
+            "re-run, or set %s=false and reboot the node later"
+            % (describe_gpu(gpu), desired, describe_processes(gpu["processes"]), option_name(names, "reset")))
     return ModeDecision(gpu=gpu, desired=desired, set_mode=set_mode, destroy=destroy, reset=do_reset)
 
 
@@ -143,7 +144,8 @@ def _diff_view(mode, gpu_instances):
 class _ModeRun(object):
     """One mig_mode task on one node: selection, decisions, writes, reset, re-read, result."""
 
-    def __init__(self, state, gpus, force, reset, check_mode, resetter):
+    def __init__(self, state, gpus, force, reset, check_mode, resetter, names=None):
+        self.names = names
         self.state = state
         self.gpus = gpus
         self.force = force
@@ -157,11 +159,11 @@ class _ModeRun(object):
 
     # ----------------------------------------------------------------- decide
     def decide(self, facts):
-        capable, self.skipped, problems = select_mig_capable(facts, self.gpus)
+        capable, self.skipped, problems = select_mig_capable(facts, self.gpus, self.names)
         decisions = []
         for gpu in capable:
             try:
-                decisions.append(decide_mig_mode(gpu, self.state, self.force, self.reset))
+                decisions.append(decide_mig_mode(gpu, self.state, self.force, self.reset, self.names))
             except MigError as error:
                 problems.append(str(error))
         if problems:
@@ -265,8 +267,8 @@ class _ModeRun(object):
             self.warnings.append("MIG mode %s is pending on %s and only a reboot can activate it (no GPU reset on "
                                  "this host); reboot the node" % (entry["after"]["pending"], describe_gpu(gpu)))
         elif entry["reset_required"]:
-            self.warnings.append("MIG mode %s is pending on %s: stop its clients and reset it (reset=true), or "
-                                 "reboot the node" % (entry["after"]["pending"], describe_gpu(gpu)))
+            self.warnings.append("MIG mode %s is pending on %s: stop its clients and reset it (%s=true), or "
+                                 "reboot the node" % (entry["after"]["pending"], describe_gpu(gpu), option_name(self.names, "reset")))
 
     def result_gpus(self):
         return [self.entries[index] for index in sorted(self.entries)]
@@ -284,7 +286,7 @@ class _ModeRun(object):
         }
 
 
-def run_mig_mode(state, gpus=None, force=False, reset=False, check_mode=False, resetter=None):
+def run_mig_mode(state, gpus=None, force=False, reset=False, check_mode=False, resetter=None, names=None):
     """Bring the selected GPUs' MIG mode to ``state`` (``enabled`` / ``disabled``).
 
     ``resetter(gpu) -> {cmd, rc, stdout, stderr}`` runs the GPU reset (``NvidiaSmiReset``); it is needed
@@ -294,7 +296,7 @@ def run_mig_mode(state, gpus=None, force=False, reset=False, check_mode=False, r
     """
     if reset and resetter is None and not check_mode:
         raise MigError("reset=true needs a GPU reset runner (nvidia-smi)")
-    run = _ModeRun(state, gpus, force, reset, check_mode, resetter)
+    run = _ModeRun(state, gpus, force, reset, check_mode, resetter, names)
     with nvml.NvmlSession():
         decisions = run.decide(nvml.read_node_facts())
         acting = [decision for decision in decisions if decision.changes]
