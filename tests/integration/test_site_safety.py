@@ -229,8 +229,8 @@ def test_an_api_server_stopped_longer_than_the_request_timeout_fails_the_node_in
 
 
 @pytest.mark.parametrize("variables, named_in_message", [
-    ({"drain_timeout": "soon"}, "drain_timeout"),
-    ({"validate_timeout": [1]}, "validate_timeout"),
+    ({"drain_timeout": "soon"}, "Preflight refused gpu-1: invalid variables: argument 'drain_timeout' is of type str and we were unable to convert to int"),
+    ({"validate_timeout": [1]}, "Preflight refused gpu-1: invalid variables: argument 'validate_timeout' is of type list"),
     ({"mig_in_use": "sometimes"}, "mig_in_use must be fail or skip (got sometimes)"),
     ({"k8s_request_timeout": {"read": 0}}, "k8s_request_timeout a mapping with connect and read, seconds above 0"),
 ])
@@ -243,5 +243,6 @@ def test_a_bad_variable_is_refused_before_anything_is_touched_naming_it_without_
     refused = [r for r in results if r["status"] == "failed"]
     assert refused and named_in_message in refused[0]["result"]["msg"], output
     assert "argument_spec" not in output and "preflight_" not in refused[0]["result"]["msg"]
+    assert refused[0]["result"]["msg"].count("argument '") <= 1, "only the bad variable is named"
     assert not [r for r in results if r["action"] in ("gpufleet.mig.k8s_node", "gpufleet.mig.helm_release", "gpufleet.mig.mig_layout")]
     assert node_view(core_api(fleet), "gpu-1") == (False, {})
