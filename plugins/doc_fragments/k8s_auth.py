@@ -55,6 +55,7 @@ options:
       - Bounds, in seconds, of every request to the API server. A request whose connection is not made within
         O(request_timeout.connect) (tried up to three times) or that waits longer than O(request_timeout.read)
         for data fails the task, so a stalled or unreachable API server cannot hang a rollout.
+      - The collection's playbooks set it for every cluster module from the variable C(k8s_request_timeout).
     type: dict
     default: {connect: 10, read: 60}
     suboptions:

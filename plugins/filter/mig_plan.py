@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.fleet_report import plan_line
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, StrategyError
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import STRATEGY_MIXED, plan_node_from_facts
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import IN_USE_FAIL, STRATEGY_MIXED, plan_node_from_facts
 
 
-def _mig_plan(gpu_info, mig_config=None, mig_layout=None, config_data=None, strategy=STRATEGY_MIXED, gpus=None):
+def _mig_plan(gpu_info, mig_config=None, mig_layout=None, config_data=None, strategy=STRATEGY_MIXED, gpus=None,
+              in_use=IN_USE_FAIL, option_names=None):
     """The plan mig_plan_info would return for the node gpu_info read, or ``{"problem": why}``; never raises."""
     if mig_layout is not None:
         source = {"mig_layout": mig_layout}
@@ -19,7 +20,7 @@ def _mig_plan(gpu_info, mig_config=None, mig_layout=None, config_data=None, stra
         if config_data:
             source["mig_config_file"] = config_data
     try:
-        plan = plan_node_from_facts(gpu_info or {}, source, strategy, gpus=gpus)
+        plan = plan_node_from_facts(gpu_info or {}, source, strategy, gpus=gpus, in_use=in_use, names=option_names)
     except StrategyError as error:
         return {"problem": "The MIG layout cannot be rolled out on this node: %s" % error}
     except MigError as error:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import OptionNames, option_name
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient
 
@@ -38,8 +39,8 @@ FINISHED_PHASES = ("Succeeded", "Failed")
 SKIP_DAEMONSET = "DaemonSet pod"
 SKIP_MIRROR = "mirror pod"
 SKIP_NO_GPU = "requests no nvidia.com/* resource"
-REFUSE_EMPTYDIR = "uses emptyDir volume(s) %s (set delete_emptydir_data to evict it and lose that data)"
-REFUSE_UNMANAGED = "has no controller to recreate it (set force to evict it anyway)"
+REFUSE_EMPTYDIR = "uses emptyDir volume(s) %s (set %s to evict it and lose that data)"
+REFUSE_UNMANAGED = "has no controller to recreate it (set %s to evict it anyway)"
 
 DEFAULT_POLL_INTERVAL = 5
 # kubectl checks every second whether evicted pods are gone; a shorter poll_interval wins.
@@ -137,7 +138,7 @@ class DrainPlan:
 
 
 def plan_drain(pods: Iterable[Dict[str, Any]], gpu_pods_only: bool = False, delete_emptydir_data: bool = False,
-               force: bool = False) -> DrainPlan:
+               force: bool = False, names: OptionNames = None) -> DrainPlan:
     """Sort the pods bound to a node for a drain; pure (see the module docstring for the rules)."""
     plan = DrainPlan()
     for pod in sorted(pods, key=lambda item: (_metadata(item).get("namespace", ""), _metadata(item).get("name", ""))):
@@ -159,9 +160,9 @@ def plan_drain(pods: Iterable[Dict[str, Any]], gpu_pods_only: bool = False, dele
         if not is_finished(pod):
             volumes = emptydir_volumes(pod)
             if volumes and not delete_emptydir_data:
-                reasons.append(REFUSE_EMPTYDIR % ", ".join(volumes))
+                reasons.append(REFUSE_EMPTYDIR % (", ".join(volumes), option_name(names, "delete_emptydir_data")))
             if controller_of(pod) is None and not force:
-                reasons.append(REFUSE_UNMANAGED)
+                reasons.append(REFUSE_UNMANAGED % option_name(names, "force"))
         if reasons:
             plan.refuse.append(dict(ref, reason="; ".join(reasons)))
         else:
@@ -190,7 +191,7 @@ def _describe(refs: Sequence[Dict[str, str]]) -> str:
 def run_evictions(client: KubeClient, node_name: str, plan: DrainPlan, timeout: float,
                   poll_interval: float = DEFAULT_POLL_INTERVAL, grace_period: Optional[int] = None,
                   disable_eviction: bool = False, clock: Callable[[], float] = time.monotonic,
-                  sleep: Callable[[float], None] = time.sleep) -> List[Dict[str, str]]:
+                  sleep: Callable[[float], None] = time.sleep, names: OptionNames = None) -> List[Dict[str, str]]:
     """Evict ``plan.evict`` and wait until they and ``plan.terminating`` are gone; return the evicted refs.
 
     ``client`` is a ``k8s.KubeClient``. ``timeout`` (seconds) bounds the whole run: evictions refused with
@@ -230,8 +231,8 @@ def run_evictions(client: KubeClient, node_name: str, plan: DrainPlan, timeout: 
             listed = "; ".join("%s (%s)" % (_ref_text(ref), ref["reason"]) for ref in blocked)
             raise DrainError(
                 "Timed out after %s s draining node %s: %d pod(s) could not be evicted: %s. Pods evicted: %s. "
-                "The node stays cordoned; let the disruption budget allow the eviction or raise timeout, and run again."
-                % (timeout, node_name, len(blocked), listed, _describe(evicted)),
+                "The node stays cordoned; let the disruption budget allow the eviction or raise %s, and run again."
+                % (timeout, node_name, len(blocked), listed, _describe(evicted), option_name(names, "timeout")),
                 evicted=evicted,
                 blocked=blocked,
                 timed_out=True,
@@ -246,8 +247,9 @@ def run_evictions(client: KubeClient, node_name: str, plan: DrainPlan, timeout: 
         remaining = deadline - clock()
         if remaining <= 0:
             raise DrainError(
-                "Timed out after %s s draining node %s: %d pod(s) are still terminating: %s. The node stays cordoned."
-                % (timeout, node_name, len(waiting), _describe(waiting)),
+                "Timed out after %s s draining node %s: %d pod(s) are still terminating: %s. The node stays cordoned; "
+                "raise %s to give them longer, and run again."
+                % (timeout, node_name, len(waiting), _describe(waiting), option_name(names, "timeout")),
                 evicted=evicted,
                 terminating=waiting,
                 timed_out=True,

@@ -171,7 +171,12 @@ def _api_error(action: str, error: Exception) -> KubeApiError:
 def _transport_text(error: Exception) -> str:
     # MaxRetryError's own text repeats the URL and pool; its reason names the real cause.
     cause = getattr(error, "reason", None) or error
-    return "%s: %s" % (type(cause).__name__, cause)
+    text = "%s: %s" % (type(cause).__name__, cause)
+    if isinstance(cause, TimeoutError) or "timed out" in str(cause).lower():
+        # urllib3's timeout errors are TimeoutError in urllib3 2 only; the text says it in every version.
+        text += ("; the API server did not answer within request_timeout (k8s_request_timeout in the playbook): "
+                 "check that it is up and reachable, or raise the timeout for a slow one")
+    return text
 
 
 def _client_configuration(kubeconfig: Any, context: Optional[str], host: Optional[str], api_key: Optional[str],

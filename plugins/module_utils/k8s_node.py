@@ -20,6 +20,7 @@ import re
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import OptionNames, option_name
 from ansible_collections.gpufleet.mig.plugins.module_utils.drain import (
     DEFAULT_POLL_INTERVAL,
     DrainError,
@@ -224,7 +225,7 @@ def run_k8s_node(client: KubeClient, name: str, state: Optional[str] = None, lab
                  delete_emptydir_data: bool = False, force: bool = False, disable_eviction: bool = False, grace_period: Optional[int] = None,
                  timeout: float = DEFAULT_TIMEOUT, poll_interval: float = DEFAULT_POLL_INTERVAL, check_mode: bool = False,
                  cordon_owner: Optional[str] = None, max_unavailable: Optional[int] = None, budget_lock: Optional[Dict[str, str]] = None,
-                 budget_timeout: float = DEFAULT_TIMEOUT) -> Dict[str, Any]:
+                 budget_timeout: float = DEFAULT_TIMEOUT, names: OptionNames = None) -> Dict[str, Any]:
     """Bring node ``name`` to ``state`` with ``labels``/``annotations``; return the module result.
 
     ``client`` is a ``k8s.KubeClient``. Result keys: ``changed``, ``node``, ``evicted`` (in check mode: the
@@ -235,7 +236,8 @@ def run_k8s_node(client: KubeClient, name: str, state: Optional[str] = None, lab
     Raises ``TaskError`` / ``KubeApiError``.
     """
     if timeout < 0 or poll_interval < 1:
-        raise TaskError("Cannot drain node %s: timeout must be 0 or more and poll_interval 1 or more (seconds)." % name, changed=False)
+        raise TaskError("Cannot drain node %s: %s must be 0 or more and %s 1 or more (seconds)."
+                        % (name, option_name(names, "timeout"), option_name(names, "poll_interval")), changed=False)
     if grace_period is not None and grace_period < 0:
         grace_period = None  # kubectl's --grace-period=-1: each pod's own terminationGracePeriodSeconds
     node = client.get_node(name)
@@ -243,7 +245,7 @@ def run_k8s_node(client: KubeClient, name: str, state: Optional[str] = None, lab
     plan = None
     if drain:
         plan = plan_drain(client.pods_on_node(name, label_selector=pod_selector), gpu_pods_only=gpu_pods_only,
-                          delete_emptydir_data=delete_emptydir_data, force=force)
+                          delete_emptydir_data=delete_emptydir_data, force=force, names=names)
         if plan.refuse:
             raise TaskError(refusal_message(name, plan) + " Nothing was changed.", changed=False, refused=plan.refuse,
                             node=node_view(node))
@@ -278,13 +280,13 @@ def run_k8s_node(client: KubeClient, name: str, state: Optional[str] = None, lab
                 pods = client.pods_on_node(name, label_selector=pod_selector)
             except KubeApiError as error:
                 raise TaskError("%s. The node stays cordoned." % str(error).rstrip("."), changed=changed, node=node_after, api_status=error.status)
-            plan = plan_drain(pods, gpu_pods_only=gpu_pods_only, delete_emptydir_data=delete_emptydir_data, force=force)
+            plan = plan_drain(pods, gpu_pods_only=gpu_pods_only, delete_emptydir_data=delete_emptydir_data, force=force, names=names)
             if plan.refuse:
                 raise TaskError(refusal_message(name, plan) + " The node stays cordoned.", changed=changed, refused=plan.refuse,
                                 node=node_after)
             try:
                 evicted = run_evictions(client, name, plan, timeout, poll_interval=poll_interval, grace_period=grace_period,
-                                        disable_eviction=disable_eviction)
+                                        disable_eviction=disable_eviction, names=names)
             except DrainError as error:
                 raise TaskError(str(error), changed=changed or bool(error.evicted), evicted=error.evicted, blocked=error.blocked,
                                 terminating=error.terminating, node=node_after)
@@ -337,7 +339,7 @@ def _wait_met(condition: Optional[str], pods: List[dict]) -> bool:
 
 def read_node_info(client: KubeClient, name: str, pod_selector: Optional[str] = None, wait_for: Optional[str] = None,
                    timeout: float = DEFAULT_TIMEOUT, sleep_seconds: float = 2, clock: Callable[[], float] = time.monotonic,
-                   sleep: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
+                   sleep: Callable[[float], None] = time.sleep, names: OptionNames = None) -> Dict[str, Any]:
     """The node and, with ``pod_selector``, the pods on it that match; changes nothing.
 
     ``wait_for`` polls every ``sleep_seconds`` until ``pods_absent`` (no matching pod is left on the node,
@@ -356,9 +358,10 @@ def read_node_info(client: KubeClient, name: str, pod_selector: Optional[str] = 
             return {"node": node, "pods": pods}
         if clock() >= deadline:
             raise TaskError(
-                "Pods matching %s %s on node %s after %d s: %s" % (
+                "Pods matching %s %s on node %s after %d s: %s; raise %s if they need longer" % (
                     pod_selector, "are still" if wait_for == WAIT_PODS_ABSENT else "did not appear", name, timeout,
-                    ", ".join("%s/%s" % (pod["namespace"], pod["name"]) for pod in pods) or "none"),
+                    ", ".join("%s/%s" % (pod["namespace"], pod["name"]) for pod in pods) or "none",
+                    option_name(names, "wait_timeout")),
                 node=node, pods=pods)
         sleep(sleep_seconds)
 

@@ -29,6 +29,8 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.apply import ApplyErr
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.layout import DesiredGpuLayout, resolve_layout
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import (
+    IN_USE_FAIL,
+    IN_USE_SKIP,
     REASON_NOT_IN_LAYOUT,
     STRATEGY_MIXED,
     GpuDecision,
@@ -40,13 +42,16 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import (
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
     describe_gpu, describe_step, gpu_identity, layout_lines, mig_devices,
 )
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import OptionNames, option_name
 from ansible_collections.gpufleet.mig.plugins.module_utils.planner import devices_from_instances
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import select_gpus
 
-IN_USE_FAIL = "fail"
-IN_USE_SKIP = "skip"
 ENABLED = "enabled"
-_BUSY_ADVICE = "; stop them (drain the node) and re-run, or set in_use=skip to leave this GPU as it is"
+
+
+def _busy_advice(names):
+    return "; stop them (drain the node) and re-run, or set %s=%s to leave this GPU as it is" % (
+        option_name(names, "in_use"), IN_USE_SKIP)
 
 
 def _changes(decision: GpuDecision) -> bool:
@@ -95,7 +100,8 @@ class _LayoutRun(object):
     """One mig_layout task on one node."""
 
     def __init__(self, source: Optional[Dict[str, Any]], plan: Optional[Dict[str, Any]], gpus: Any, in_use: str,
-                 check_mode: bool) -> None:
+                 check_mode: bool, names: OptionNames = None) -> None:
+        self.names = names
         self.source = source
         self.plan = plan
         self.gpus = gpus
@@ -119,7 +125,7 @@ class _LayoutRun(object):
             desired_by_index, strategy = plan_from_result(self.plan, facts)
         else:
             desired_by_index, strategy = resolve_layout(self.source, facts["gpus"]), STRATEGY_MIXED
-        capable, self.skipped, problems = select_mig_capable(facts, self.gpus)
+        capable, self.skipped, problems = select_mig_capable(facts, self.gpus, self.names)
         needs_enabled, needs_disabled, candidates, decisions = [], [], [], []
         for gpu in capable:
             desired = desired_by_index.get(gpu["index"])
@@ -145,10 +151,10 @@ class _LayoutRun(object):
             if decision.problem:
                 problems.append("%s; change the layout or config for this GPU" % decision.problem)
             elif busy and self.in_use == IN_USE_SKIP:
-                self._skip(gpu, "in use", busy + _BUSY_ADVICE)
-                self.warnings.append("left as it is: " + busy + _BUSY_ADVICE)
+                self._skip(gpu, "in use", busy + _busy_advice(self.names))
+                self.warnings.append("left as it is: " + busy + _busy_advice(self.names))
             elif busy:
-                problems.append(busy + _BUSY_ADVICE)
+                problems.append(busy + _busy_advice(self.names))
             else:
                 decisions.append(decision)
         if problems:
@@ -246,7 +252,7 @@ class _LayoutRun(object):
 
 
 def run_mig_layout(source: Optional[Dict[str, Any]] = None, gpus: Any = None, in_use: str = IN_USE_FAIL, check_mode: bool = False,
-                   plan: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                   plan: Optional[Dict[str, Any]] = None, names: OptionNames = None) -> Dict[str, Any]:
     """Make the selected GPUs match the layout ``source`` (see ``layout.resolve_layout``), or carry out
     ``plan``, a node plan mig_plan_info returned (refused when the node's GPUs are no longer the planned ones).
 
@@ -254,10 +260,10 @@ def run_mig_layout(source: Optional[Dict[str, Any]] = None, gpus: Any = None, in
     TaskError with the partial result in ``details``, or MigError (ConfigError, LayoutError, ...).
     """
     if in_use not in (IN_USE_FAIL, IN_USE_SKIP):
-        raise MigError("in_use must be %s or %s, got %r" % (IN_USE_FAIL, IN_USE_SKIP, in_use))
+        raise MigError("%s must be %s or %s, got %r" % (option_name(names, "in_use"), IN_USE_FAIL, IN_USE_SKIP, in_use))
     if (source is None) == (plan is None):
         raise MigError("give exactly one of a layout source or a plan")
-    run = _LayoutRun(source, plan, gpus, in_use, check_mode)
+    run = _LayoutRun(source, plan, gpus, in_use, check_mode, names)
     with nvml.NvmlSession():
         decisions = run.decide(nvml.read_node_facts())
         if check_mode or not any(_changes(decision) for decision in decisions):

@@ -27,6 +27,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
     describe_gpu, describe_processes, gpu_identity, layout_lines,
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import select_mig_capable
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import OptionNames, option_name
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -66,7 +67,7 @@ class ModeDecision:
                 "destroy_gpu_instances": [gi["id"] for gi in self.destroy]}
 
 
-def decide_mig_mode(gpu: Dict[str, Any], desired: str, force: bool = False, reset: bool = False) -> ModeDecision:
+def decide_mig_mode(gpu: Dict[str, Any], desired: str, force: bool = False, reset: bool = False, names: OptionNames = None) -> ModeDecision:
     """Decide for one MIG-capable GPU (a ``read_node_facts`` record). Raises MigError when it must refuse.
 
     Pure: reads nothing but ``gpu``.
@@ -82,20 +83,20 @@ def decide_mig_mode(gpu: Dict[str, Any], desired: str, force: bool = False, rese
         if not force:
             raise MigError(
                 "cannot disable MIG mode on %s: it has GPU instances (%s); destroy them first "
-                "(gpufleet.mig.mig_layout with layout {}) or set force=true"
-                % (describe_gpu(gpu), "; ".join(layout_lines(instances))))
+                "(gpufleet.mig.mig_layout with layout {}) or set %s=true"
+                % (describe_gpu(gpu), "; ".join(layout_lines(instances)), option_name(names, "force")))
         busy = [process for process in gpu.get("processes") or () if process.get("gpu_instance_id") is not None]
         if busy:
             raise MigError(
-                "cannot disable MIG mode on %s: processes run on its GPU instances: %s; force=true never "
+                "cannot disable MIG mode on %s: processes run on its GPU instances: %s; %s=true never "
                 "destroys instances in use: stop the processes (drain the node) and re-run"
-                % (describe_gpu(gpu), describe_processes(busy)))
+                % (describe_gpu(gpu), describe_processes(busy), option_name(names, "force")))
         destroy = instances
     if do_reset and gpu.get("processes"):
         raise MigError(
             "cannot reset %s to activate MIG mode %s: processes use it: %s; stop them (drain the node) and "
-            "re-run, or set reset=false and reboot the node later"
-            % (describe_gpu(gpu), desired, describe_processes(gpu["processes"])))
+            "re-run, or set %s=false and reboot the node later"
+            % (describe_gpu(gpu), desired, describe_processes(gpu["processes"]), option_name(names, "reset")))
     return ModeDecision(gpu=gpu, desired=desired, set_mode=set_mode, destroy=destroy, reset=do_reset)
 
 
@@ -148,7 +149,8 @@ class _ModeRun(object):
     """One mig_mode task on one node: selection, decisions, writes, reset, re-read, result."""
 
     def __init__(self, state: str, gpus: Any, force: bool, reset: bool, check_mode: bool,
-                 resetter: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]]) -> None:
+                 resetter: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]], names: OptionNames = None) -> None:
+        self.names = names
         self.state = state
         self.gpus = gpus
         self.force = force
@@ -162,11 +164,11 @@ class _ModeRun(object):
 
     # ----------------------------------------------------------------- decide
     def decide(self, facts: Dict[str, Any]) -> List[ModeDecision]:
-        capable, self.skipped, problems = select_mig_capable(facts, self.gpus)
+        capable, self.skipped, problems = select_mig_capable(facts, self.gpus, self.names)
         decisions = []
         for gpu in capable:
             try:
-                decisions.append(decide_mig_mode(gpu, self.state, self.force, self.reset))
+                decisions.append(decide_mig_mode(gpu, self.state, self.force, self.reset, self.names))
             except MigError as error:
                 problems.append(str(error))
         if problems:
@@ -270,8 +272,8 @@ class _ModeRun(object):
             self.warnings.append("MIG mode %s is pending on %s and only a reboot can activate it (no GPU reset on "
                                  "this host); reboot the node" % (entry["after"]["pending"], describe_gpu(gpu)))
         elif entry["reset_required"]:
-            self.warnings.append("MIG mode %s is pending on %s: stop its clients and reset it (reset=true), or "
-                                 "reboot the node" % (entry["after"]["pending"], describe_gpu(gpu)))
+            self.warnings.append("MIG mode %s is pending on %s: stop its clients and reset it (%s=true), or "
+                                 "reboot the node" % (entry["after"]["pending"], describe_gpu(gpu), option_name(self.names, "reset")))
 
     def result_gpus(self) -> List[Dict[str, Any]]:
         return [self.entries[index] for index in sorted(self.entries)]
@@ -290,7 +292,7 @@ class _ModeRun(object):
 
 
 def run_mig_mode(state: str, gpus: Any = None, force: bool = False, reset: bool = False, check_mode: bool = False,
-                 resetter: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None) -> Dict[str, Any]:
+                 resetter: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None, names: OptionNames = None) -> Dict[str, Any]:
     """Bring the selected GPUs' MIG mode to ``state`` (``enabled`` / ``disabled``).
 
     ``resetter(gpu) -> {cmd, rc, stdout, stderr}`` runs the GPU reset (``NvidiaSmiReset``); it is needed
@@ -300,7 +302,7 @@ def run_mig_mode(state: str, gpus: Any = None, force: bool = False, reset: bool 
     """
     if reset and resetter is None and not check_mode:
         raise MigError("reset=true needs a GPU reset runner (nvidia-smi)")
-    run = _ModeRun(state, gpus, force, reset, check_mode, resetter)
+    run = _ModeRun(state, gpus, force, reset, check_mode, resetter, names)
     with nvml.NvmlSession():
         decisions = run.decide(nvml.read_node_facts())
         acting = [decision for decision in decisions if decision.changes]

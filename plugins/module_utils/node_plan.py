@@ -30,6 +30,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, MigError, ProfileError, StrategyError
+from ansible_collections.gpufleet.mig.plugins.module_utils.host_processes import OWNER_GONE, OWNER_POD, annotate_process_owners
 from ansible_collections.gpufleet.mig.plugins.module_utils.layout import DesiredGpuLayout, resolve_layout
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
     describe_devices, describe_gpu, describe_processes, gpu_identity, layout_lines, processes_on_gpu_instances,
@@ -37,6 +38,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
 from ansible_collections.gpufleet.mig.plugins.module_utils.planner import (
     GpuPlan, busy_gpu_instance_ids, devices_from_instances, plan_gpu_layout,
 )
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import OptionNames, option_name
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import GpuCatalog, catalog_from_dict
 from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection, select_gpus
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
@@ -50,6 +52,11 @@ ENABLED = "enabled"
 DISABLED = "disabled"
 REASON_NOT_MIG_CAPABLE = "not MIG-capable"
 REASON_NOT_IN_LAYOUT = "not in the layout"
+REASON_IN_USE = "in use by host processes"
+# What to do with a GPU whose plan destroys GPU instances (or changes MIG mode) under a process outside any pod.
+IN_USE_FAIL = "fail"
+IN_USE_SKIP = "skip"
+IN_USE_CHOICES = (IN_USE_FAIL, IN_USE_SKIP)
 
 # Kubernetes label values: at most 63 characters, alphanumerics with - _ . inside.
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
@@ -171,6 +178,23 @@ class GpuDecision(object):
                 % (describe_gpu(self.gpu),
                    ", ".join("%d (%s)" % (gi_id, layout_lines([doomed[gi_id]])[0]) for gi_id in ids),
                    describe_processes(self.busy_processes)))
+
+    def host_processes_in_the_way(self) -> List[dict]:
+        """Processes outside any Kubernetes pod (a drain does not end them) that the change cannot go past.
+
+        Those on GPU instances the plan destroys, and with a MIG mode change any on the GPU (the change destroys
+        every instance and the GPU must be idle for its reset). Only processes whose owner is known are judged
+        (``host_processes.annotate_process_owners``); one that has ended is no longer in the way.
+        """
+        if not self.managed:
+            return []
+        if self.mode_change:
+            candidates = list(self.gpu.get("processes") or ())
+        elif self.plan is not None:
+            candidates = processes_on_gpu_instances(self.gpu, [gi.id for gi in self.plan.destroy])
+        else:
+            return []
+        return [process for process in candidates if process.get("owner") not in (None, OWNER_POD, OWNER_GONE)]
 
     def to_dict(self) -> dict:
         entry = gpu_identity(self.gpu)
@@ -299,19 +323,19 @@ def plan_from_result(plan: dict, facts: dict) -> Tuple[Dict[int, Optional[Desire
     return desired, plan["strategy"]
 
 
-def select_mig_capable(facts: Dict[str, Any], gpus: Any) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]], List[str]]:
+def select_mig_capable(facts: Dict[str, Any], gpus: Any, names: OptionNames = None) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]], List[str]]:
     """The node modules' rule for GPUs that cannot do MIG: ``(capable, skipped, problems)`` of a selection.
 
     With ``gpus=all`` such a GPU is skipped (reason ``not MIG-capable``); named in ``gpus``, it is a problem.
     """
     explicit = normalize_selection(gpus) != ALL_GPUS
     capable, skipped, problems = [], [], []
-    for gpu in select_gpus(facts["gpus"], gpus):
+    for gpu in select_gpus(facts["gpus"], gpus, option_name(names, "gpus")):
         if gpu.get("mig_capable"):
             capable.append(gpu)
         elif explicit:
-            problems.append("%s is not MIG-capable (with driver %s); remove it from gpus (gpus=all skips such GPUs)"
-                            % (describe_gpu(gpu), facts.get("driver_version")))
+            problems.append("%s is not MIG-capable (with driver %s); remove it from %s (%s=all skips such GPUs)"
+                            % (describe_gpu(gpu), facts.get("driver_version"), option_name(names, "gpus"), option_name(names, "gpus")))
         else:
             entry = gpu_identity(gpu)
             entry["reason"] = REASON_NOT_MIG_CAPABLE
@@ -345,8 +369,49 @@ def _layout_for_mig_layout(decisions: Sequence[GpuDecision]) -> Dict[str, Any]:
     return layout
 
 
+def describe_host_processes(processes: Sequence[dict]) -> str:
+    """``pid 4242 (python3) on GPU instance 1, cgroup /user.slice/...``: which process, where, and why not a pod's."""
+    words = []
+    for process in sorted(processes, key=lambda item: item["pid"]):
+        text = describe_processes([process])
+        if process.get("cgroup"):
+            text += " (cgroup %s)" % process["cgroup"]
+        elif process.get("owner") == "unknown":
+            text += " (cgroup unreadable)"
+        words.append(text)
+    return ", ".join(words)
+
+
+def host_process_problem(decision: GpuDecision, processes: Sequence[dict], names: OptionNames = None) -> str:
+    """Why a GPU cannot be changed while processes outside any pod use it, and what the user can do."""
+    gpu = decision.gpu
+    if decision.mode_change:
+        what = "the MIG mode change to %s needs the GPU idle" % decision.desired_mode
+    else:
+        doomed = dict((gi.id, gi) for gi in decision.plan.destroy)
+        ids = sorted(set(process["gpu_instance_id"] for process in processes))
+        what = "the layout destroys GPU instance%s %s" % (
+            "s" if len(ids) > 1 else "", ", ".join("%d (%s)" % (gi_id, layout_lines([doomed[gi_id]])[0]) for gi_id in ids))
+    many = len(processes) > 1
+    return ("%s: %s, but %s outside any Kubernetes pod, which draining the node does not end: %s; stop %s and "
+            "re-run, set %s=%s to leave this GPU as it is, or leave the GPU out with %s"
+            % (describe_gpu(gpu), what, "processes run there" if many else "a process runs there",
+               describe_host_processes(processes), "them" if many else "it",
+               option_name(names, "in_use"), IN_USE_SKIP, option_name(names, "gpus")))
+
+
+def _leave_in_use_gpu(decision: GpuDecision, processes: Sequence[dict]) -> GpuDecision:
+    """The decision for a GPU that in_use=skip leaves as it is: unmanaged, with the reason and a warning."""
+    left = decide_gpu(decision.gpu, None, decision.strategy)
+    left.reason = REASON_IN_USE
+    left.warnings.append("%s left as it is: host processes outside any Kubernetes pod use it: %s"
+                         % (describe_gpu(decision.gpu), describe_host_processes(processes)))
+    return left
+
+
 def plan_node(facts: Dict[str, Any], desired_by_index: Dict[int, Optional[DesiredGpuLayout]], catalogs: Dict[int, GpuCatalog],
-              strategy: str, source: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+              strategy: str, source: Optional[Dict[str, Any]] = None, in_use: str = IN_USE_FAIL,
+              names: OptionNames = None) -> Dict[str, Any]:
     """Plan one node. Pure: reads nothing but its arguments.
 
     ``facts`` is ``gpu.read_node_facts()`` (``gpus`` records), ``desired_by_index`` what
@@ -354,14 +419,28 @@ def plan_node(facts: Dict[str, Any], desired_by_index: Dict[int, Optional[Desire
     devices are planned (missing or empty catalogs mean "cannot check the fit yet"), ``strategy`` one of
     STRATEGIES and ``source`` the layout source (for ``config_id``).
 
+    Processes whose records carry an ``owner`` (``host_processes.annotate_process_owners``) are judged: one outside
+    any Kubernetes pod on a GPU instance the plan destroys (or on a GPU whose MIG mode changes) survives the drain,
+    so ``in_use`` ``fail`` refuses the node and ``skip`` leaves that GPU as it is. ``names`` maps option names to
+    what the messages call them (``option_names``).
+
     Returns the plan as a JSON-able dict. Raises StrategyError (every problem of the node in one message)
     when the layout does not fit a GPU or does not suit the strategy.
     """
     if strategy not in STRATEGIES:
         raise MigError("mig_strategy must be one of %s, got %r" % (", ".join(STRATEGIES), strategy))
+    if in_use not in IN_USE_CHOICES:
+        raise MigError("%s must be one of %s, got %r" % (option_name(names, "in_use"), ", ".join(IN_USE_CHOICES), in_use))
     decisions = [decide_gpu(gpu, desired_by_index.get(gpu["index"]), strategy, catalogs.get(gpu["index"]))
                  for gpu in sorted(facts.get("gpus") or (), key=lambda item: item["index"])]
-    problems = [decision.problem for decision in decisions if decision.problem]
+    problems = []
+    for position, decision in enumerate(decisions):
+        in_the_way = [] if decision.problem else decision.host_processes_in_the_way()
+        if in_the_way and in_use == IN_USE_SKIP:
+            decisions[position] = _leave_in_use_gpu(decision, in_the_way)
+        elif in_the_way:
+            problems.append(host_process_problem(decision, in_the_way, names))
+    problems = [decision.problem for decision in decisions if decision.problem] + problems
     warnings = [warning for decision in decisions for warning in decision.warnings]
     coverage = coverage_problem(decisions, facts.get("driver_version"))
     if coverage:
@@ -392,10 +471,10 @@ def plan_node(facts: Dict[str, Any], desired_by_index: Dict[int, Optional[Desire
     }
 
 
-def _desired_and_needed(source: Dict[str, Any], facts: Dict[str, Any], strategy: str,
-                        gpus: Any) -> Tuple[Dict[int, Optional[DesiredGpuLayout]], List[int]]:
+def _desired_and_needed(source: Dict[str, Any], facts: Dict[str, Any], strategy: str, gpus: Any,
+                        names: OptionNames = None) -> Tuple[Dict[int, Optional[DesiredGpuLayout]], List[int]]:
     """``desired_by_index`` for the selected GPUs, and the indexes whose MIG profile catalog the plan needs."""
-    selected = set(gpu["index"] for gpu in select_gpus(facts["gpus"], gpus))
+    selected = set(gpu["index"] for gpu in select_gpus(facts["gpus"], gpus, option_name(names, "gpus")))
     desired_by_index = dict((index, desired) for index, desired in resolve_layout(source, facts["gpus"]).items()
                             if index in selected)
     needed = []
@@ -407,31 +486,36 @@ def _desired_and_needed(source: Dict[str, Any], facts: Dict[str, Any], strategy:
     return desired_by_index, needed
 
 
-def read_and_plan_node(source: Dict[str, Any], strategy: str, gpus: Any = None) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+def read_and_plan_node(source: Dict[str, Any], strategy: str, gpus: Any = None, in_use: str = IN_USE_FAIL,
+                       proc_root: Optional[str] = None, names: OptionNames = None) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Read the node through NVML (one session) and plan it: ``(facts, plan)``.
 
     Only the GPUs ``gpus`` selects (``selection.select_gpus``; all by default) are planned, the others are
     left as they are. Catalogs are read only for the GPUs whose devices the rollout manages. Raises NvmlCallError when NVML
     fails (including a node without a driver), ConfigError for a bad layout source, StrategyError as
-    ``plan_node``.
+    ``plan_node``. With ``proc_root`` (``/proc``), every process is told apart as a pod's or the host's
+    (``host_processes``) and ``in_use`` decides about host processes in the way.
     """
     with nvml.NvmlSession():
         facts = nvml.read_node_facts()
-        desired_by_index, needed = _desired_and_needed(source, facts, strategy, gpus)
+        desired_by_index, needed = _desired_and_needed(source, facts, strategy, gpus, names)
         catalogs = dict((index, nvml.read_catalog(index)) for index in needed)
-    return facts, plan_node(facts, desired_by_index, catalogs, strategy, source=source)
+    annotate_process_owners(facts, proc_root)
+    return facts, plan_node(facts, desired_by_index, catalogs, strategy, source=source, in_use=in_use, names=names)
 
 
-def plan_node_from_facts(facts: Dict[str, Any], source: Dict[str, Any], strategy: str, gpus: Any = None) -> Dict[str, Any]:
+def plan_node_from_facts(facts: Dict[str, Any], source: Dict[str, Any], strategy: str, gpus: Any = None,
+                         in_use: str = IN_USE_FAIL, names: OptionNames = None) -> Dict[str, Any]:
     """``plan_node`` on what ``gpu_info`` returned with ``profile_catalog: true``; pure.
 
     The same decision as ``read_and_plan_node`` without reading the node again, so a control host can plan a
     whole fleet from one read per node. Raises MigError when a GPU whose devices the plan manages was read
-    without its catalog, and what ``read_and_plan_node`` raises otherwise.
+    without its catalog, and what ``read_and_plan_node`` raises otherwise. Process owners are judged when the read
+    carried them (``gpu_info proc_root``).
     """
     if not facts.get("driver_loaded", True):
         raise MigError("the node has no usable NVIDIA driver, so its layout cannot be planned")
-    desired_by_index, needed = _desired_and_needed(source, facts, strategy, gpus)
+    desired_by_index, needed = _desired_and_needed(source, facts, strategy, gpus, names)
     by_index = dict((gpu["index"], gpu) for gpu in facts["gpus"])
     catalogs = {}
     for index in needed:
@@ -439,4 +523,4 @@ def plan_node_from_facts(facts: Dict[str, Any], source: Dict[str, Any], strategy
         if data is None:
             raise MigError("GPU %d was read without its MIG profile catalog (gpu_info profile_catalog: true)" % index)
         catalogs[index] = catalog_from_dict(data)
-    return plan_node(facts, desired_by_index, catalogs, strategy, source=source)
+    return plan_node(facts, desired_by_index, catalogs, strategy, source=source, in_use=in_use, names=names)

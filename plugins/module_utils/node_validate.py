@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import OptionNames, option_name
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, ProfileError, TaskError
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import normalize_profile
 from ansible_collections.gpufleet.mig.plugins.module_utils.gfd_labels import MIG_STRATEGY_LABEL, LabelExpectation, expected_labels
@@ -527,7 +528,7 @@ def validate_node(client: KubeClient, node_name: str, expectation: NodeExpectati
                   check_mode: bool = False, check_labels: bool = True, validation_pods: bool = False, namespace: str = "default",
                   image: Optional[str] = None, command: Sequence[str] = DEFAULT_COMMAND,
                   pod_count: str = POD_COUNT_ONE_PER_RESOURCE, cleanup: str = CLEANUP_ALWAYS, pod_timeout: float = 120,
-                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
+                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep, names: OptionNames = None) -> Dict[str, Any]:
     """Wait for the node to show ``expectation`` and run the validation pods; the module's result.
 
     Raises ``TaskError`` (carrying the partial result in ``details``) when the node does not match in time or a
@@ -546,7 +547,7 @@ def validate_node(client: KubeClient, node_name: str, expectation: NodeExpectati
             "MIG change%s" % (
                 node_name, "and labels " if check_labels else "", expectation.strategy,
                 "" if check_mode else " after %s s" % timeout, "; ".join(lines),
-                "" if check_mode else ", or raise timeout"),
+                "" if check_mode else ", or raise %s" % option_name(names, "timeout")),
             **result)
     if not validation_pods or check_mode or not expectation.devices:
         return result

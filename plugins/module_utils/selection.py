@@ -32,8 +32,11 @@ def _as_index(item: Any) -> Optional[int]:
     return None
 
 
-def normalize_selection(gpus: Any) -> Union[str, List[Union[int, str]]]:
-    """``all`` (or ``["all"]``) → ``"all"``; otherwise a list of ints and UUID strings, order kept."""
+def normalize_selection(gpus: Any, option: str = "gpus") -> Union[str, List[Union[int, str]]]:
+    """``all`` (or ``["all"]``) → ``"all"``; otherwise a list of ints and UUID strings, order kept.
+
+    ``option`` is what messages call the selection (the playbook variable a role sets it from).
+    """
     if gpus is None:
         return ALL_GPUS
     if isinstance(gpus, (str, int)) and not isinstance(gpus, bool):
@@ -50,17 +53,17 @@ def normalize_selection(gpus: Any) -> Union[str, List[Union[int, str]]]:
         text = str(item).strip()
         if not text.upper().startswith("GPU-"):
             raise GpuSelectionError(
-                "gpus: %r is neither a GPU index nor a GPU UUID (GPU-…); use 'all', indices such as 0, "
-                "or UUIDs as nvidia-smi -L prints them" % (item,))
+                "%s: %r is neither a GPU index nor a GPU UUID (GPU-…); use 'all', indices such as 0, "
+                "or UUIDs as nvidia-smi -L prints them" % (option, item))
         normalized.append(text)
     if not normalized:
-        raise GpuSelectionError("gpus: the list is empty; use 'all' or name at least one GPU")
+        raise GpuSelectionError("%s: the list is empty; use 'all' or name at least one GPU" % option)
     return normalized
 
 
-def select_gpus(gpu_facts: Iterable[Dict[str, Any]], gpus: Any) -> List[Dict[str, Any]]:
+def select_gpus(gpu_facts: Iterable[Dict[str, Any]], gpus: Any, option: str = "gpus") -> List[Dict[str, Any]]:
     """Return the facts of the selected GPUs, in node index order, without duplicates."""
-    selection = normalize_selection(gpus)
+    selection = normalize_selection(gpus, option)
     if selection == ALL_GPUS:
         return list(gpu_facts)
     by_index = dict((gpu["index"], gpu) for gpu in gpu_facts)
@@ -70,6 +73,6 @@ def select_gpus(gpu_facts: Iterable[Dict[str, Any]], gpus: Any) -> List[Dict[str
         gpu = by_index.get(item) if isinstance(item, int) else by_uuid.get(item.lower())
         if gpu is None:
             known = ", ".join("%d (%s)" % (g["index"], g["uuid"]) for g in gpu_facts) or "none"
-            raise GpuSelectionError("gpus: this node has no GPU %s; it has: %s" % (item, known))
+            raise GpuSelectionError("%s: this node has no GPU %s; it has: %s" % (option, item, known))
         chosen[gpu["index"]] = gpu
     return [chosen[index] for index in sorted(chosen)]

@@ -85,6 +85,14 @@ options:
         started again; RV(stopped_services) lists what it names. A rollout interrupted between stopping and starting
         them leaves it behind.
     type: path
+  proc_root:
+    description:
+      - Where the node's process table is mounted. With it, every process NVML reports on a GPU gets C(owner)
+        (V(pod) when its cgroup lies below the kubelet's C(kubepods) cgroup, V(host) otherwise, V(gone) when it has
+        ended, V(unknown) when its cgroup cannot be read) and C(cgroup), read from C(<proc_root>/<pid>/cgroup).
+      - V(/proc) on the node itself, V(/host/proc) from a container that mounts the host's. Unset, processes are
+        returned as NVML reports them.
+    type: path
   require_driver:
     description:
       - Fail when NVML cannot be initialised, for example when the node has no NVIDIA driver.
@@ -422,6 +430,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.driver_checks import 
     evaluate_node,
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils.host_processes import annotate_process_owners
 from ansible_collections.gpufleet.mig.plugins.module_utils.host_services import Record
 from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
 from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import catalog_to_dict
@@ -449,6 +458,7 @@ def argument_spec():
         )),
         host_paths=dict(type="list", elements="path", default=[]),
         stopped_services_record=dict(type="path"),
+        proc_root=dict(type="path"),
     )
 
 
@@ -493,6 +503,7 @@ def main():
             node["checks"] = evaluate_node(node, toolkit if policy.check_container_toolkit else None, policy,
                                            params["gpus"])
         node["gpus"] = select_gpus(node["gpus"], params["gpus"]) if node["driver_loaded"] else []
+        annotate_process_owners(node, params["proc_root"])
         if params["stopped_services_record"]:
             node["stopped_services"] = Record(params["stopped_services_record"]).read()
     except MigError as error:

@@ -29,6 +29,7 @@ description:
 extends_documentation_fragment:
   - gpufleet.mig.attributes
   - gpufleet.mig.k8s_auth
+  - gpufleet.mig.option_names
 attributes:
   check_mode:
     support: full
@@ -301,6 +302,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import k8s_auth_argument_spec
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import DEFAULT_TIMEOUT, STATES, run_k8s_node
 from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, with_kube_client
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import checked_option_names, option_names_argument_spec
 
 
 def argument_spec():
@@ -330,6 +332,7 @@ def argument_spec():
         ),
         budget_timeout=dict(type="int", default=DEFAULT_TIMEOUT),
     )
+    spec.update(option_names_argument_spec())
     return spec
 
 
@@ -339,26 +342,32 @@ def main():
         module.fail_json(msg="max_unavailable must be 1 or more (mig_max_unavailable): with 0 no node could ever be cordoned.")
 
     params = module.params
-    result = with_kube_client(module, lambda client: run_k8s_node(
-        client,
-        params["name"],
-        state=params["state"],
-        labels=params["labels"],
-        annotations=params["annotations"],
-        pod_selector=params["pod_selector"],
-        gpu_pods_only=params["gpu_pods_only"],
-        delete_emptydir_data=params["delete_emptydir_data"],
-        force=params["force"],
-        disable_eviction=params["disable_eviction"],
-        grace_period=params["grace_period"],
-        timeout=params["timeout"],
-        poll_interval=params["poll_interval"],
-        check_mode=module.check_mode,
-        cordon_owner=params["cordon_owner"],
-        max_unavailable=params["max_unavailable"],
-        budget_lock=params["budget_lock"],
-        budget_timeout=params["budget_timeout"],
-    ))
+
+    def task(client):
+        names = checked_option_names(params["option_names"], module.argument_spec)
+        return run_k8s_node(
+            client,
+            params["name"],
+            state=params["state"],
+            labels=params["labels"],
+            annotations=params["annotations"],
+            pod_selector=params["pod_selector"],
+            gpu_pods_only=params["gpu_pods_only"],
+            delete_emptydir_data=params["delete_emptydir_data"],
+            force=params["force"],
+            disable_eviction=params["disable_eviction"],
+            grace_period=params["grace_period"],
+            timeout=params["timeout"],
+            poll_interval=params["poll_interval"],
+            check_mode=module.check_mode,
+            cordon_owner=params["cordon_owner"],
+            max_unavailable=params["max_unavailable"],
+            budget_lock=params["budget_lock"],
+            budget_timeout=params["budget_timeout"],
+            names=names,
+        )
+
+    result = with_kube_client(module, task)
     exit_with(module, result)
 
 

@@ -22,6 +22,7 @@ extends_documentation_fragment:
   - gpufleet.mig.attributes
   - gpufleet.mig.attributes.info_module
   - gpufleet.mig.k8s_auth
+  - gpufleet.mig.option_names
 options:
   name:
     description: The name of the node. Exactly one of O(name) and O(names) is required.
@@ -191,6 +192,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import (
     read_node_info,
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, with_kube_client
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import checked_option_names, option_names_argument_spec
 
 
 def argument_spec():
@@ -209,6 +211,7 @@ def argument_spec():
         wait_timeout=dict(type="int", default=DEFAULT_TIMEOUT),
         wait_sleep=dict(type="int", default=2),
     )
+    spec.update(option_names_argument_spec())
     return spec
 
 
@@ -219,13 +222,14 @@ def main():
         supports_check_mode=True)
 
     params = module.params
-    if params["names"] is not None:
-        result = with_kube_client(module, lambda client: read_fleet_info(
-            client, params["names"], drain_preview=params["drain_preview"]))
-    else:
-        result = with_kube_client(module, lambda client: read_node_info(
-            client, params["name"], pod_selector=params["pod_selector"], wait_for=params["wait_for"],
-            timeout=params["wait_timeout"], sleep_seconds=params["wait_sleep"]))
+    def task(client):
+        names = checked_option_names(params["option_names"], module.argument_spec)
+        if params["names"] is not None:
+            return read_fleet_info(client, params["names"], drain_preview=params["drain_preview"])
+        return read_node_info(client, params["name"], pod_selector=params["pod_selector"], wait_for=params["wait_for"],
+                              timeout=params["wait_timeout"], sleep_seconds=params["wait_sleep"], names=names)
+
+    result = with_kube_client(module, task)
     exit_with(module, dict(result, changed=False))
 
 

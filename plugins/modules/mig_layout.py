@@ -35,6 +35,7 @@ extends_documentation_fragment:
   - gpufleet.mig.attributes
   - gpufleet.mig.gpus
   - gpufleet.mig.layout_source
+  - gpufleet.mig.option_names
 attributes:
   check_mode:
     support: full
@@ -297,6 +298,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.layout import (
 )
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_layout import IN_USE_FAIL, IN_USE_SKIP, run_mig_layout
 from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, fail_with
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import checked_option_names, option_names_argument_spec
 
 
 def argument_spec():
@@ -305,6 +307,7 @@ def argument_spec():
         plan=dict(type="dict"),
         in_use=dict(type="str", choices=[IN_USE_FAIL, IN_USE_SKIP], default=IN_USE_FAIL),
     )
+    spec.update(option_names_argument_spec())
     return spec
 
 
@@ -319,8 +322,10 @@ def main():
         module.fail_json(msg=missing_required_lib("nvidia-ml-py"), exception=PYNVML_IMPORT_ERROR)
 
     try:
+        names = checked_option_names(module.params["option_names"], module.argument_spec)
         result = run_mig_layout(layout_source_from_params(module.params), gpus=module.params["gpus"],
-                                in_use=module.params["in_use"], check_mode=module.check_mode, plan=module.params["plan"])
+                                in_use=module.params["in_use"], check_mode=module.check_mode, plan=module.params["plan"],
+                                names=names)
     except MigError as error:
         fail_with(module, error)
     exit_with(module, result)

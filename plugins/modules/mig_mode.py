@@ -31,6 +31,7 @@ requirements:
 extends_documentation_fragment:
   - gpufleet.mig.attributes
   - gpufleet.mig.gpus
+  - gpufleet.mig.option_names
 attributes:
   check_mode:
     support: full
@@ -234,15 +235,18 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigErro
 from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_mode import MODES, NvidiaSmiReset, run_mig_mode
 from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner, exit_with, fail_with
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import checked_option_names, option_names_argument_spec
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         state=dict(type="str", required=True, choices=list(MODES)),
         gpus=dict(type="list", elements="str", default=["all"]),
         reset=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
     )
+    spec.update(option_names_argument_spec())
+    return spec
 
 
 def main():
@@ -254,8 +258,9 @@ def main():
     if module.params["reset"]:
         resetter = NvidiaSmiReset(module.get_bin_path("nvidia-smi", required=True), command_runner(module))
     try:
+        names = checked_option_names(module.params["option_names"], module.argument_spec)
         result = run_mig_mode(module.params["state"], gpus=module.params["gpus"], force=module.params["force"],
-                              reset=module.params["reset"], check_mode=module.check_mode, resetter=resetter)
+                              reset=module.params["reset"], check_mode=module.check_mode, resetter=resetter, names=names)
     except MigError as error:
         fail_with(module, error)
     exit_with(module, result)

@@ -31,6 +31,7 @@ requirements:
 extends_documentation_fragment:
   - gpufleet.mig.attributes
   - gpufleet.mig.k8s_auth
+  - gpufleet.mig.option_names
 attributes:
   check_mode:
     support: full
@@ -327,6 +328,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigErro
 from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient, k8s_auth_argument_spec
 from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import STRATEGIES
 from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import require_kubernetes
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import checked_option_names, option_name, option_names_argument_spec
 from ansible_collections.gpufleet.mig.plugins.module_utils.node_validate import (
     CLEANUPS,
     DEFAULT_COMMAND,
@@ -353,6 +355,7 @@ def argument_spec():
         validation_pod_timeout=dict(type="int", default=120),
         validation_pod_cleanup=dict(type="str", default=CLEANUPS[0], choices=list(CLEANUPS)),
     )
+    spec.update(option_names_argument_spec())
     return spec
 
 
@@ -361,9 +364,13 @@ def main():
     require_kubernetes(module)
     params = module.params
     node = params["node_name"]
+    try:
+        names = checked_option_names(params["option_names"], module.argument_spec)
+    except MigError as error:
+        module.fail_json(msg=str(error))
     for option, minimum in (("timeout", 0), ("poll_interval", 1), ("validation_pod_timeout", 0)):
         if params[option] < minimum:
-            module.fail_json(msg="%s must be at least %d, not %s" % (option, minimum, params[option]))
+            module.fail_json(msg="%s must be at least %d, not %s" % (option_name(names, option), minimum, params[option]))
 
     try:
         expectation = node_expectation(params["gpu_facts"], params["strategy"])
@@ -383,7 +390,7 @@ def main():
                 validation_pods=params["validation_pods"],
                 namespace=params["validation_namespace"], image=params["validation_image"],
                 command=params["validation_command"], pod_count=params["validation_pod_count"],
-                cleanup=params["validation_pod_cleanup"], pod_timeout=params["validation_pod_timeout"])
+                cleanup=params["validation_pod_cleanup"], pod_timeout=params["validation_pod_timeout"], names=names)
     except TaskError as error:
         module.fail_json(msg=str(error), **error.details)
     except KubeApiError as error:

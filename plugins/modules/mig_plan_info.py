@@ -34,7 +34,28 @@ extends_documentation_fragment:
   - gpufleet.mig.attributes.info_module
   - gpufleet.mig.gpus
   - gpufleet.mig.layout_source
+  - gpufleet.mig.option_names
 options:
+  in_use:
+    description:
+      - What to do with a GPU where a process outside any Kubernetes pod runs on a GPU instance the plan destroys,
+        or on a GPU whose MIG mode changes. Draining the node does not end such a process (a job started over SSH,
+        a systemd service), so the change would fail after the node was cordoned and drained.
+      - V(fail) refuses the node, naming the process, its cgroup and the GPU instance. V(skip) leaves that GPU as it
+        is (RV(gpus[].reason=in use by host processes)) and plans the others.
+      - Processes of pods (their cgroup lies below the kubelet's C(kubepods) cgroup) never count, the drain evicts
+        them. A process whose cgroup cannot be read counts as a host process.
+    type: str
+    choices: [fail, skip]
+    default: fail
+  proc_root:
+    description:
+      - Where the node's process table is mounted. The cgroup of each process NVML reports is read from
+        C(<proc_root>/<pid>/cgroup) to tell a pod's process from a host process.
+      - V(/proc) on the node itself; a module run in a container sees the host's processes where the host's
+        C(/proc) is mounted, such as V(/host/proc).
+    type: path
+    default: /proc
   strategy:
     description:
       - The MIG strategy of the NVIDIA device plugin the node is checked against.
@@ -170,7 +191,8 @@ gpus:
       type: bool
       sample: true
     reason:
-      description: Why an unmanaged GPU is left alone (V(not MIG-capable), V(not in the layout)); V(null) otherwise.
+      description: Why an unmanaged GPU is left alone (V(not MIG-capable), V(not in the layout), V(in use by host processes)
+        with O(in_use=skip)); V(null) otherwise.
       type: str
       sample: null
     mig_mode:
@@ -219,7 +241,8 @@ gpus:
       sample: {"converged": false, "keep": [], "destroy": [], "create": [], "current_devices": [], "desired_devices": []}
     processes:
       description: The processes NVML lists on the GPU (C(pid), C(name), C(used_memory_mib), C(gpu_instance_id),
-        C(compute_instance_id)).
+        C(compute_instance_id)), with C(owner) (V(pod), V(host), V(gone) when it has ended, V(unknown) when its cgroup
+        cannot be read) and C(cgroup), read from O(proc_root).
       type: list
       elements: dict
       sample: []
@@ -240,12 +263,19 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.layout import (
     layout_source_argument_spec,
     layout_source_from_params,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import STRATEGIES, STRATEGY_MIXED, read_and_plan_node
+from ansible_collections.gpufleet.mig.plugins.module_utils.host_processes import DEFAULT_PROC_ROOT
+from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import (
+    IN_USE_CHOICES, IN_USE_FAIL, STRATEGIES, STRATEGY_MIXED, read_and_plan_node,
+)
+from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import checked_option_names, option_names_argument_spec
 
 
 def argument_spec():
     spec = layout_source_argument_spec()
-    spec.update(strategy=dict(type="str", choices=list(STRATEGIES), default=STRATEGY_MIXED))
+    spec.update(strategy=dict(type="str", choices=list(STRATEGIES), default=STRATEGY_MIXED),
+                in_use=dict(type="str", choices=list(IN_USE_CHOICES), default=IN_USE_FAIL),
+                proc_root=dict(type="path", default=DEFAULT_PROC_ROOT))
+    spec.update(option_names_argument_spec())
     return spec
 
 
@@ -260,8 +290,10 @@ def main():
         module.fail_json(msg=missing_required_lib("nvidia-ml-py"), exception=PYNVML_IMPORT_ERROR)
 
     try:
+        names = checked_option_names(module.params["option_names"], module.argument_spec)
         facts, plan = read_and_plan_node(layout_source_from_params(module.params), module.params["strategy"],
-                                         gpus=module.params["gpus"])
+                                         gpus=module.params["gpus"], in_use=module.params["in_use"],
+                                         proc_root=module.params["proc_root"], names=names)
     except NvmlCallError as error:
         module.fail_json(msg="Reading the GPUs of this node failed: %s; check the driver with gpufleet.mig.driver_check"
                          % error, **error.failure_keys())

@@ -47,7 +47,8 @@ def test_reads_the_node_and_the_selected_pods_and_waits_for_them(kube: KubeContr
     assert not run.task("Wait for it").failed
     left = run.task("Wait for it to leave")
     assert left.failed and left.result["msg"] == (
-        "Pods matching %s are still on node %s after 2 s: nvidia-device-plugin/%s" % (DEVICE_PLUGIN, NODE, daemon_pod))
+        "Pods matching %s are still on node %s after 2 s: nvidia-device-plugin/%s; raise wait_timeout if they need longer"
+        % (DEVICE_PLUGIN, NODE, daemon_pod))
     missing = run.task("Read a node that is not there")
     assert missing.failed and missing.result["api_status"] == 404
     assert node_of(cluster)["metadata"]["resourceVersion"] == before

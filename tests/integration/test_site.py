@@ -34,8 +34,11 @@ def a100_node(name, **hostvars):
             "hostvars": hostvars}
 
 
-def run_site(fleet, *, check=False, diff=False, kill_after_task=None, limit=None, **extra_vars):
+def run_site(fleet, *, check=False, diff=False, kill_after_task=None, stop_after_task=None, limit=None, **extra_vars):
     """ansible-playbook site.yml on the fleet; returns (returncode, output, task results as dicts).
+
+    ``kill_after_task``: the controller dies (SIGKILL) right after that task. ``stop_after_task``: ``(task, pid)``, that
+    process (the API server) is stopped (SIGSTOP) right after that task; the caller continues it.
 
     Safe to call from several threads at once (each run records its results in its own file).
     """
@@ -54,6 +57,8 @@ def run_site(fleet, *, check=False, diff=False, kill_after_task=None, limit=None
                ANSIBLE_LOCAL_TEMP=str(run_dir / "tmp"), PATH="%s:%s:%s" % (TOOLS_BIN, VENV_BIN, os.environ.get("PATH", "")))
     if kill_after_task:
         env["GPUFLEET_KILL_AFTER_TASK"] = kill_after_task
+    if stop_after_task:
+        env["GPUFLEET_STOP_AFTER_TASK"], env["GPUFLEET_STOP_PID"] = stop_after_task[0], str(stop_after_task[1])
     completed = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     results = [json.loads(line) for line in results_file.read_text().splitlines()] if results_file.exists() else []
     return completed.returncode, completed.stdout + completed.stderr, results

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import signal
 import threading
+import time
 
 import pytest
 from test_site import FAST_CLUSTER, a100_node, core_api, devices, named, node_view, run_site
@@ -165,3 +168,81 @@ def test_job_slices_share_one_budget_and_every_node_converges(sim_fleet):
         assert devices(fleet.status(name)) == ["1g.5gb"] * 7
         assert node_view(api, name) == (False, {"gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb",
                                                 "gpufleet.mig/strategy": "mixed"})
+
+
+
+def test_a_host_process_on_an_instance_the_plan_destroys_is_refused_in_preflight_before_any_cordon(sim_fleet):
+    # A job started by hand on the host (a login session's cgroup, not a pod's) runs on the GPU instance that the
+    # layout destroys: a drain cannot end it, so the node is refused before anything is touched.
+    node = a100_node("gpu-1", mig_layout={"1g.5gb": 7})
+    node["gpus"][0].update(mig_mode="enabled", mig_devices=["7g.40gb"])
+    node["processes"] = [{"gpu": 0, "pid": 4242, "name": "python3", "gi": 0, "ci": 0}]
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [node]})
+
+    returncode, output, results = run_site(fleet)
+
+    assert returncode != 0, output
+    refused = [r for r in named(results, "Refuse the rollout when the node has a problem") if r["status"] == "failed"]
+    assert ("the layout destroys GPU instance 0 (7g.40gb at 0:8: 7g.40gb), but a process runs there outside any Kubernetes "
+            "pod, which draining the node does not end: pid 4242 (python3) on GPU instance 0 (cgroup "
+            "/user.slice/user-0.slice/session-1.scope); stop it and re-run, set mig_in_use=skip to leave this GPU as it is, "
+            "or leave the GPU out with mig_gpus") in refused[0]["result"]["msg"]
+    assert not [r for r in results if r["action"] in ("gpufleet.mig.k8s_node", "gpufleet.mig.helm_release", "gpufleet.mig.mig_mode",
+                                                      "gpufleet.mig.mig_layout")]
+    assert node_view(core_api(fleet), "gpu-1") == (False, {})
+    assert devices(fleet.status("gpu-1")) == ["7g.40gb"]
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
+    assert report["refused"].startswith("Preflight refused gpu-1:") and "pid 4242 (python3)" in report["refused"]
+    assert [(node["host"], node["result"]) for node in report["nodes"]] == [("gpu-1", "refused")]
+
+
+def test_an_api_server_stopped_longer_than_the_request_timeout_fails_the_node_in_bound_and_a_rerun_converges(sim_fleet):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
+    server = json.loads((fleet.workdir / "twin.json").read_text())["components"]["cluster"]["pid"]
+    bound = {"k8s_request_timeout": {"connect": 2, "read": 3}}
+
+    # The API server hangs right after the node was cordoned: the next call (pausing the device plugin) gets no answer.
+    try:
+        returncode, output, results = run_site(fleet, stop_after_task=("Cordon the node and evict its pods", server), **bound)
+        finished = time.time()
+    finally:
+        os.kill(server, signal.SIGCONT)
+
+    assert returncode != 0, output
+    [stopped] = [r["result"]["at"] for r in results if r["status"] == "stopped"]
+    # Each request is bounded (3 x connect + read); what is left of the run (the failed call, the failed label call, the
+    # report) ends well within a minute, where the client's default read timeout alone is one.
+    assert finished - stopped < 45, output
+    failed = [r for r in named(results, "Pause the device plugin and GPU feature discovery on the node") if r["status"] == "failed"]
+    assert failed and "timed out" in failed[0]["result"]["msg"] and "k8s_request_timeout" in failed[0]["result"]["msg"], output
+    report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
+    [node] = report["nodes"]
+    assert node["result"] == "failed" and "labelling the node failed too" in json.dumps(node), node
+
+    # The API is back: a plain re-run finishes the node.
+    returncode, output, _ = run_site(fleet, **bound)
+
+    assert returncode == 0, output
+    assert devices(fleet.status("gpu-1")) == ["1g.5gb"] * 7
+    assert node_view(core_api(fleet), "gpu-1") == (False, {
+        "gpufleet.mig/state": "success", "gpufleet.mig/config": "all-1g.5gb", "gpufleet.mig/strategy": "mixed"})
+
+
+@pytest.mark.parametrize("variables, named_in_message", [
+    ({"drain_timeout": "soon"}, "Preflight refused gpu-1: invalid variables: argument 'drain_timeout' is of type str and we were unable to convert to int"),
+    ({"validate_timeout": [1]}, "Preflight refused gpu-1: invalid variables: argument 'validate_timeout' is of type list"),
+    ({"mig_in_use": "sometimes"}, "mig_in_use must be fail or skip (got sometimes)"),
+    ({"k8s_request_timeout": {"read": 0}}, "k8s_request_timeout a mapping with connect and read, seconds above 0"),
+])
+def test_a_bad_variable_is_refused_before_anything_is_touched_naming_it_without_the_argument_spec(sim_fleet, variables, named_in_message):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
+
+    returncode, output, results = run_site(fleet, **variables)
+
+    assert returncode != 0, output
+    refused = [r for r in results if r["status"] == "failed"]
+    assert refused and named_in_message in refused[0]["result"]["msg"], output
+    assert "argument_spec" not in output and "preflight_" not in refused[0]["result"]["msg"]
+    assert refused[0]["result"]["msg"].count("argument '") <= 1, "only the bad variable is named"
+    assert not [r for r in results if r["action"] in ("gpufleet.mig.k8s_node", "gpufleet.mig.helm_release", "gpufleet.mig.mig_layout")]
+    assert node_view(core_api(fleet), "gpu-1") == (False, {})

@@ -54,6 +54,7 @@ def test_up_writes_state_wrapper_inventory_and_manifest(twin: Path):
                         "gpu-node-1": {
                             "ansible_connection": "gpufleet_sim",
                             "mig_node_state_dir": str(node_dir / "var-lib-gpufleet-mig"),
+                            "mig_proc_root": str(node_dir / "proc"),
                             "ansible_python_interpreter": str(node_dir / "python"),
                             "gpufleet_sim_state": str(node_dir / "state.json"),
                         }
@@ -194,11 +195,17 @@ def test_fault_process_client_and_reboot_commands(twin: Path, capsys):
     assert cli.main(["fault", *base, "--call", "nvmlNoSuchThing", "--error", "UNKNOWN"]) == 1
 
     assert cli.main(["process", "add", *base, "--gpu", "0", "--pid", "4711", "--name", "python", "--memory", "64"]) == 0
+    assert cli.main(["process", "add", *base, "--gpu", "0", "--pid", "4712", "--name", "job", "--cgroup", "/kubepods/pod1/c1"]) == 0
     assert cli.main(["client", "add", *base, "--gpu", "0", "--name", "dcgm"]) == 0
     status = sim.node_status(state)
     assert (status["processes"][0]["used_memory_mib"], status["clients"]) == (64, [{"gpu": 0, "name": "dcgm"}])
+    # The node's /proc shows each process's cgroup: a host login session by default, or the one given.
+    proc = state.parent / "proc"
+    assert (proc / "4711" / "cgroup").read_text() == "0::/user.slice/user-0.slice/session-1.scope\n"
+    assert (proc / "4712" / "cgroup").read_text() == "0::/kubepods/pod1/c1\n"
     assert cli.main(["reboot", *base]) == 0
     assert sim.node_status(state)["processes"] == []
+    assert sorted(proc.iterdir()) == []
     assert cli.main(["client", "remove", *base, "--gpu", "0"]) == 0
     assert sim.node_status(state)["clients"] == []
     assert cli.main(["process", "remove", *base, "--pid", "1"]) == 1

@@ -133,6 +133,8 @@ class NodesComponent:
                 "ansible_connection": SIM_CONNECTION,
                 # Where the rollout records the host services it stopped (roles/reconfigure), per node.
                 "mig_node_state_dir": str(Path(node["state"]).parent / "var-lib-gpufleet-mig"),
+                # The node's /proc as far as the rollout reads it (the cgroup of each GPU process, nvml/procfs.py).
+                "mig_proc_root": str(nvml.proc_root(node["state"])),
                 "ansible_python_interpreter": node["python"],
                 "gpufleet_sim_state": node["state"],
                 **node.get("hostvars", {}),
@@ -528,7 +530,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     state = _node_state(Path(args.workdir).resolve(), args.node)
     try:
         if args.process_action == "add":
-            nvml.add_process(state, args.gpu, args.pid, args.name, args.memory, args.gi, args.ci)
+            nvml.add_process(state, args.gpu, args.pid, args.name, args.memory, args.gi, args.ci, cgroup=args.cgroup)
         else:
             nvml.remove_process(state, args.pid)
     except nvml.NodeSpecError as bad:
@@ -600,6 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--memory", type=int, default=0, help="used GPU memory, MiB")
     add.add_argument("--gi", type=int)
     add.add_argument("--ci", type=int)
+    add.add_argument("--cgroup", help="its cgroup path in the node's /proc (default: a host login session; "
+                                      "a pod's container lies below /kubepods.slice)")
     remove = with_node(process_actions.add_parser("remove"))
     remove.add_argument("--pid", type=int, required=True)
     process.set_defaults(handler=cmd_process)

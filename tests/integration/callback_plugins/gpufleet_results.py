@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 from ansible.plugins.callback import CallbackBase
 
@@ -50,6 +51,15 @@ class CallbackModule(CallbackBase):
         kill_after = os.environ.get("GPUFLEET_KILL_AFTER_TASK")
         if kill_after and status != "skipped" and (record["task"] == kill_after or record["task"].endswith(" : " + kill_after)):
             os.kill(os.getpid(), signal.SIGKILL)
+        # GPUFLEET_STOP_AFTER_TASK + GPUFLEET_STOP_PID: that process (the API server) is stopped (SIGSTOP) once, right
+        # after the task finished, as when the API server hangs or a load balancer black-holes it; the test continues it.
+        stop_after = os.environ.get("GPUFLEET_STOP_AFTER_TASK")
+        if stop_after and status != "skipped" and (record["task"] == stop_after or record["task"].endswith(" : " + stop_after)):
+            del os.environ["GPUFLEET_STOP_AFTER_TASK"]
+            os.kill(int(os.environ["GPUFLEET_STOP_PID"]), signal.SIGSTOP)
+            with open(self._path, "a", encoding="utf-8") as stream:
+                stream.write(json.dumps({"host": record["host"], "task": "(API server stopped)", "action": "", "status": "stopped",
+                                         "result": {"at": time.time()}}) + "\n")
 
     def v2_runner_on_ok(self, result):
         self._record(result, "changed" if result._result.get("changed") else "ok")

@@ -110,6 +110,9 @@ def test_single_pods_get_distinct_devices_and_the_seed_listing(make_node: Callab
     assert sorted((p["gi"], p["ci"], p["name"]) for p in processes) == [
         (gi, 0, f"default/mig-single-example-{gi - 6}") for gi in range(7, 14)
     ]
+    # The node's /proc shows each as a process of a pod's container, which is how a rollout tells it from a host's.
+    cgroups = {(state.parent / "proc" / str(p["pid"]) / "cgroup").read_text() for p in processes}
+    assert len(cgroups) == 7 and all(text.startswith("0::/kubepods.slice/kubepods-besteffort.slice/") for text in cgroups)
 
     env.cluster.create("pods", gpu_pod("one-too-many"), "default")
     rejected = env.cluster.get("pods", "one-too-many", "default")["status"]

@@ -33,6 +33,7 @@ GFD
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -69,6 +70,12 @@ class Workload:
     devices: dict[str, tuple[str, ...]]
     pids: list[tuple[int, int]] = field(default_factory=list)  # (gpu index, pid)
     clients: list[tuple[int, str]] = field(default_factory=list)  # (gpu index, client name)
+
+
+def _container_cgroup(workload: Workload, device_id: str) -> str:
+    """The cgroup of the pod's container that runs on ``device_id``: the node's /proc shows it as a pod's process."""
+    container_id = hashlib.sha256(f"{workload.uid}/{device_id}".encode()).hexdigest()  # 64 hex digits, as containerd's
+    return nvml.pod_cgroup(workload.uid, container_id)
 
 
 @dataclass
@@ -274,15 +281,16 @@ class NodeAgent:
                     nvml.hold_gpu(state, gpu.index, owner)
                     workload.clients.append((gpu.index, owner))
                     continue
-                pid = self._add_process(gpu.index, owner, mig)
+                pid = self._add_process(gpu.index, owner, mig, _container_cgroup(workload, device_id))
                 workload.pids.append((gpu.index, pid))
 
-    def _add_process(self, gpu: int, owner: str, mig: Any) -> int:
+    def _add_process(self, gpu: int, owner: str, mig: Any, cgroup: str) -> int:
         while True:
             pid, self.next_pid = self.next_pid, self.next_pid + 1
             try:
                 nvml.add_process(
-                    self.spec.state_path, gpu, pid, owner, 0, None if mig is None else mig.gi_id, None if mig is None else mig.ci_id
+                    self.spec.state_path, gpu, pid, owner, 0, None if mig is None else mig.gi_id, None if mig is None else mig.ci_id,
+                    cgroup=cgroup,
                 )
                 return pid
             except nvml.NodeSpecError as clash:

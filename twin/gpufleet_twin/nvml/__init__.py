@@ -32,6 +32,7 @@ from .spec import (
     build_node_state,
     hold_gpu_in_state,
 )
+from .procfs import pod_cgroup, proc_root
 from .state import create_state_file, locked_state, read_state
 from .toolkit import path_dirs as toolkit_path_dirs
 
@@ -50,6 +51,8 @@ __all__ = [
     "node_env",
     "node_env_parts",
     "node_status",
+    "pod_cgroup",
+    "proc_root",
     "reboot",
     "release_gpu",
     "remove_process",
@@ -152,9 +155,10 @@ def add_process(
     used_memory_mib: int = 0,
     gi: int | None = None,
     ci: int | None = None,
+    cgroup: str | None = None,
 ) -> dict[str, Any]:
     with locked_state(path) as state:
-        return dict(add_process_to_state(state, gpu, pid, name, used_memory_mib, gi, ci))
+        return dict(add_process_to_state(state, gpu, pid, name, used_memory_mib, gi, ci, cgroup))
 
 
 def remove_process(path: str | Path, pid: int) -> None:

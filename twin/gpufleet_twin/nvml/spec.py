@@ -30,6 +30,7 @@ from . import host
 from .core import MIG_DISABLE, MIG_ENABLE, Node
 from .errors import NvmlCallError, error_code
 from .hardware import canonical_model_name, default_ci_profile, parse_driver_version
+from .procfs import HOST_SESSION_CGROUP
 from .state import SCHEMA_VERSION
 from .toolkit import DEFAULT_CONTAINER_TOOLKIT, toolkit_from_spec
 
@@ -206,8 +207,13 @@ def add_process_to_state(
     used_memory_mib: int = 0,
     gi: int | None = None,
     ci: int | None = None,
+    cgroup: str | None = None,
 ) -> dict[str, Any]:
-    """A compute process on a GPU, or on one MIG device (gi/ci) of a MIG-enabled GPU."""
+    """A compute process on a GPU, or on one MIG device (gi/ci) of a MIG-enabled GPU.
+
+    ``cgroup`` is what the node's /proc shows for it (procfs.py): a pod's container path, or by default a host login
+    session's, as a process started by hand has.
+    """
     node = Node(state)
     if not 0 <= gpu < len(state["gpus"]):
         raise NodeSpecError(f"no GPU {gpu}")
@@ -230,6 +236,7 @@ def add_process_to_state(
         "used_memory_mib": int(used_memory_mib),
         "gi": gi,
         "ci": ci,
+        "cgroup": str(cgroup or HOST_SESSION_CGROUP),
     }
     state["processes"].append(process)
     return process

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .procfs import sync_proc
+
 SCHEMA_VERSION = 1
 
 
@@ -72,6 +74,8 @@ def locked_state(state_path: Path | str) -> Iterator[dict[str, Any]]:
         yield state
         if state != original:
             write_state_atomically(state_path, state)
+        if state.get("processes") != original.get("processes"):
+            sync_proc(state_path, state.get("processes") or [])
 
 
 def read_state(state_path: Path | str) -> dict[str, Any]:
@@ -86,3 +90,4 @@ def create_state_file(state_path: Path | str, state: dict[str, Any]) -> None:
     state_path.parent.mkdir(parents=True, exist_ok=True)
     with _flock(state_path, fcntl.LOCK_EX):
         write_state_atomically(state_path, state)
+        sync_proc(state_path, state.get("processes") or [])

@@ -206,6 +206,7 @@ def test_budget_that_never_allows_times_out_and_deletes_nothing(api: ApiServer, 
         "reason": "Cannot evict pod as it would violate the pod's disruption budget. (The disruption budget train needs 1 healthy pods and has 1 currently)",
     }]
     assert str(failure.value).startswith("Timed out after 12 s draining node gpu-0: 1 pod(s) could not be evicted: default/train-0 (")
+    assert str(failure.value).endswith("let the disruption budget allow the eviction or raise timeout, and run again.")
     assert clock.sleeps == [5, 5, 2], "the last wait stops at the deadline"
     assert [p["metadata"]["name"] for p in api.cluster.pods_on_node("gpu-0")] == ["train-0"]
 
@@ -246,3 +247,16 @@ def test_a_pod_that_vanished_meanwhile_counts_as_gone(api: ApiServer, client: Ku
     evicted = run_evictions(client, "gpu-0", plan, timeout=10, clock=clock, sleep=clock.sleep)
     assert names(evicted) == ["default/train-0", "default/train-1"]
     assert api.cluster.pods_on_node("gpu-0") == []
+
+
+def test_messages_name_the_variables_a_role_sets_for_the_options(api: ApiServer, client: KubeClient) -> None:
+    create_training(api, min_available=1)
+    clock = FakeClock()
+    names = {"timeout": "drain_timeout", "force": "drain_force", "delete_emptydir_data": "drain_delete_emptydir_data"}
+    with pytest.raises(DrainError) as failure:
+        run_evictions(client, "gpu-0", plan_drain(client.pods_on_node("gpu-0")), timeout=1, poll_interval=5, clock=clock,
+                      sleep=clock.sleep, names=names)
+    assert str(failure.value).endswith("let the disruption budget allow the eviction or raise drain_timeout, and run again.")
+    refused = plan_drain([pod("bare", owner=None, volumes=[{"name": "cache", "emptyDir": {}}])], names=names).refuse
+    assert refused[0]["reason"] == ("uses emptyDir volume(s) cache (set drain_delete_emptydir_data to evict it and lose that "
+                                    "data); has no controller to recreate it (set drain_force to evict it anyway)")

@@ -32,6 +32,7 @@ def test_a_stalled_api_server_fails_the_request_within_the_bound(black_hole: str
     elapsed = time.monotonic() - started
     assert failure.value.status is None
     assert "read node gpu-0" in str(failure.value)
+    assert "did not answer within request_timeout (k8s_request_timeout in the playbook)" in str(failure.value)
     # Three connection attempts at most, no re-sent read: far below what an unbounded call would wait.
     assert elapsed < 5, elapsed
 

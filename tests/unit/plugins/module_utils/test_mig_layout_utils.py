@@ -67,6 +67,8 @@ def test_in_use_skip_converges_the_idle_gpus_only(tmp_path):
         with pytest.raises(TaskError) as refused:
             run_mig_layout({"mig_layout": {"3g.20gb": 2}})
         assert node.lines(0) == node.lines(1) == ["7g.40gb at 0:8: 7g.40gb"]
+        with pytest.raises(TaskError) as named:
+            run_mig_layout({"mig_layout": {"3g.20gb": 2}}, names={"in_use": "mig_in_use"})
         result = run_mig_layout({"mig_layout": {"3g.20gb": 2}}, in_use="skip")
         assert node.lines(0) == ["3g.20gb at 0:4: 3g.20gb", "3g.20gb at 4:4: 3g.20gb"]
         assert node.lines(1) == ["7g.40gb at 0:8: 7g.40gb"]
@@ -74,6 +76,7 @@ def test_in_use_skip_converges_the_idle_gpus_only(tmp_path):
         "GPU 1 (%s, 00000000:0F:00.0): the layout needs GPU instances 0 (7g.40gb at 0:8: 7g.40gb) destroyed, but "
         "processes run on them: pid 12 (serve) on GPU instance 0; stop them (drain the node) and re-run, or set "
         "in_use=skip to leave this GPU as it is" % A100)
+    assert str(named.value) == str(refused.value).replace("in_use=skip", "mig_in_use=skip")
     assert [gpu["index"] for gpu in result["gpus"]] == [0]
     assert [(gpu["index"], gpu["reason"], gpu["detail"]) for gpu in result["skipped_gpus"]] == [
         (1, "in use", str(refused.value))]

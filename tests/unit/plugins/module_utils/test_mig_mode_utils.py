@@ -73,6 +73,9 @@ def test_a_reset_is_refused_up_front_while_processes_use_the_gpu():
     assert str(refused.value) == (
         "cannot reset %s to activate MIG mode enabled: processes use it: pid 8 (python3); stop them (drain the "
         "node) and re-run, or set reset=false and reboot the node later" % GPU0)
+    # Through the reconfigure role, the message names the variable the user sets.
+    with pytest.raises(MigError, match="or set reconfigure_reset=false and reboot the node later"):
+        decide_mig_mode(gpu, "enabled", reset=True, names={"reset": "reconfigure_reset"})
     assert decide_mig_mode(facts("disabled"), "enabled").predicted_mode() == {"current": "enabled",
                                                                             "pending": "enabled"}
     with pytest.raises(MigError):

@@ -27,10 +27,10 @@ def _t4(index):
     return _gpu(index, name="Tesla T4", pci=T4_PCI, mig_capable=False)
 
 
-def _plan(gpus, source, strategy="mixed", catalogs=None):
+def _plan(gpus, source, strategy="mixed", catalogs=None, **options):
     facts = {"gpus": gpus}
     desired = resolve_layout(source, gpus)
-    return plan_node(facts, desired, catalogs if catalogs is not None else {}, strategy, source=source)
+    return plan_node(facts, desired, catalogs if catalogs is not None else {}, strategy, source=source, **options)
 
 
 def _instances_after(plan_entry):
@@ -243,6 +243,59 @@ def test_processes_on_instances_to_destroy_are_a_warning_for_the_drain(a100_40gb
 
     assert plan["warnings"] == ["GPU 0 (NVIDIA A100-SXM4-40GB, 00000000:07:00.0) has processes (pid 42 (train) on GPU "
                                 "instance 1) and GPU instances to destroy: draining the node must end them"]
+
+
+def _busy_full_gpu(a100_40gb, *processes):
+    """GPU 0 with one 7g.40gb instance (id 1) that the processes run on; all-1g.5gb destroys it."""
+    first = _plan([_gpu(0)], {"mig_layout": {"7g.40gb": 1}}, catalogs={0: a100_40gb})
+    return _gpu(0, mode="enabled", instances=_instances_after(first["gpus"][0]), processes=list(processes))
+
+
+HOST_PROCESS = {"pid": 4242, "name": "python3", "gpu_instance_id": 1, "compute_instance_id": 0, "owner": "host",
+                "cgroup": "/user.slice/user-0.slice/session-1.scope"}
+POD_PROCESS = {"pid": 42, "name": "train", "gpu_instance_id": 1, "compute_instance_id": 0, "owner": "pod",
+               "cgroup": "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podab.slice/cri-containerd-cd.scope"}
+
+
+def test_a_host_process_on_an_instance_the_plan_destroys_refuses_the_node_naming_pid_instance_and_variables(a100_40gb):
+    busy = _busy_full_gpu(a100_40gb, HOST_PROCESS, POD_PROCESS)
+
+    with pytest.raises(StrategyError) as refused:
+        _plan([busy], {"mig_config": "all-1g.5gb"}, catalogs={0: a100_40gb},
+              names={"in_use": "mig_in_use", "gpus": "mig_gpus"})
+
+    assert str(refused.value) == (
+        "GPU 0 (NVIDIA A100-SXM4-40GB, 00000000:07:00.0): the layout destroys GPU instance 1 (7g.40gb at 0:8: 7g.40gb), "
+        "but a process runs there outside any Kubernetes pod, which draining the node does not end: pid 4242 "
+        "(python3) on GPU instance 1 (cgroup /user.slice/user-0.slice/session-1.scope); stop it and re-run, set "
+        "mig_in_use=skip to leave this GPU as it is, or leave the GPU out with mig_gpus")
+
+
+def test_in_use_skip_leaves_a_gpu_with_a_host_process_as_it_is_and_plans_the_others(a100_40gb):
+    busy = _busy_full_gpu(a100_40gb, HOST_PROCESS)
+
+    plan = _plan([busy, _gpu(1)], {"mig_config": "all-1g.5gb"}, catalogs={0: a100_40gb, 1: a100_40gb}, in_use="skip")
+
+    assert [(gpu["managed"], gpu["reason"]) for gpu in plan["gpus"]] == [(False, "in use by host processes"), (True, None)]
+    assert plan["mode_enable"] == [1] and list(plan["layout"]) == ["1"]
+    assert plan["warnings"][0].startswith("GPU 0 (NVIDIA A100-SXM4-40GB, 00000000:07:00.0) left as it is: host processes "
+                                          "outside any Kubernetes pod use it: pid 4242 (python3)")
+
+
+@pytest.mark.parametrize("owner", ["pod", "gone", None])
+def test_a_pods_process_or_one_that_ended_or_one_of_unknown_owner_is_left_to_the_drain(a100_40gb, owner):
+    process = dict(HOST_PROCESS, owner=owner) if owner else {k: v for k, v in HOST_PROCESS.items() if k != "owner"}
+    plan = _plan([_busy_full_gpu(a100_40gb, process)], {"mig_config": "all-1g.5gb"}, catalogs={0: a100_40gb})
+
+    assert plan["layout"] == {"0": {"1g.5gb": 7}}
+
+
+def test_a_host_process_anywhere_on_a_gpu_whose_mig_mode_changes_refuses_it(a100_40gb):
+    busy = _busy_full_gpu(a100_40gb, dict(HOST_PROCESS, owner="unknown", cgroup=None))
+
+    with pytest.raises(StrategyError, match=r"the MIG mode change to disabled needs the GPU idle, .* pid 4242 \(python3\) "
+                                            r"on GPU instance 1 \(cgroup unreadable\); stop it and re-run, set in_use=skip"):
+        _plan([busy], {"mig_layout": {"0": "disabled"}}, catalogs={0: a100_40gb})
 
 
 def test_an_unknown_strategy_is_refused():

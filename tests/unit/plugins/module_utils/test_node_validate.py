@@ -132,7 +132,7 @@ def test_timeout_fails_with_a_precise_diff(api, client):
     api.cluster.set_node_labels(NODE, none_labels)
     started = time.monotonic()
     with pytest.raises(TaskError) as caught:
-        validate_node(client, NODE, expectation, timeout=0.5, poll_interval=0.1)
+        validate_node(client, NODE, expectation, timeout=0.5, poll_interval=0.1, names={"timeout": "validate_timeout"})
     assert 0.5 <= time.monotonic() - started < 5
     message = str(caught.value)
     assert message.startswith(
@@ -140,7 +140,7 @@ def test_timeout_fails_with_a_precise_diff(api, client):
         "after 0.5 s: allocatable nvidia.com/gpu: expected 7, seen 1; capacity nvidia.com/gpu: expected 7, seen 1; "
         "label nvidia.com/mig.strategy: expected 'single', seen absent; label nvidia.com/gpu.count: expected '7', "
         "seen '1'; label nvidia.com/gpu.product: expected 'A100-SXM4-40GB-MIG-1g.5gb', seen 'A100-SXM4-40GB'; ")
-    assert message.endswith("started after the last MIG change, or raise timeout")
+    assert message.endswith("started after the last MIG change, or raise validate_timeout")
     assert caught.value.details["differences"]["labels"]["nvidia.com/mig.strategy"] == {"expected": "single", "seen": None}
     assert caught.value.details["differences"]["labels"]["nvidia.com/gpu.replicas"] == {"expected": "1", "seen": "0"}
 
