@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import nvml
+from ..nvml.spec import hold_gpu_in_state
+from ..nvml.state import locked_state
 from ..kube.timestamps import now_rfc3339
 from ..kube.errors import ApiError
 from ..kube.workloads import is_terminating
@@ -322,13 +324,19 @@ class NodeAgent:
                 found = node.device_by_uuid(device_id)
                 if found is not None:
                     gpus.add(found[0].index)
-        for gpu in sorted(gpus):
-            nvml.hold_gpu(self.spec.state_path, gpu, client)
-            self.plugin_clients.append((gpu, client))
+        if not gpus:
+            return
+        with locked_state(self.spec.state_path) as state:  # one state write for all GPUs, not one per GPU
+            for gpu in sorted(gpus):
+                hold_gpu_in_state(state, gpu, client)
+                self.plugin_clients.append((gpu, client))
 
     def _release_plugin_clients(self) -> None:
-        for gpu, client in self.plugin_clients:
-            nvml.release_gpu(self.spec.state_path, gpu, client)
+        if not self.plugin_clients:
+            return
+        held = set(self.plugin_clients)
+        with locked_state(self.spec.state_path) as state:
+            state["clients"] = [c for c in state["clients"] if (c["gpu"], c["name"]) not in held]
         self.plugin_clients.clear()
 
     # ------------------------------------------------------------------ device plugin

@@ -927,7 +927,14 @@ class Cluster:
         return self.patch("nodes", name, {"metadata": {"labels": dict(labels)}}, "merge")
 
     def pods_on_node(self, node_name: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        return self.list("pods", namespace, field_selector=f"spec.nodeName={node_name}")
+        """``list("pods", namespace, field_selector="spec.nodeName=<node>")``, without parsing a selector and
+        sorting every pod of the cluster first (a node agent asks after each change of its pods)."""
+        with self._lock:
+            found = [
+                (key, obj) for key, obj in self._bucket("pods").items()
+                if (obj.get("spec") or {}).get("nodeName") == node_name and (not namespace or key[0] == namespace)
+            ]
+            return [copy.deepcopy(obj) for _, obj in sorted(found, key=lambda item: item[0])]
 
     def set_pod_status(
         self,
