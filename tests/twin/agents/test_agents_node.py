@@ -295,3 +295,17 @@ def test_a_new_strategy_rolls_the_plugin_pod_and_renames_the_resources(make_node
         {"nvidia.com/gpu": "2", "nvidia.com/mig-3g.20gb": "2"},
         {"nvidia.com/gpu": "0", "nvidia.com/mig-3g.20gb": "2"},
     )
+
+
+def test_only_the_agent_of_the_node_a_pod_lands_on_looks_at_its_pods(make_node: Callable[..., Path], agent_cluster):
+    env = agent_cluster({"node1": make_node([seed_gpu()]), "node2": make_node([seed_gpu()])})
+    synced: list[str] = []
+    for agent in env.controller.agents.values():
+        original = agent.sync_pods
+        agent.sync_pods = lambda cluster, agent=agent, original=original: (synced.append(agent.name), original(cluster))  # type: ignore[method-assign]
+    env.cluster.create("pods", gpu_pod("w", node="node2", resource="cpu"), "default")
+    assert phase(env, "w") == "Running"
+    assert set(synced) == {"node2"}, "a 1,000-node fleet must not walk every agent per write"
+    synced.clear()
+    env.advance(10)  # heartbeats: no pod work anywhere
+    assert synced == []

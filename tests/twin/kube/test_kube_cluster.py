@@ -241,3 +241,26 @@ def test_extended_resources_leave_core_resources_alone(cluster: Cluster) -> None
     stopped = cluster.set_extended_resources("gpu-0", {"nvidia.com/mig-1g.5gb": 56}, {"nvidia.com/mig-1g.5gb": 0})
     assert stopped["status"]["allocatable"]["nvidia.com/mig-1g.5gb"] == "0"
     assert stopped["status"]["capacity"]["nvidia.com/mig-1g.5gb"] == "56"
+
+
+class _RecordingController:
+    def __init__(self) -> None:
+        self.seen: list[set[tuple[str, str]]] = []
+
+    def reconcile(self, cluster: Cluster, dirty: set[tuple[str, str]]) -> None:
+        self.seen.append(set(dirty))
+
+
+def test_a_heartbeat_wakes_no_controller_and_a_status_change_wakes_only_status_readers():
+    recorder = _RecordingController()
+    cluster = Cluster(controllers=[recorder])
+    cluster.add_node("n1")
+    recorder.seen.clear()
+    ready = dict(cluster.get("nodes", "n1")["status"]["conditions"][0], lastHeartbeatTime="2099-01-01T00:00:00Z")
+    cluster.set_node_status("n1", {"conditions": [ready]})
+    assert recorder.seen == [], "a heartbeat-only update is not work for controllers (DaemonSets, NFD, scheduler)"
+    assert cluster.get("nodes", "n1")["status"]["conditions"][0]["lastHeartbeatTime"] == "2099-01-01T00:00:00Z"
+    cluster.set_extended_resources("n1", {"nvidia.com/gpu": 1})
+    assert recorder.seen == [{("nodes/status", "")}]
+    cluster.set_node_labels("n1", {"a": "b"})
+    assert recorder.seen[-1] == {("nodes", "")}

@@ -32,8 +32,10 @@ def build_cluster(
     ``controller.tick(cluster)`` themselves with a fake ``clock``."""
     controller = AgentController(NodeAgent(spec, timing, clock) for spec in nodes)
     cluster = Cluster(controllers=[*workload_controllers(), controller, NfdMaster(), DisruptionController()])
+    controller.subscribe(cluster)
     for agent in controller.agents.values():
         agent.register(cluster)
+        controller.schedule(agent)
     return cluster, controller
 
 

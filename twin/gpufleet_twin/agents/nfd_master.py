@@ -118,7 +118,7 @@ class NfdMaster:
         touched = {resource for resource, _ in dirty}
         if not touched & {"pods", "nodes", NODE_FEATURES, "configmaps"}:
             return
-        pods = cluster.list("pods")
+        pods = list(cluster._iter(cluster.resource("pods"), None))  # read only: no copies of every pod per write
         for pod in pods:
             if is_prune(pod) and not is_terminating(pod) and pod["metadata"]["uid"] not in self._pruned:
                 self._pruned.add(pod["metadata"]["uid"])
@@ -129,10 +129,12 @@ class NfdMaster:
         master = masters[0]
         namespace = master["metadata"]["namespace"]
         extra = self._extra_label_namespaces(cluster, master)
-        features = cluster.list(NODE_FEATURES)
-        for node in cluster.list("nodes"):
-            name = node["metadata"]["name"]
-            mine = [obj for obj in features if (obj["metadata"].get("labels") or {}).get(NODE_NAME_LABEL) == name and not is_terminating(obj)]
+        by_node: dict[str, list[dict[str, Any]]] = {}
+        for obj in list(cluster._iter(cluster.resource(NODE_FEATURES), None)):
+            if not is_terminating(obj):
+                by_node.setdefault((obj["metadata"].get("labels") or {}).get(NODE_NAME_LABEL), []).append(obj)
+        for node in list(cluster._iter(cluster.resource("nodes"), None)):
+            mine = by_node.get(node["metadata"]["name"], [])
             self._update_node(cluster, node, merged_labels(mine, namespace, extra))
 
     @staticmethod

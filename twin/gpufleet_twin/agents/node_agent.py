@@ -34,14 +34,18 @@ GFD
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import nvml
+from ..nvml.spec import hold_gpu_in_state
+from ..nvml.state import locked_state
 from ..kube.timestamps import now_rfc3339
 from ..kube.errors import ApiError
 from ..kube.workloads import is_terminating
@@ -150,8 +154,12 @@ class NodeAgent:
     def register(self, cluster: Cluster) -> None:
         """Create the Node object the way kubelet registers itself."""
         cluster.add_node(self.name, labels=self.spec.labels, capacity=self.spec.capacity, taints=self.spec.taints or None)
-        self.boot_count = self.inventory().boot_count
-        self.next_heartbeat = self.clock() + self.timing.heartbeat
+        self.boot_count = self._read_boot_count()
+        self._state_changed()  # the state as registered is the baseline for reboots
+        # Kubelets of a fleet do not beat in step: a fixed phase per node spreads a 1,000-node twin's
+        # heartbeats over the period instead of writing them all at once.
+        phase = (zlib.crc32(self.name.encode()) % 1000) / 1000
+        self.next_heartbeat = self.clock() + self.timing.heartbeat * (0.5 + phase / 2)
 
     def _heartbeat(self, cluster: Cluster) -> None:
         node = cluster.get("nodes", self.name)
@@ -324,13 +332,19 @@ class NodeAgent:
                 found = node.device_by_uuid(device_id)
                 if found is not None:
                     gpus.add(found[0].index)
-        for gpu in sorted(gpus):
-            nvml.hold_gpu(self.spec.state_path, gpu, client)
-            self.plugin_clients.append((gpu, client))
+        if not gpus:
+            return
+        with locked_state(self.spec.state_path) as state:  # one state write for all GPUs, not one per GPU
+            for gpu in sorted(gpus):
+                hold_gpu_in_state(state, gpu, client)
+                self.plugin_clients.append((gpu, client))
 
     def _release_plugin_clients(self) -> None:
-        for gpu, client in self.plugin_clients:
-            nvml.release_gpu(self.spec.state_path, gpu, client)
+        if not self.plugin_clients:
+            return
+        held = set(self.plugin_clients)
+        with locked_state(self.spec.state_path) as state:
+            state["clients"] = [c for c in state["clients"] if (c["gpu"], c["name"]) not in held]
         self.plugin_clients.clear()
 
     # ------------------------------------------------------------------ device plugin
@@ -517,13 +531,34 @@ class NodeAgent:
         changed, self.state_signature = signature != self.state_signature, signature
         return changed
 
-    def tick(self, cluster: Cluster) -> None:
-        now = self.clock()
+    def _read_boot_count(self) -> int:
+        """The boot count alone, without building the inventory (registration of 1,000 nodes reads it 1,000 times).
+        State files are replaced whole (temp file + rename), so an unlocked read sees one version."""
+        with open(self.spec.state_path, encoding="utf-8") as state:
+            return int(json.load(state).get("boot_count", 0))
+
+    def next_due(self) -> float:
+        """When a clock of this node next runs out: heartbeat, a stopped plugin's grace, a daemon's next run."""
+        due = self.next_heartbeat
+        for _, dropped_at in self.stale.values():
+            due = min(due, dropped_at)
+        for daemon in (self.plugin, self.gfd):
+            if daemon is not None:
+                due = min(due, daemon.next_run)
+        return due
+
+    def check_state(self, cluster: Cluster) -> None:
+        """React to the node's NVML state: a reboot (boot count moved) restarts the node's containers."""
         if self._state_changed():
             node = self.inventory()
             if self.boot_count is not None and node.boot_count != self.boot_count:
                 self._after_reboot(cluster, node)
             self.boot_count = node.boot_count
+
+    def tick(self, cluster: Cluster, check_state: bool = True) -> None:
+        now = self.clock()
+        if check_state:
+            self.check_state(cluster)
         if now >= self.next_heartbeat:
             self._heartbeat(cluster)
             self.next_heartbeat = now + self.timing.heartbeat

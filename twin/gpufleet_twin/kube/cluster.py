@@ -102,6 +102,31 @@ def _without_revision(obj: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
+# A dirty key for Node updates that changed only status (capacity, allocatable, conditions): the scheduler
+# and the node agents act on it; controllers that place pods by labels and taints (DaemonSets, NFD) do not.
+NODE_STATUS_DIRTY = "nodes/status"
+
+
+def _without(mapping: Mapping[str, Any] | None, key: str) -> dict[str, Any]:
+    return {k: v for k, v in (mapping or {}).items() if k != key}
+
+
+def node_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> str | None:
+    """How a Node update matters to controllers: ``"nodes"`` (metadata or spec changed), ``NODE_STATUS_DIRTY``
+    (status only), or None when only the Ready heartbeat moved (``lastHeartbeatTime``), as kubelet posts it every
+    ``nodeStatusUpdateFrequency``; kube's DaemonSet controller skips such updates (``shouldIgnoreNodeUpdate``)."""
+    if before.get("spec") != after.get("spec") or _without(before.get("metadata"), "resourceVersion") != _without(
+        after.get("metadata"), "resourceVersion"
+    ) or set(before) != set(after):
+        return "nodes"
+    status_before, status_after = before.get("status") or {}, after.get("status") or {}
+    if _without(status_before, "conditions") != _without(status_after, "conditions"):
+        return NODE_STATUS_DIRTY
+    conditions_before = [_without(c, "lastHeartbeatTime") for c in status_before.get("conditions") or []]
+    conditions_after = [_without(c, "lastHeartbeatTime") for c in status_after.get("conditions") or []]
+    return None if conditions_before == conditions_after else NODE_STATUS_DIRTY
+
+
 class Cluster:
     """In-memory Kubernetes state with the semantics clients rely on (see the module docstring)."""
 
@@ -248,7 +273,13 @@ class Cluster:
         self._history.append(event)
         for callback in list(self._subscribers.values()):
             callback(event)
-        self._dirty.add((resource.qualified, obj.get("metadata", {}).get("namespace", "")))
+        qualified = resource.qualified
+        if qualified == "nodes" and event_type == "MODIFIED" and previous is not None:
+            change = node_change(previous, obj)
+            if change is None:
+                return  # a heartbeat: no controller acts on it (kube's DaemonSet controller ignores these too)
+            qualified = change
+        self._dirty.add((qualified, obj.get("metadata", {}).get("namespace", "")))
 
     def _store(self, resource: ResourceType, obj: dict[str, Any], event_type: str) -> dict[str, Any]:
         self._revision += 1
@@ -896,7 +927,14 @@ class Cluster:
         return self.patch("nodes", name, {"metadata": {"labels": dict(labels)}}, "merge")
 
     def pods_on_node(self, node_name: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        return self.list("pods", namespace, field_selector=f"spec.nodeName={node_name}")
+        """``list("pods", namespace, field_selector="spec.nodeName=<node>")``, without parsing a selector and
+        sorting every pod of the cluster first (a node agent asks after each change of its pods)."""
+        with self._lock:
+            found = [
+                (key, obj) for key, obj in self._bucket("pods").items()
+                if (obj.get("spec") or {}).get("nodeName") == node_name and (not namespace or key[0] == namespace)
+            ]
+            return [copy.deepcopy(obj) for _, obj in sorted(found, key=lambda item: item[0])]
 
     def set_pod_status(
         self,

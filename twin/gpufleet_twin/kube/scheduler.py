@@ -79,9 +79,10 @@ def why_not(pod: Mapping[str, Any], node: Mapping[str, Any], used: Mapping[str, 
 
 
 def schedule_pending_pods(cluster: ClusterStore) -> None:
-    pending = [pod for pod in cluster.list("pods") if _schedules_here(pod)]
-    if not pending:
+    # Look before copying: most writes leave no pod to schedule, and a fleet holds thousands of pods.
+    if not any(_schedules_here(pod) for pod in cluster._iter(cluster.resource("pods"), None)):
         return
+    pending = [pod for pod in cluster.list("pods") if _schedules_here(pod)]
     nodes = cluster.list("nodes")
     used: dict[str, Counter[str]] = {node["metadata"]["name"]: Counter() for node in nodes}
     for pod in cluster.list("pods"):
@@ -117,5 +118,5 @@ class PodScheduler:
     """``schedule_pending_pods`` as a controller of the settle loop."""
 
     def reconcile(self, cluster: ClusterStore, dirty: set[tuple[str, str]]) -> None:
-        if any(resource in ("pods", "nodes") for resource, _ in dirty):
+        if any(resource in ("pods", "nodes", "nodes/status") for resource, _ in dirty):
             schedule_pending_pods(cluster)
