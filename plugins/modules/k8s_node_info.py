@@ -222,6 +222,7 @@ def main():
         supports_check_mode=True)
 
     params = module.params
+
     def task(client):
         names = checked_option_names(params["option_names"], module.argument_spec)
         if params["names"] is not None:
