@@ -36,7 +36,7 @@ options:
   drain_preview:
     description:
       - With O(names), also sort the pods on each node as M(gpufleet.mig.k8s_node) would for a drain with the same
-        choices, and return the result in RV(nodes.<name>.drain). Nothing is evicted.
+        choices, and return the result as C(drain) in each entry of RV(nodes). Nothing is evicted.
     type: dict
     suboptions:
       gpu_pods_only:
