@@ -100,13 +100,18 @@ def test_a_bad_layout_on_one_node_stops_the_rollout_in_preflight_before_any_node
     fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [
         a100_node("gpu-good", mig_config="halves", mig_config_file=str(config_file)),
         a100_node("gpu-bad", mig_layout={"3g.20gb": 3}),
+        dict(a100_node("gpu-operator", mig_config="all-1g.5gb"), labels={"nvidia.com/mig.config": "all-disabled"}),
     ]})
 
     returncode, output, results = run_site(fleet)
 
     assert returncode != 0, output
     refused = [r for r in named(results, "Refuse the rollout when the node has a problem") if r["status"] == "failed"]
-    assert [r["host"] for r in refused] == ["gpu-bad"]
+    refused = sorted(refused, key=lambda r: r["host"])
+    assert [r["host"] for r in refused] == ["gpu-bad", "gpu-operator"]
+    # The GPU Operator's mig-manager would fight the rollout over the node's MIG config.
+    assert refused[1]["result"]["msg"].startswith(
+        "Preflight refused gpu-operator: the GPU Operator's mig-manager drives this node (label nvidia.com/mig.config=all-disabled)")
     assert refused[0]["result"]["msg"].startswith(
         "Preflight refused gpu-bad: The MIG layout cannot be rolled out on this node: GPU 0 (NVIDIA A100-SXM4-40GB, "
         "00000000:07:00.0): MIG devices 3 x 3g.20gb do not fit on NVIDIA A100-SXM4-40GB")
@@ -116,7 +121,7 @@ def test_a_bad_layout_on_one_node_stops_the_rollout_in_preflight_before_any_node
                          "layout from the host variable mig_config")
     assert not [r for r in results if r["action"] in ("gpufleet.mig.helm_release", "gpufleet.mig.mig_mode", "gpufleet.mig.mig_layout")]
     api = core_api(fleet)
-    for name in ("gpu-good", "gpu-bad"):
+    for name in ("gpu-good", "gpu-bad", "gpu-operator"):
         assert node_view(api, name) == (False, {})
         status = fleet.status(name)
         assert status["gpus"][0]["mig"]["current"] == "disabled" and devices(status) == []
@@ -124,7 +129,8 @@ def test_a_bad_layout_on_one_node_stops_the_rollout_in_preflight_before_any_node
     # The refused run still leaves a report that says why and that nothing changed.
     report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
     assert report["refused"].startswith("Preflight refused gpu-bad:")
-    assert {node["host"]: node["result"] for node in report["nodes"]} == {"gpu-good": "not reached", "gpu-bad": "refused"}
+    assert {node["host"]: node["result"] for node in report["nodes"]} == {"gpu-good": "not reached", "gpu-bad": "refused",
+                                                                         "gpu-operator": "refused"}
     assert "Refused in preflight; nothing was changed on any node." in (fleet.workdir / "report" / "latest" / "fleet-report.md").read_text()
 
 
