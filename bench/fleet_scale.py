@@ -84,9 +84,9 @@ def timed(argv: list[str], env: dict, log: Path) -> tuple[float, str]:
 
 
 def plan_lines(stdout: str) -> int:
-    """How many nodes the plan printed a line for (the hosts of the task that shows the plan)."""
-    section = stdout.split("Show the plan of the node]", 1)[-1].split("TASK [", 1)[0]
-    return section.count("ok: [")
+    """How many nodes the plan printed a line for (the entries of the fleet plan, one per host)."""
+    section = stdout.split("Show the fleet plan]", 1)[-1].split("TASK [", 1)[0]
+    return len(re.findall(r"^ +\"?gpu-\d+\"?: ", section, flags=re.MULTILINE))
 
 
 def recap_changed(stdout: str) -> int:

@@ -115,7 +115,7 @@ def test_a_bad_layout_on_one_node_stops_the_rollout_in_preflight_before_any_node
     assert refused[0]["result"]["msg"].startswith(
         "Preflight refused gpu-bad: The MIG layout cannot be rolled out on this node: GPU 0 (NVIDIA A100-SXM4-40GB, "
         "00000000:07:00.0): MIG devices 3 x 3g.20gb do not fit on NVIDIA A100-SXM4-40GB")
-    good_plan = [r for r in named(results, "Show the plan of the node") if r["host"] == "gpu-good"][0]["result"]["msg"]
+    good_plan = named(results, "Show the fleet plan")[0]["result"]["msg"]["gpu-good"]
     assert good_plan == ("reconfigure: cordon and drain the node, change the GPUs | "
                          "GPU 0 NVIDIA A100-SXM4-40GB: MIG disabled -> enabled; devices none -> 2 x 3g.20gb | evicts no pod | "
                          "layout from the host variable mig_config")
@@ -140,7 +140,7 @@ def test_check_mode_prints_the_fleet_plan_and_changes_nothing(sim_fleet):
     returncode, output, results = run_site(fleet, check=True, diff=True)
 
     assert returncode == 0, output
-    plan = named(results, "Show the plan of the node")[0]["result"]["msg"]
+    plan = named(results, "Show the fleet plan")[0]["result"]["msg"]["gpu-1"]
     assert plan == ("reconfigure: cordon and drain the node, change the GPUs | "
                     "GPU 0 NVIDIA A100-SXM4-40GB: MIG disabled -> enabled; devices none -> 3g.20gb, 2g.10gb, 2 x 1g.5gb | "
                     "evicts no pod | layout from the host variable mig_config")

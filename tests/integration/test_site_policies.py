@@ -16,7 +16,7 @@ POLICIES = [
 
 
 def _plans(results):
-    return {r["host"]: r["result"]["msg"] for r in named(results, "Show the plan of the node")}
+    return named(results, "Show the fleet plan")[0]["result"]["msg"]
 
 
 def test_check_diff_shows_per_node_the_policy_that_matched_and_the_host_value_that_won(sim_fleet):
