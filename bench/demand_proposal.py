@@ -27,7 +27,7 @@ import conftest  # noqa: E402,F401  (links the checkout as ansible_collections.g
 
 sys.path.append(str(REPO_ROOT / "tests" / "unit" / "plugins" / "module_utils"))
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.demand import (  # noqa: E402
+from ansible_collections.gpufleet.mig.plugins.module_utils._demand import (  # noqa: E402
     GpuNode,
     GpuPod,
     GpuSlot,
@@ -35,7 +35,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.demand import (  # no
     propose,
     render,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import canonical_devices, resource_name  # noqa: E402
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import canonical_devices, resource_name  # noqa: E402
 from mig_catalog_fixtures import catalog_from_fixture  # noqa: E402
 
 LAYOUTS = {

@@ -27,9 +27,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 import conftest  # noqa: E402,F401  (links the checkout as ansible_collections.gpufleet.mig)
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import gpu  # noqa: E402
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, NvmlCallError  # noqa: E402
-from ansible_collections.gpufleet.mig.plugins.module_utils.planner import plan_gpu_layout  # noqa: E402
+from ansible_collections.gpufleet.mig.plugins.module_utils import _gpu as gpu  # noqa: E402
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import LayoutError, NvmlCallError  # noqa: E402
+from ansible_collections.gpufleet.mig.plugins.module_utils._planner import plan_gpu_layout  # noqa: E402
 from gpufleet_twin import nvml  # noqa: E402
 
 

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.fleet_report import fleet_report, render_markdown
+from ansible_collections.gpufleet.mig.plugins.module_utils._fleet_report import fleet_report, render_markdown
 
 
 def _fleet_report(hosts, hostvars, generated=None, check_mode=False, rollout_id=None, refused=None):

@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.fleet_report import plan_line
-from ansible_collections.gpufleet.mig.plugins.module_utils.preflight import judge_node, plan_from_gpu_info
+from ansible_collections.gpufleet.mig.plugins.module_utils._fleet_report import plan_line
+from ansible_collections.gpufleet.mig.plugins.module_utils._preflight import judge_node, plan_from_gpu_info
 
 
 def _mig_preflight(gpu_info, **options):

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.policy import fleet_problem, node_document, resolve_policy
+from ansible_collections.gpufleet.mig.plugins.module_utils._policy import fleet_problem, node_document, resolve_policy
 
 
 def _mig_policy_resolve(policies, gpu_info, labels=None, inventory_hostname=None, default="fail",

@@ -3,8 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Built-in named MIG configs, equivalent to mig-parted's published ``config-default.yaml``.
 
-Private to layout.py. Kept as Python data (module_utils ship only .py files and target hosts may lack
-PyYAML) in the mig-parted v1 file shape, so layout.py validates it with the very code that validates user
+Private to _layout.py. Kept as Python data (module_utils ship only .py files and target hosts may lack
+PyYAML) in the mig-parted v1 file shape, so _layout.py validates it with the very code that validates user
 files. Names and contents follow NVIDIA/mig-parted v0.15.0 ``deployments/systemd/config-default.yaml`` for
 the GPUs our reference covers (A100 40GB/80GB and their A800 twins, A30, H100 80GB, H100 NVL, H200, H200
 NVL). The Blackwell, GB200/GB300, GH200, H100-96GB and H20 entries are left out; a user who needs them

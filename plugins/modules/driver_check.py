@@ -202,7 +202,7 @@ driver_error:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.driver_checks import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._driver_checks import (
     DEFAULT_MIN_DRIVER_VERSION,
     DEFAULT_MODEL_MIN_DRIVER_VERSIONS,
     DriverPolicy,
@@ -210,10 +210,10 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.driver_checks import 
     evaluate_node,
     failure_message,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
-from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_info import read_node
-from ansible_collections.gpufleet.mig.plugins.module_utils.toolkit import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils._gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_info import read_node
+from ansible_collections.gpufleet.mig.plugins.module_utils._toolkit import (
     DEFAULT_MIN_CONTAINER_TOOLKIT_VERSION,
     DEFAULT_MIN_NVIDIA_DOCKER2_VERSION,
     detect_with_module,

@@ -423,20 +423,20 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
-from ansible_collections.gpufleet.mig.plugins.module_utils.driver_checks import (
+from ansible_collections.gpufleet.mig.plugins.module_utils import _gpu as nvml
+from ansible_collections.gpufleet.mig.plugins.module_utils._driver_checks import (
     DEFAULT_MIN_DRIVER_VERSION,
     DriverPolicy,
     evaluate_node,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
-from ansible_collections.gpufleet.mig.plugins.module_utils.host_processes import annotate_process_owners
-from ansible_collections.gpufleet.mig.plugins.module_utils.host_services import Record
-from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import catalog_to_dict
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_info import driver_failure_message, read_node
-from ansible_collections.gpufleet.mig.plugins.module_utils.selection import select_gpus
-from ansible_collections.gpufleet.mig.plugins.module_utils.toolkit import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils._host_processes import annotate_process_owners
+from ansible_collections.gpufleet.mig.plugins.module_utils._host_services import Record
+from ansible_collections.gpufleet.mig.plugins.module_utils._gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import catalog_to_dict
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_info import driver_failure_message, read_node
+from ansible_collections.gpufleet.mig.plugins.module_utils._selection import select_gpus
+from ansible_collections.gpufleet.mig.plugins.module_utils._toolkit import (
     DEFAULT_MIN_CONTAINER_TOOLKIT_VERSION,
     DEFAULT_MIN_NVIDIA_DOCKER2_VERSION,
     detect_with_module,

@@ -318,16 +318,16 @@ stderr:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
-from ansible_collections.gpufleet.mig.plugins.module_utils.helm import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils._helm import (
     HAS_YAML,
     YAML_IMPORT_ERROR,
     HelmRunner,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.helm_release import DEFAULT_TIMEOUT, STATES, run_helm_release
-from ansible_collections.gpufleet.mig.plugins.module_utils.helm_values import VALUE_TYPES
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import k8s_auth_argument_spec
-from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner, fail_with
+from ansible_collections.gpufleet.mig.plugins.module_utils._helm_release import DEFAULT_TIMEOUT, STATES, run_helm_release
+from ansible_collections.gpufleet.mig.plugins.module_utils._helm_values import VALUE_TYPES
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import k8s_auth_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import command_runner, fail_with
 
 
 def argument_spec():

@@ -120,14 +120,14 @@ already_running:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.host_services import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._host_services import (
     HostServiceError,
     Record,
     Systemctl,
     start_services,
     stop_services,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner, fail_with
+from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import command_runner, fail_with
 
 # systemctl pages and colours its output on a terminal; a module never wants either.
 SYSTEMCTL_ENVIRON = {"SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}

@@ -288,17 +288,17 @@ nvml_code:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
-from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
-from ansible_collections.gpufleet.mig.plugins.module_utils.layout import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils._gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
+from ansible_collections.gpufleet.mig.plugins.module_utils._layout import (
     LAYOUT_SOURCE_MUTUALLY_EXCLUSIVE,
     LAYOUT_SOURCE_OPTIONS,
     layout_source_argument_spec,
     layout_source_from_params,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.mig_layout import IN_USE_FAIL, IN_USE_SKIP, run_mig_layout
-from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import exit_with, fail_with
-from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import checked_option_names, option_names_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils._mig_layout import IN_USE_FAIL, IN_USE_SKIP, run_mig_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import exit_with, fail_with
+from ansible_collections.gpufleet.mig.plugins.module_utils._option_names import checked_option_names, option_names_argument_spec
 
 
 def argument_spec():

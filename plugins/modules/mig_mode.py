@@ -231,11 +231,11 @@ nvml_code:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
-from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
-from ansible_collections.gpufleet.mig.plugins.module_utils.mig_mode import MODES, NvidiaSmiReset, run_mig_mode
-from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import command_runner, exit_with, fail_with
-from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import checked_option_names, option_names_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils._gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
+from ansible_collections.gpufleet.mig.plugins.module_utils._mig_mode import MODES, NvidiaSmiReset, run_mig_mode
+from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import command_runner, exit_with, fail_with
+from ansible_collections.gpufleet.mig.plugins.module_utils._option_names import checked_option_names, option_names_argument_spec
 
 
 def argument_spec():

@@ -255,19 +255,19 @@ driver_version:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError, StrategyError
-from ansible_collections.gpufleet.mig.plugins.module_utils.gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
-from ansible_collections.gpufleet.mig.plugins.module_utils.layout import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, NvmlCallError, StrategyError
+from ansible_collections.gpufleet.mig.plugins.module_utils._gpu import HAS_PYNVML, PYNVML_IMPORT_ERROR
+from ansible_collections.gpufleet.mig.plugins.module_utils._layout import (
     LAYOUT_SOURCE_MUTUALLY_EXCLUSIVE,
     LAYOUT_SOURCE_OPTIONS,
     layout_source_argument_spec,
     layout_source_from_params,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.host_processes import DEFAULT_PROC_ROOT
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._host_processes import DEFAULT_PROC_ROOT
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_plan import (
     IN_USE_CHOICES, IN_USE_FAIL, STRATEGIES, STRATEGY_MIXED, read_and_plan_node,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import checked_option_names, option_names_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils._option_names import checked_option_names, option_names_argument_spec
 
 
 def argument_spec():

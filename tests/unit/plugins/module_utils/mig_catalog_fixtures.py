@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import build_catalog
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import build_catalog
 
 CATALOG_DIR = Path(__file__).resolve().parent / "fixtures" / "catalogs"
 CATALOG_NAMES = sorted(path.stem for path in CATALOG_DIR.glob("*.yaml"))

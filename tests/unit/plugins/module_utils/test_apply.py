@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import gpu
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import ApplyError, apply_gpu_plan, destroy_gpu_instances
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_step
-from ansible_collections.gpufleet.mig.plugins.module_utils.planner import plan_gpu_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils import _gpu as gpu
+from ansible_collections.gpufleet.mig.plugins.module_utils._apply import ApplyError, apply_gpu_plan, destroy_gpu_instances
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_report import describe_step
+from ansible_collections.gpufleet.mig.plugins.module_utils._planner import plan_gpu_layout
 from sim_node import sim, simulated_node
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.demand import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._demand import (
     RESOURCE_GPU,
     GpuNode,
     GpuPod,
@@ -21,9 +21,9 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.demand import (
     render,
     why_not_node,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError
-from ansible_collections.gpufleet.mig.plugins.module_utils.planner import plan_gpu_layout
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import canonical_devices, catalog_to_dict, resource_name
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import LayoutError
+from ansible_collections.gpufleet.mig.plugins.module_utils._planner import plan_gpu_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import canonical_devices, catalog_to_dict, resource_name
 
 CURRENT_LAYOUTS = [
     (False, ()),

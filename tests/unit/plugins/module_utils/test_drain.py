@@ -7,14 +7,14 @@ from typing import Any, Iterator
 import pytest
 from gpufleet_twin.kube import ApiServer
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.drain import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._drain import (
     DrainError,
     gpu_resources,
     plan_drain,
     refusal_message,
     run_evictions,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeClient
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeClient
 
 RS_OWNER = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "train-7c9f6d", "uid": "u-rs", "controller": True}]
 DS_OWNER = [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "nvdp", "uid": "u-ds", "controller": True}]

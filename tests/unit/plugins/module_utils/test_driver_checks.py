@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import driver_checks, node_info
-from ansible_collections.gpufleet.mig.plugins.module_utils.driver_checks import (
+from ansible_collections.gpufleet.mig.plugins.module_utils import _driver_checks as driver_checks, _node_info as node_info
+from ansible_collections.gpufleet.mig.plugins.module_utils._driver_checks import (
     DriverPolicy,
     checked_facts,
     evaluate_node,
     failure_message,
     model_minimum,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import NvmlCallError
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import build_catalog
-from ansible_collections.gpufleet.mig.plugins.module_utils.selection import GpuSelectionError
-from ansible_collections.gpufleet.mig.plugins.module_utils.versions import VersionError
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import build_catalog
+from ansible_collections.gpufleet.mig.plugins.module_utils._selection import GpuSelectionError
+from ansible_collections.gpufleet.mig.plugins.module_utils._versions import VersionError
 
 sim = pytest.importorskip("gpufleet_twin.nvml", reason="the fleet twin's NVML simulator is not installed")
 

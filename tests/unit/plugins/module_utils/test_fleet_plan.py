@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
-from ansible_collections.gpufleet.mig.plugins.module_utils.fleet_report import grouped_gpu_summaries, plan_line
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_info import read_node
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import plan_node_from_facts, read_and_plan_node
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import catalog_to_dict
+from ansible_collections.gpufleet.mig.plugins.module_utils import _gpu as nvml
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils._fleet_report import grouped_gpu_summaries, plan_line
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_info import read_node
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_plan import plan_node_from_facts, read_and_plan_node
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import catalog_to_dict
 
 from sim_node import simulated_node
 

@@ -1,7 +1,7 @@
 """Fleet report: node records from the facts the roles set, totals, and the Markdown rendering."""
 from __future__ import annotations
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.fleet_report import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._fleet_report import (
     fleet_report,
     gpu_view,
     node_record,

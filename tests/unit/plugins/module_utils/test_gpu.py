@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import gpu
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import apply_gpu_plan
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import NvmlCallError
-from ansible_collections.gpufleet.mig.plugins.module_utils.planner import devices_from_instances, plan_gpu_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils import _gpu as gpu
+from ansible_collections.gpufleet.mig.plugins.module_utils._apply import apply_gpu_plan
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils._planner import devices_from_instances, plan_gpu_layout
 from mig_catalog_fixtures import catalog_from_fixture
 
 sim = pytest.importorskip("gpufleet_twin.nvml", reason="the fleet twin's NVML simulator is not installed")

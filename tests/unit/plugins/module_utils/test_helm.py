@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.helm import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._helm import (
     ACTION_INSTALL,
     ACTION_NONE,
     ACTION_UNINSTALL,

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.helm import HelmError, parse_yaml_document
-from ansible_collections.gpufleet.mig.plugins.module_utils.helm_values import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._helm import HelmError, parse_yaml_document
+from ansible_collections.gpufleet.mig.plugins.module_utils._helm_values import (
     HelmValuesError,
     merge_user_values,
     read_values_files,

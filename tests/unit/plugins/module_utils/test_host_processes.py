@@ -1,7 +1,7 @@
 """Host facts: a GPU process's owner from its cgroup in /proc (a pod's container, or the host's)."""
 from __future__ import annotations
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.host_processes import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._host_processes import (
     annotate_process_owners, cgroup_paths, owner_of_cgroups, read_process_owner,
 )
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.host_services import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._host_services import (
     HostServiceError,
     Record,
     Systemctl,

@@ -8,7 +8,7 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from gpufleet_twin.kube import ApiServer
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient, build_api_client, k8s_auth_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeApiError, KubeClient, build_api_client, k8s_auth_argument_spec
 
 
 @pytest.fixture

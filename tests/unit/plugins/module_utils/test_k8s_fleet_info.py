@@ -7,8 +7,8 @@ from typing import Iterator
 import pytest
 from gpufleet_twin.kube import ApiServer
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeClient
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import read_fleet_info
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeClient
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s_node import read_fleet_info
 
 NODES = ("gpu-0", "gpu-1", "gpu-2", "cpu-0")
 

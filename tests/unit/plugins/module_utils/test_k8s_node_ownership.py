@@ -9,10 +9,10 @@ from typing import Iterator
 import pytest
 from gpufleet_twin.kube import ApiServer
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import k8s_node
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeClient
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import (
+from ansible_collections.gpufleet.mig.plugins.module_utils import _k8s_node as k8s_node
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeClient
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s_node import (
     CORDONED_BY_LABEL,
     owner_label_value,
     plan_cordon_ownership,

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s_node import label_value, plan_node_update
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s_node import label_value, plan_node_update
 
 NODE = {
     "metadata": {"name": "gpu-0", "labels": {"kubernetes.io/hostname": "gpu-0", "nvidia.com/mig.config": "all-1g.5gb"},

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeApiError, KubeClient
 
 
 @pytest.fixture

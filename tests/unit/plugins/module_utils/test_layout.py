@@ -5,8 +5,8 @@ import copy
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ConfigError, LayoutError
-from ansible_collections.gpufleet.mig.plugins.module_utils.layout import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import ConfigError, LayoutError
+from ansible_collections.gpufleet.mig.plugins.module_utils._layout import (
     DesiredGpuLayout,
     builtin_mig_configs,
     layout_source_from_params,
@@ -16,7 +16,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.layout import (
     resolve_mig_parted,
     select_mig_config,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.planner import plan_gpu_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils._planner import plan_gpu_layout
 from mig_catalog_fixtures import CATALOG_NAMES, catalog_from_fixture, read_catalog_fixture
 
 

@@ -9,8 +9,8 @@ from typing import Iterator
 import pytest
 from gpufleet_twin.kube import ApiServer
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeClient
-from ansible_collections.gpufleet.mig.plugins.module_utils.lease import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeClient
+from ansible_collections.gpufleet.mig.plugins.module_utils._lease import (
     ACQUIRE,
     CREATE,
     RENEW,

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ConfigError, MigError, TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.layout import DesiredGpuLayout
-from ansible_collections.gpufleet.mig.plugins.module_utils.mig_layout import mode_mismatch, run_mig_layout
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import read_and_plan_node
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import ConfigError, MigError, TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils._layout import DesiredGpuLayout
+from ansible_collections.gpufleet.mig.plugins.module_utils._mig_layout import mode_mismatch, run_mig_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_plan import read_and_plan_node
 from sim_node import sim, simulated_node
 
 A100 = "NVIDIA A100-SXM4-40GB"

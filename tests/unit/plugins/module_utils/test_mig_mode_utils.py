@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.mig_mode import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils._mig_mode import (
     NvidiaSmiReset,
     decide_mig_mode,
     reset_argv,

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import StrategyError
-from ansible_collections.gpufleet.mig.plugins.module_utils.gfd_labels import expected_labels, product_name, sanitise
-from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import StrategyError
+from ansible_collections.gpufleet.mig.plugins.module_utils._gfd_labels import expected_labels, product_name, sanitise
+from ansible_collections.gpufleet.mig.plugins.module_utils._mig_strategy import (
     StrategyLayoutError,
     gpu_layouts,
     layout_problem,
     resource_devices,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_validate import node_expectation
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_validate import node_expectation
 from mig_catalog_fixtures import catalog_from_fixture
 
 SEED_GPU_UUID = "GPU-4200ccc0-2667-d4cb-9137-f932c716232a"
@@ -394,7 +394,7 @@ except ImportError:  # pragma: no cover - the twin is installed in the project's
                                                  "nvidia.com/mig-1g.5gb": 1}),
 ])
 def test_facts_read_through_nvml_give_the_seed_resources(tmp_path, devices, strategy, resources):
-    from ansible_collections.gpufleet.mig.plugins.module_utils.node_info import read_node
+    from ansible_collections.gpufleet.mig.plugins.module_utils._node_info import read_node
 
     state = tmp_path / "node.json"
     sim.create_node_state(state, {"name": "n1", "driver_version": "450.80.02", "gpus": [

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, StrategyError
-from ansible_collections.gpufleet.mig.plugins.module_utils.layout import resolve_layout
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import config_id, plan_node
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import build_catalog
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, StrategyError
+from ansible_collections.gpufleet.mig.plugins.module_utils._layout import resolve_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_plan import config_id, plan_node
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import build_catalog
 
 A100 = "NVIDIA A100-SXM4-40GB"
 A100_PCI = "0x20B010DE"

@@ -1,8 +1,8 @@
 """node_report.py: the words and result keys the node modules report GPUs with (pure, from NVML facts)."""
 from __future__ import annotations
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import gpu
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
+from ansible_collections.gpufleet.mig.plugins.module_utils import _gpu as gpu
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_report import (
     describe_devices,
     describe_processes,
     layout_lines,
@@ -11,7 +11,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
     placement_pair,
     placement_text,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.planner import plan_gpu_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils._planner import plan_gpu_layout
 from sim_node import simulated_node
 
 

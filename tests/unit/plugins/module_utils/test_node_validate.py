@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient, build_api_client
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_validate import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeApiError, KubeClient, build_api_client
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_validate import (
     compare_node,
     describe_diff,
     node_expectation,

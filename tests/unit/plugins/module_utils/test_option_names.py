@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
-from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import checked_option_names, option_name
-from ansible_collections.gpufleet.mig.plugins.module_utils.selection import GpuSelectionError, select_gpus
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils._option_names import checked_option_names, option_name
+from ansible_collections.gpufleet.mig.plugins.module_utils._selection import GpuSelectionError, select_gpus
 
 
 def test_an_option_is_called_by_the_name_given_else_by_its_own():

@@ -8,13 +8,13 @@ from functools import lru_cache
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, ProfileError
-from ansible_collections.gpufleet.mig.plugins.module_utils.planner import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import LayoutError, ProfileError
+from ansible_collections.gpufleet.mig.plugins.module_utils._planner import (
     busy_gpu_instance_ids,
     devices_from_instances,
     plan_gpu_layout,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import build_catalog
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import build_catalog
 from mig_catalog_fixtures import catalog_from_fixture, read_catalog_fixture
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.policy import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._policy import (
     fleet_problem,
     jmespath_truthy,
     node_document,

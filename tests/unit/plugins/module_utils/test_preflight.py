@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_info import read_node
-from ansible_collections.gpufleet.mig.plugins.module_utils.preflight import judge_node
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import catalog_to_dict
+from ansible_collections.gpufleet.mig.plugins.module_utils import _gpu as nvml
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_info import read_node
+from ansible_collections.gpufleet.mig.plugins.module_utils._preflight import judge_node
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import catalog_to_dict
 
 from sim_node import simulated_node
 

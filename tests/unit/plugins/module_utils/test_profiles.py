@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ProfileError
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import ProfileError
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import (
     build_catalog,
     canonical_devices,
     memory_size_gb,

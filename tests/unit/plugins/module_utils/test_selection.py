@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.selection import GpuSelectionError, select_gpus
+from ansible_collections.gpufleet.mig.plugins.module_utils._selection import GpuSelectionError, select_gpus
 
 GPUS = [
     {"index": 0, "uuid": "GPU-4200ccc0-2667-d4cb-9137-f932c716232a"},

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.toolkit import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._toolkit import (
     check_container_toolkit,
     detect_container_toolkit,
 )

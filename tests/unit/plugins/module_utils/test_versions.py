@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.versions import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._versions import (
     VersionError,
     is_version,
     parse_dpkg_query_output,

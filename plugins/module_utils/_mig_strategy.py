@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ProfileError, StrategyError
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import mig_device_instances
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import ParsedProfile, parse_profile, resource_name
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import ProfileError, StrategyError
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_report import mig_device_instances
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import ParsedProfile, parse_profile, resource_name
 
 STRATEGIES = ("none", "single", "mixed")
 STRATEGY_NONE, STRATEGY_SINGLE, STRATEGY_MIXED = STRATEGIES

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Dict, Optional, Tuple, Union
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError
 
 _VERSION_PATTERN = re.compile(
     r"^[vV]?(?P<release>\d+(?:\.\d+)*)(?:[-~](?P<prerelease>[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*))?(?:\+[0-9A-Za-z.-]*)?$")

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Tuple
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import CommandRunner, command_runner
-from ansible_collections.gpufleet.mig.plugins.module_utils.versions import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import CommandRunner, command_runner
+from ansible_collections.gpufleet.mig.plugins.module_utils._versions import (
     is_version,
     parse_dpkg_query_output,
     parse_nvidia_container_cli_version,

@@ -1,7 +1,7 @@
 # Copyright: (c) 2026, gpufleet.mig contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The work of the gpufleet.mig.helm_release module, on top of the helm seam (helm.py).
+"""The work of the gpufleet.mig.helm_release module, on top of the helm seam (_helm.py).
 
 Reads (helm version, list, get values, show chart/values) run in check mode too; the write (upgrade
 --install, or uninstall) runs only when the decision says so and not in check mode. Temp files (values,
@@ -14,7 +14,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.helm import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._helm import (
     ACTION_NONE,
     ACTION_UNINSTALL,
     STATUS_UNINSTALLED,
@@ -42,7 +42,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.helm import (
     write_private_file,
 )
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.helm_values import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._helm_values import (
     read_values_files,
     resolve_chart_ref,
     set_values_document,
@@ -95,7 +95,7 @@ def run_helm_release(runner: HelmRunner, binary: str, params: Dict[str, Any], ch
     """Bring release ``params['release_name']`` to ``params['state']``; return the module result.
 
     ``runner`` is a ``helm.HelmRunner``. The user values are ``values_files``, ``values`` and ``set_values`` merged
-    (helm_values.py); relative paths resolve against ``playbook_dir``. Result keys: ``changed``, ``status`` (the release afterwards, or
+    (_helm_values.py); relative paths resolve against ``playbook_dir``. Result keys: ``changed``, ``status`` (the release afterwards, or
     ``None`` when absent; as it is now in check mode), ``reasons``, ``command`` (the write run, or that would
     run in check mode), ``commands`` (every helm argv run), ``helm_version``, ``diff``.
     Raises ``HelmError`` / ``helm.HelmCommandError``.

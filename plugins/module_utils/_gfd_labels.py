@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._mig_strategy import (
     FULL_GPU_RESOURCE,
     MigDevice,
     MIG_RESOURCE_PREFIX,

@@ -25,13 +25,13 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.selection import select_gpus
-from ansible_collections.gpufleet.mig.plugins.module_utils.toolkit import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._selection import select_gpus
+from ansible_collections.gpufleet.mig.plugins.module_utils._toolkit import (
     DEFAULT_MIN_CONTAINER_TOOLKIT_VERSION,
     DEFAULT_MIN_NVIDIA_DOCKER2_VERSION,
     check_container_toolkit,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.versions import parse_version
+from ansible_collections.gpufleet.mig.plugins.module_utils._versions import parse_version
 
 DEFAULT_MIN_DRIVER_VERSION = "450.80.02"
 DEFAULT_MODEL_MIN_DRIVER_VERSIONS = {

@@ -27,7 +27,7 @@ import os
 import re
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.helm import HelmError
+from ansible_collections.gpufleet.mig.plugins.module_utils._helm import HelmError
 
 VALUE_TYPES = ("raw", "string", "json", "file")
 _INTEGER = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")

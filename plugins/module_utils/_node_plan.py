@@ -26,22 +26,22 @@ import hashlib
 import json
 import re
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
+from ansible_collections.gpufleet.mig.plugins.module_utils import _gpu as nvml
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, MigError, ProfileError, StrategyError
-from ansible_collections.gpufleet.mig.plugins.module_utils.host_processes import OWNER_GONE, OWNER_POD, annotate_process_owners
-from ansible_collections.gpufleet.mig.plugins.module_utils.layout import DesiredGpuLayout, resolve_layout
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import LayoutError, MigError, ProfileError, StrategyError
+from ansible_collections.gpufleet.mig.plugins.module_utils._host_processes import OWNER_GONE, OWNER_POD, annotate_process_owners
+from ansible_collections.gpufleet.mig.plugins.module_utils._layout import DesiredGpuLayout, resolve_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_report import (
     describe_devices, describe_gpu, describe_processes, gpu_identity, layout_lines, processes_on_gpu_instances,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.planner import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._planner import (
     GpuPlan, busy_gpu_instance_ids, devices_from_instances, plan_gpu_layout,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import OptionNames, option_name
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import GpuCatalog, catalog_from_dict
-from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection, select_gpus
-from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._option_names import OptionNames, option_name
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import GpuCatalog, catalog_from_dict
+from ansible_collections.gpufleet.mig.plugins.module_utils._selection import ALL_GPUS, normalize_selection, select_gpus
+from ansible_collections.gpufleet.mig.plugins.module_utils._mig_strategy import (
     STRATEGIES,
     STRATEGY_MIXED,
     STRATEGY_NONE,

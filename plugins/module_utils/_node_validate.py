@@ -28,11 +28,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import OptionNames, option_name
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, ProfileError, TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import normalize_profile
-from ansible_collections.gpufleet.mig.plugins.module_utils.gfd_labels import MIG_STRATEGY_LABEL, LabelExpectation, expected_labels
-from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._option_names import OptionNames, option_name
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, ProfileError, TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import normalize_profile
+from ansible_collections.gpufleet.mig.plugins.module_utils._gfd_labels import MIG_STRATEGY_LABEL, LabelExpectation, expected_labels
+from ansible_collections.gpufleet.mig.plugins.module_utils._mig_strategy import (
     RESOURCE_PREFIX,
     DeviceRef,
     StrategyLayoutError,
@@ -44,7 +44,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeClient
+    from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeClient
 
 POD_COUNT_ONE_PER_RESOURCE = "one_per_resource"
 POD_COUNT_ONE_PER_DEVICE = "one_per_device"

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Host facts about the processes NVML reports on a GPU: whose are they, a Kubernetes pod's or the host's?
 
-NVML gives pids only (gpu.py). Whether draining the node ends a process depends on who started it: a container
+NVML gives pids only (_gpu.py). Whether draining the node ends a process depends on who started it: a container
 of a pod runs in a cgroup below the kubelet's ``kubepods`` cgroup, so evicting the pod ends it; anything else (a
 job started over SSH, a systemd service) survives the drain and keeps its GPU instance in use, so destroying
 that instance fails after the node was cordoned and drained (docs/host-processes.md).

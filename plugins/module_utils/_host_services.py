@@ -25,10 +25,10 @@ import os
 import tempfile
 from typing import TYPE_CHECKING, Iterable, List, Tuple
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import TaskError
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import CommandRunner
+    from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import CommandRunner
 
 SERVICE_SUFFIX = ".service"
 RECORD_VERSION = 1

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, StrategyError
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import IN_USE_FAIL, STRATEGY_MIXED, plan_node_from_facts
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, StrategyError
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_plan import IN_USE_FAIL, STRATEGY_MIXED, plan_node_from_facts
 
 # What preflight does when it finds another MIG manager on the node.
 FINDING_FAIL = "fail"

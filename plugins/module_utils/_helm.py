@@ -33,10 +33,10 @@ import tempfile
 import traceback
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import TaskError
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import CommandRunner
+    from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import CommandRunner
 
 try:
     import yaml

@@ -11,14 +11,14 @@ sessions nest (NVML is initialised once by the outermost one).
 Driver differences handled here (docs/hardware.md, "Driver-branch differences"):
 
 * ``nvmlDeviceGetGpuInstanceProfileInfoV`` (with the profile ``name``) exists from R510; older drivers get
-  the v1 call, and names are computed from the numbers anyway (profiles.py);
+  the v1 call, and names are computed from the numbers anyway (_profiles.py);
 * ``nvmlDeviceGetGpuInstancePossiblePlacements_v2`` exists from R470; older drivers get the v1 C symbol;
 * pynvml 13 only calls ``nvmlComputeInstanceGetInfo_v2`` (R460+) and the ``_v3``/``_v2`` process queries
   (R510+/R455+). Older drivers export only the unversioned symbols, whose structs are shorter: the v1
   compute-instance info has no ``placement`` (reported as None) and the v1 process info has no instance
   ids (a MIG device's processes take that device's ids). Those are called through pynvml's own
   function-pointer lookup with structs declared here (``_ProcessInfoV1``, ``_ComputeInstanceInfoV1``);
-* compute-instance placements (``...CreateComputeInstanceWithPlacement``) exist from R525; apply.py falls
+* compute-instance placements (``...CreateComputeInstanceWithPlacement``) exist from R525; _apply.py falls
   back to automatic placement before that;
 * Hopper's double-memory 1g GPU instances (H100 ``1g.20gb``, H200 ``1g.35gb``) offer compute profile
   1_SLICE_REV1 (index 7) beside 1_SLICE (0), and ``nvidia-smi mig -cgi 15 -C`` creates index 7: a
@@ -39,9 +39,9 @@ import traceback
 from ctypes import byref, c_uint
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import placement_pair
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_report import placement_pair
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import (
     GpuCatalog,
     GpuInstanceProfile,
     build_catalog,

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Ty
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError, TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, NvmlCallError, TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
     KubeApiError,

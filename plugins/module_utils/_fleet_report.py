@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices, mig_device_instances
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_report import describe_devices, mig_device_instances
 
 RESULT_SUCCESS = "success"
 RESULT_FAILED = "failed"

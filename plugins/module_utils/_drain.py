@@ -27,9 +27,9 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import OptionNames, option_name
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient
+from ansible_collections.gpufleet.mig.plugins.module_utils._option_names import OptionNames, option_name
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeApiError, KubeClient
 
 MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 GPU_RESOURCE_PREFIX = "nvidia.com/"

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Optional
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import gpu
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils import _gpu as gpu
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import NvmlCallError
 
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIBRARY_NOT_FOUND = 12

@@ -39,9 +39,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Counter as CounterType, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, ProfileError
-from ansible_collections.gpufleet.mig.plugins.module_utils.planner import busy_gpu_instance_ids, plan_gpu_layout
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import LayoutError, ProfileError
+from ansible_collections.gpufleet.mig.plugins.module_utils._planner import busy_gpu_instance_ids, plan_gpu_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import (
     canonical_devices,
     catalog_from_dict,
     GpuCatalog,
@@ -50,8 +50,8 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
     parse_profile,
     resource_name,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.mig_strategy import layout_problem
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices, mig_device_instances
+from ansible_collections.gpufleet.mig.plugins.module_utils._mig_strategy import layout_problem
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_report import describe_devices, mig_device_instances
 
 RESOURCE_GPU = "nvidia.com/gpu"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 from functools import lru_cache
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ProfileError
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import ProfileError
 
 _MIB = 1024 * 1024
 _GIB = 1024 * 1024 * 1024
@@ -409,7 +409,7 @@ def _derive_compute_profiles(gpu_slices: int, memory_gb: int, attributes: Sequen
 
     NVML can only list CI profiles on an existing GPU instance, so, like go-nvlib, we derive them: a CI of
     c slices exists when c == g, or when c < g and 2c <= g + 1. Assumptions (inferred, docs/hardware.md):
-    CI profile id == CI profile index (true in every ``-lcip`` capture; gpu.py still
+    CI profile id == CI profile index (true in every ``-lcip`` capture; _gpu.py still
     resolves the real id before creating), ``g // c`` partial CIs at aligned starts ``0, c, 2c, ...``, and
     SM counts known only for the full CI.
     """

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ProfileError
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import device_sort_key, normalize_profile
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import ProfileError
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import device_sort_key, normalize_profile
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from ansible_collections.gpufleet.mig.plugins.module_utils.planner import ExistingGpuInstance, PlannedGpuInstance
+    from ansible_collections.gpufleet.mig.plugins.module_utils._planner import ExistingGpuInstance, PlannedGpuInstance
 
 
 def placement(value: Union[Dict[str, int], Sequence[int], None]) -> Optional[Dict[str, int]]:

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import ApplyError, apply_gpu_plan
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.layout import DesiredGpuLayout, resolve_layout
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import (
+from ansible_collections.gpufleet.mig.plugins.module_utils import _gpu as nvml
+from ansible_collections.gpufleet.mig.plugins.module_utils._apply import ApplyError, apply_gpu_plan
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils._layout import DesiredGpuLayout, resolve_layout
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_plan import (
     IN_USE_FAIL,
     IN_USE_SKIP,
     REASON_NOT_IN_LAYOUT,
@@ -39,12 +39,12 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import (
     plan_from_result,
     select_mig_capable,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_report import (
     describe_gpu, describe_step, gpu_identity, layout_lines, mig_devices,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import OptionNames, option_name
-from ansible_collections.gpufleet.mig.plugins.module_utils.planner import devices_from_instances
-from ansible_collections.gpufleet.mig.plugins.module_utils.selection import select_gpus
+from ansible_collections.gpufleet.mig.plugins.module_utils._option_names import OptionNames, option_name
+from ansible_collections.gpufleet.mig.plugins.module_utils._planner import devices_from_instances
+from ansible_collections.gpufleet.mig.plugins.module_utils._selection import select_gpus
 
 ENABLED = "enabled"
 

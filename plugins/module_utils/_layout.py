@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from ansible_collections.gpufleet.mig.plugins.module_utils._mig_parted_defaults import DEFAULT_MIG_CONFIGS
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import ConfigError, ProfileError
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import ConfigError, ProfileError
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import (
     canonical_devices,
     parse_profile_strict,
 )

@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeApiError, KubeClient
 
 CREATE = "create"
 RENEW = "renew"

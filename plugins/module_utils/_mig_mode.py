@@ -20,18 +20,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NoReturn, Optional, Tuple
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
-from ansible_collections.gpufleet.mig.plugins.module_utils.apply import ApplyError, destroy_gpu_instances
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError, TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import (
+from ansible_collections.gpufleet.mig.plugins.module_utils import _gpu as nvml
+from ansible_collections.gpufleet.mig.plugins.module_utils._apply import ApplyError, destroy_gpu_instances
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, NvmlCallError, TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_report import (
     describe_gpu, describe_processes, gpu_identity, layout_lines,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_plan import select_mig_capable
-from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import OptionNames, option_name
-from ansible_collections.gpufleet.mig.plugins.module_utils.selection import ALL_GPUS, normalize_selection
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_plan import select_mig_capable
+from ansible_collections.gpufleet.mig.plugins.module_utils._option_names import OptionNames, option_name
+from ansible_collections.gpufleet.mig.plugins.module_utils._selection import ALL_GPUS, normalize_selection
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from ansible_collections.gpufleet.mig.plugins.module_utils.module_glue import CommandRunner
+    from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import CommandRunner
 
 ENABLED = "enabled"
 DISABLED = "disabled"

@@ -1,7 +1,7 @@
 # Copyright: (c) 2026, gpufleet.mig contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Apply a planner ``GpuPlan`` to one GPU through gpu.py, recording exactly what was done.
+"""Apply a planner ``GpuPlan`` to one GPU through _gpu.py, recording exactly what was done.
 
 Every NVML write is one *step*. Steps that succeed are returned as records (JSON-able dicts); the first
 step that fails raises ``ApplyError`` carrying the records of the steps done before it, the step that
@@ -21,20 +21,20 @@ order mig-parted relies on. The driver then picks the placement; the step record
 is created without a placement (it has only one, as ``nvidia-smi mig -cgi ... -C`` does); partial ones
 at the planned placement, with the same fallback.
 
-The words and result keys the node modules report with are in node_report.py (pure, no NVML).
+The words and result keys the node modules report with are in _node_report.py (pure, no NVML).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Union
 
-from ansible_collections.gpufleet.mig.plugins.module_utils import gpu as nvml
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError, NvmlCallError
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_step, placement
+from ansible_collections.gpufleet.mig.plugins.module_utils import _gpu as nvml
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, NvmlCallError
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_report import describe_step, placement
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from ansible_collections.gpufleet.mig.plugins.module_utils.planner import ExistingGpuInstance, GpuPlan, PlannedComputeInstance, PlannedGpuInstance
-    from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import GpuCatalog
+    from ansible_collections.gpufleet.mig.plugins.module_utils._planner import ExistingGpuInstance, GpuPlan, PlannedComputeInstance, PlannedGpuInstance
+    from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import GpuCatalog
 
 PLACEMENT_EXPLICIT = "explicit"
 PLACEMENT_DRIVER = "driver"

@@ -31,9 +31,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Counter as CounterType, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import LayoutError, ProfileError
-from ansible_collections.gpufleet.mig.plugins.module_utils.node_report import describe_devices, placement, placement_pair
-from ansible_collections.gpufleet.mig.plugins.module_utils.profiles import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import LayoutError, ProfileError
+from ansible_collections.gpufleet.mig.plugins.module_utils._node_report import describe_devices, placement, placement_pair
+from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import (
     MEDIA_ENGINE_FIELDS,
     ComputeInstanceProfile,
     GpuCatalog,

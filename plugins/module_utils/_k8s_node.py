@@ -6,7 +6,7 @@ read-only gpufleet.mig.k8s_node_info module (``read_node_info``: the node and th
 
 ``plan_node_update`` is pure: current node + wanted schedulability/labels/annotations -> the strategic
 merge patch (or ``None``) and the before/after the diff shows. ``run_k8s_node`` reads the node, decides,
-writes only outside check mode, and drains through ``drain.py``.
+writes only outside check mode, and drains through ``_drain.py``.
 
 Order of a drain, so that nothing is lost: the pods are classified *before* the node is touched, so a
 refused pod (emptyDir, no controller) fails the task with nothing changed; then the node is cordoned; then
@@ -20,8 +20,8 @@ import re
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.option_names import OptionNames, option_name
-from ansible_collections.gpufleet.mig.plugins.module_utils.drain import (
+from ansible_collections.gpufleet.mig.plugins.module_utils._option_names import OptionNames, option_name
+from ansible_collections.gpufleet.mig.plugins.module_utils._drain import (
     DEFAULT_POLL_INTERVAL,
     DrainError,
     controller_of,
@@ -29,9 +29,9 @@ from ansible_collections.gpufleet.mig.plugins.module_utils.drain import (
     refusal_message,
     run_evictions,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils.k8s import KubeApiError, KubeClient
-from ansible_collections.gpufleet.mig.plugins.module_utils.lease import LeaseHeldError, hold_lease, release_lease
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import TaskError
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeApiError, KubeClient
+from ansible_collections.gpufleet.mig.plugins.module_utils._lease import LeaseHeldError, hold_lease, release_lease
 
 STATES = ("cordoned", "drained", "uncordoned")
 DEFAULT_TIMEOUT = 300

@@ -8,7 +8,7 @@
   environment fallbacks.
 * ``build_api_client(...)`` / ``KubeClient.from_params(module.params)`` turn those options into a client.
 * ``KubeClient`` wraps the few calls the modules make and speaks plain API JSON (camelCase dicts, exactly
-  what the server sent), so the pure logic in ``drain.py`` and friends never sees client model classes.
+  what the server sent), so the pure logic in ``_drain.py`` and friends never sees client model classes.
   Reading raw JSON (``_preload_content=False``) also keeps the code independent of the client's model
   generator, which changed shape between client majors.
 * Every API failure becomes ``KubeApiError`` (a ``MigError``) with the HTTP status, the Status reason and
@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.gpufleet.mig.plugins.module_utils.errors import MigError
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError
 
 try:
     from kubernetes import client as k8s_client
