@@ -59,6 +59,8 @@ def input_problems(mig_config: str, mig_config_file: str, mig_layout: Any, polic
     if role_variable_errors:
         problems.append("invalid variables: " + "; ".join(role_variable_errors))
     has_layout = mig_layout is not None
+    # With fleet policies, a group-wide mig_config_file only names where the policies' configs live: the host's own
+    # value is then mig_config or mig_layout.
     has_config = bool(mig_config) or (not policies and bool(mig_config_file))
     # Without a value of its own, a host gets its layout from the fleet policies, when there are any.
     if has_config == has_layout and (has_layout or not policies):
