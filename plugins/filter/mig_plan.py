@@ -9,10 +9,6 @@ from ansible_collections.gpufleet.mig.plugins.module_utils._fleet_report import 
 from ansible_collections.gpufleet.mig.plugins.module_utils._preflight import judge_node, plan_from_gpu_info
 
 
-def _mig_preflight(gpu_info, **options):
-    return judge_node(gpu_info, **options)
-
-
 class FilterModule(object):
     def filters(self):
-        return {"mig_plan": plan_from_gpu_info, "mig_preflight": _mig_preflight, "mig_plan_line": plan_line}
+        return {"mig_plan": plan_from_gpu_info, "mig_preflight": judge_node, "mig_plan_line": plan_line}

@@ -111,14 +111,12 @@ def judge_node(gpu_info: Optional[Mapping[str, Any]], *, host: str, kubernetes: 
                policy_problems: Sequence[str] = (), role_variable_errors: Sequence[str] = (),
                mig_config: Optional[str] = "", mig_config_file: Optional[str] = "", mig_layout: Any = None,
                gpus: Any = None, in_use: str = IN_USE_FAIL, gpu_operator_mig_manager: str = FINDING_FAIL,
-               host_mig_manager: str = FINDING_FAIL, labels: Optional[Mapping[str, str]] = None,
-               config_reader: Any = None) -> Dict[str, Any]:
+               host_mig_manager: str = FINDING_FAIL, labels: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
     """The node's ``preflight_node`` record: every problem found (not just the first), the plan when nothing is wrong
     before planning, whether the node is converged, and what a drain would evict.
 
     ``cluster`` is the ``k8s_node_info`` result of the fleet read (its ``nodes`` by Kubernetes name, or ``msg``);
-    ``labels`` names the node labels the rollout writes (keys state, config, strategy, gpu_clients, cordoned_by);
-    ``config_reader`` reads the mig-parted file (the control host's file system by default).
+    ``labels`` names the node labels the rollout writes (keys state, config, strategy, gpu_clients, cordoned_by).
     """
     gpu_info = gpu_info or {}
     cluster = cluster or {}
@@ -129,8 +127,7 @@ def judge_node(gpu_info: Optional[Mapping[str, Any]], *, host: str, kubernetes: 
     node_found = (cluster.get("nodes") or {}).get(k8s_node_name) if kubernetes else None
     found_labels = (node_found or {}).get("labels") or {}
     failed_checks = [check for check in gpu_info.get("checks") or [] if not check.get("ok")]
-    operator_config = found_labels.get(OPERATOR_CONFIG_LABEL)
-    operator_text = _operator_text(operator_config) if OPERATOR_CONFIG_LABEL in found_labels else ""
+    operator_text = _operator_text(found_labels[OPERATOR_CONFIG_LABEL]) if OPERATOR_CONFIG_LABEL in found_labels else ""
 
     early = input_problems(mig_config, mig_config_file or "", mig_layout, policies, role_variable_errors)
     if "gpus" not in gpu_info:
@@ -147,7 +144,7 @@ def judge_node(gpu_info: Optional[Mapping[str, Any]], *, host: str, kubernetes: 
         config_path = config_file_path(mig_config_file)
         config_data = None
         if config_path and source.get("mig_layout") is None:
-            config_data = (config_reader or _read_text)(config_path)
+            config_data = _read_text(config_path)
         plan_result = plan_from_gpu_info(gpu_info, mig_config=source.get("mig_config") or None,
                                          mig_layout=source.get("mig_layout"), config_data=config_data,
                                          strategy=strategy, gpus=gpus, in_use=in_use, option_names=PLAN_OPTION_NAMES)
@@ -170,13 +167,12 @@ def judge_node(gpu_info: Optional[Mapping[str, Any]], *, host: str, kubernetes: 
     if mig_manager_paths and host_mig_manager == FINDING_IGNORE:
         warnings.append(_host_mig_manager_text(mig_manager_paths))
 
-    node_labels = found_labels
     skipped = source.get("source") == "skip" and not problems
-    labels_match = (node_labels.get(labels.get("state")) == "success"
-                    and node_labels.get(labels.get("config")) == (plan.get("config_id") or "")
-                    and node_labels.get(labels.get("strategy")) == strategy
-                    and labels.get("gpu_clients") not in node_labels
-                    and labels.get("cordoned_by") not in node_labels)
+    labels_match = (found_labels.get(labels.get("state")) == "success"
+                    and found_labels.get(labels.get("config")) == (plan.get("config_id") or "")
+                    and found_labels.get(labels.get("strategy")) == strategy
+                    and labels.get("gpu_clients") not in found_labels
+                    and labels.get("cordoned_by") not in found_labels)
     plan_converged = bool(plan.get("converged"))
     return {
         "host": host,
@@ -197,9 +193,9 @@ def judge_node(gpu_info: Optional[Mapping[str, Any]], *, host: str, kubernetes: 
         # the report of every node.
         "gpus_before": [{key: value for key, value in gpu.items() if key != "profile_catalog"}
                         for gpu in gpu_info.get("gpus") or []],
-        "labels_before": dict(node_labels),
+        "labels_before": dict(found_labels),
         # An interrupted run left the device plugin and GFD paused on the node: the node phase lets them back.
-        "clients_paused": node_labels.get(labels.get("gpu_clients")) == "paused",
+        "clients_paused": found_labels.get(labels.get("gpu_clients")) == "paused",
         # What draining the node would do now: the pods it would evict, and those it would refuse (and why).
         "evictions": (node_found or {}).get("drain") or dict(NO_EVICTIONS),
         # Host services an interrupted run stopped and did not start again; the node phase starts them.
