@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.gpufleet.mig.plugins.module_utils._helm import (
     ACTION_NONE,
@@ -48,6 +49,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils._helm_values import (
     set_values_document,
     user_values,
 )
+from ansible_collections.gpufleet.mig.plugins.module_utils._lease import hold_lease, release_lease
 
 STATES = ("present", "absent")
 DEFAULT_TIMEOUT = "5m0s"
@@ -172,3 +174,18 @@ def run_helm_release(runner: HelmRunner, binary: str, params: Dict[str, Any], ch
         "helm_version": ".".join(str(part) for part in version),
         "diff": {"before": before, "after": after},
     }
+
+
+@contextmanager
+def lease_lock(client: Any, lock: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
+    """Hold the Kubernetes Lease ``lock`` names (``_lease.hold_lease``) and give it back afterwards, also on failure.
+
+    The module compares the release first without it and takes it only for a release that must change; the
+    comparison made again under it finds what another run did meanwhile.
+    """
+    held = hold_lease(client, lock["name"], lock["namespace"], lock["holder"], lock["timeout"], lock["timeout"],
+                      poll_interval=lock["poll_interval"], controller=lock.get("controller"))
+    try:
+        yield held
+    finally:
+        release_lease(client, lock["name"], lock["namespace"], lock["holder"])

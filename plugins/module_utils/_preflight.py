@@ -4,14 +4,16 @@
 """The preflight verdict of one node: its inputs, what ``gpu_info`` read on it, its entry in the one read of the
 cluster and its plan, judged together into the ``preflight_node`` record the node phase and the report use.
 
-Pure; the ``gpufleet.mig.mig_preflight`` filter calls it on the control host for each node, so a fleet plan costs one
-templated task per node however many checks it makes.
+Pure; the action of ``gpufleet.mig.mig_preflight`` calls it on the control host right after reading the node, so a
+fleet plan costs one task per node however many checks it makes.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, StrategyError
 from ansible_collections.gpufleet.mig.plugins.module_utils._node_plan import IN_USE_FAIL, STRATEGY_MIXED, plan_node_from_facts
@@ -208,3 +210,19 @@ def judge_node(gpu_info: Optional[Mapping[str, Any]], *, host: str, kubernetes: 
 def _read_text(path: str) -> str:
     with open(path, encoding="utf-8") as handle:
         return handle.read()
+
+
+def role_variable_errors(role_specs: Mapping[str, Mapping[str, Any]], role_variables: Mapping[str, Any]) -> List[str]:
+    """What is wrong with the node-phase role variables the inventory set, as each role's argument spec would say.
+
+    ``role_specs`` are the roles' options by name; ``role_variables`` the node's values of those it defines. Only
+    options set to other than their default are checked, and required ones are left out: the playbook gives those
+    later, so a required input is not missing here.
+    """
+    checked = {name: role_specs[name] for name, value in role_variables.items()
+               if name in role_specs and not role_specs[name].get("required")
+               and value != role_specs[name].get("default")}
+    if not checked:
+        return []
+    result = ArgumentSpecValidator(checked).validate({name: role_variables[name] for name in checked})
+    return list(result.error_messages)

@@ -147,6 +147,43 @@ options:
     description:
       - The helm binary to run. When not set, C(helm) is looked up in E(PATH).
     type: path
+  lock:
+    description:
+      - Make the change under a Kubernetes Lease, so runs that may change the same release at once (job slices of
+        one rollout, two control hosts) take turns instead of colliding in helm's "another operation is in
+        progress".
+      - The release is compared first without the lease; only a release that must change takes it, compares again
+        under it (another run may have made the change meanwhile) and gives it back afterwards, also on failure. A
+        release that already matches costs no API write. Ignored in check mode.
+      - Needs the Python library C(kubernetes) and reaches the API with the O(kubeconfig) / O(context) options.
+    type: dict
+    suboptions:
+      name:
+        description: The Lease's name.
+        type: str
+        required: true
+      namespace:
+        description: The Lease's namespace.
+        type: str
+        default: kube-system
+      holder:
+        description: Who holds the lease (the run), as M(gpufleet.mig.k8s_lease) O(gpufleet.mig.k8s_lease#module:holder).
+        type: str
+        required: true
+      controller:
+        description:
+          - This run's C(hostname:pid), recorded on the lease; a lease written by a process of this host that no
+            longer exists is taken over at once.
+        type: str
+      timeout:
+        description:
+          - Seconds to wait for another holder, and the lease's duration, after which the lease of a run that died is free.
+        type: int
+        default: 900
+      poll_interval:
+        description: Seconds between looks at a lease another holder has.
+        type: float
+        default: 2
 requirements:
   - helm 3 or helm 4
   - PyYAML
@@ -324,10 +361,11 @@ from ansible_collections.gpufleet.mig.plugins.module_utils._helm import (
     YAML_IMPORT_ERROR,
     HelmRunner,
 )
-from ansible_collections.gpufleet.mig.plugins.module_utils._helm_release import DEFAULT_TIMEOUT, STATES, run_helm_release
+from ansible_collections.gpufleet.mig.plugins.module_utils._helm_release import (
+    DEFAULT_TIMEOUT, STATES, lease_lock, run_helm_release)
 from ansible_collections.gpufleet.mig.plugins.module_utils._helm_values import VALUE_TYPES
 from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import k8s_auth_argument_spec
-from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import command_runner, fail_with
+from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import command_runner, fail_with, with_kube_client
 
 
 def argument_spec():
@@ -351,6 +389,14 @@ def argument_spec():
         timeout=dict(type="str", default=DEFAULT_TIMEOUT),
         atomic=dict(type="bool", default=False),
         binary_path=dict(type="path"),
+        lock=dict(type="dict", options=dict(
+            name=dict(type="str", required=True),
+            namespace=dict(type="str", default="kube-system"),
+            holder=dict(type="str", required=True),
+            controller=dict(type="str"),
+            timeout=dict(type="int", default=900),
+            poll_interval=dict(type="float", default=2),
+        )),
     )
     return spec
 
@@ -366,8 +412,21 @@ def main():
 
     binary = module.params["binary_path"] or module.get_bin_path("helm", required=True)
     runner = HelmRunner(command_runner(module))
+    lock = module.params["lock"]
+    if lock and (lock["timeout"] < 1 or lock["poll_interval"] <= 0):
+        module.fail_json(msg="lock.timeout must be 1 or more seconds and lock.poll_interval positive.")
+
+    def release(check_mode):
+        return run_helm_release(runner, binary, module.params, check_mode=check_mode, tmpdir=module.tmpdir)
+
+    def release_under_lock(client):
+        with lease_lock(client, lock):
+            return release(False)
+
     try:
-        result = run_helm_release(runner, binary, module.params, check_mode=module.check_mode, tmpdir=module.tmpdir)
+        result = release(module.check_mode or bool(lock))
+        if lock and not module.check_mode and result["changed"]:
+            result = with_kube_client(module, release_under_lock)
     except MigError as error:
         fail_with(module, error, commands=runner.commands)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import gzip
 import json
 import os
@@ -220,3 +221,40 @@ def test_values_files_set_values_and_a_chart_relative_to_the_playbook(kube: Kube
     changed = run.task("Change through set_values")
     assert changed.changed and changed.result["reasons"] == ["values differ"]
     assert daemonset_env(kube)["MIG_STRATEGY"] == "none"
+
+
+def foreign_lease(kube: KubeControl, name: str, holder: str) -> None:
+    """A live Lease another run holds (renewed just now, for an hour)."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    kube.cluster.create("leases", {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": name, "namespace": "kube-system"},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 3600, "acquireTime": now, "renewTime": now},
+    }, "kube-system")
+
+
+def test_a_lock_is_taken_only_to_change_the_release_and_given_back(kube: KubeControl, tmp_path: Path) -> None:
+    releases = Releases(kube, helm_binary("helm"), tmp_path / "helm-home")
+    lock = {"name": "helm-lock", "holder": "run-a", "timeout": 2, "poll_interval": 0.2}
+    install = {"values": {"migStrategy": "mixed"}, "create_namespace": True, "lock": lock}
+
+    run = kube.play([releases.task("Install under the lock", **install)])
+    installed = run.task("Install under the lock")
+    assert installed.changed and not installed.failed, installed.result
+    assert installed.result["status"]["revision"] == 1
+    # Taken for the change and given back: no holder now.
+    assert kube.cluster.get("leases", "helm-lock", "kube-system")["spec"].get("holderIdentity") is None
+
+    # Another run holds the lock. A release that already matches is compared without it: no wait, no change.
+    kube.cluster.delete("leases", "helm-lock", "kube-system")
+    foreign_lease(kube, "helm-lock", "run-b")
+    run = kube.play([releases.task("Install again while run-b holds the lock", **install)])
+    again = run.task("Install again while run-b holds the lock")
+    assert not again.changed and not again.failed, again.result
+    assert kube.cluster.get("leases", "helm-lock", "kube-system")["spec"]["holderIdentity"] == "run-b"
+
+    # A release that must change waits for the lock, up to lock.timeout, and changes nothing when it stays held.
+    run = kube.play([releases.task("Upgrade while run-b holds the lock", **{**install, "values": {"migStrategy": "single"}})])
+    refused = run.task("Upgrade while run-b holds the lock")
+    assert refused.failed and "Lease kube-system/helm-lock is held by run-b" in refused.result["msg"], refused.result
+    assert daemonset_env(kube)["MIG_STRATEGY"] == "mixed"
+    assert release_secrets(kube) == [("1", "deployed")]

@@ -67,3 +67,10 @@ def test_bad_specs_are_rejected(make_node, value, message):
     with pytest.raises(ValueError) as raised:
         make_node(A100, container_toolkit=value)
     assert str(raised.value).startswith(message)
+
+
+def test_the_stand_ins_default_is_what_the_spec_default_makes():
+    # toolkit_cli.py runs without the twin package (standard library only), so it keeps its own copy of the default.
+    from gpufleet_twin.nvml.toolkit import DEFAULT_CONTAINER_TOOLKIT, DEFAULT_TOOLKIT_STATE, toolkit_from_spec
+
+    assert toolkit_from_spec(DEFAULT_CONTAINER_TOOLKIT) == DEFAULT_TOOLKIT_STATE

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from .state import read_state
+from .toolkit_cli import DEFAULT_CONTAINER_TOOLKIT, DEFAULT_TOOLKIT_STATE, TOOLS
 
-DEFAULT_CONTAINER_TOOLKIT: dict[str, Any] = {"version": "1.17.8"}
-TOOLS = ("nvidia-ctk", "nvidia-container-cli")
+__all__ = ["DEFAULT_CONTAINER_TOOLKIT", "DEFAULT_TOOLKIT_STATE", "TOOLS", "installed_tools", "path_dirs", "tool_dir",
+           "toolkit_from_spec"]
 _FIRST_NVIDIA_CTK = (1, 10, 0)
 BIN_DIR = Path(__file__).resolve().parent / "bin"
 
@@ -63,7 +64,7 @@ def toolkit_from_spec(value: Any) -> dict[str, Any] | None:
 
 
 def installed_tools(state: dict[str, Any]) -> list[str]:
-    toolkit = state.get("container_toolkit", toolkit_from_spec(DEFAULT_CONTAINER_TOOLKIT))
+    toolkit = state.get("container_toolkit", DEFAULT_TOOLKIT_STATE)
     return list(toolkit["tools"]) if toolkit else []
 
 

@@ -1,18 +1,25 @@
-"""The ``nvidia-ctk`` and ``nvidia-container-cli`` stand-ins (bin/<tool>.d/<tool> run this module).
+"""The ``nvidia-ctk`` and ``nvidia-container-cli`` stand-ins (bin/<tool>.d/<tool> run this file).
 
-Kept apart from ``toolkit.py``, which the package imports, so ``python -m`` runs it without a
-double import. Output formats and invented values: see ``toolkit.py``.
+The stand-ins run it by path with ``python -S -E`` and it imports only the standard library: a real
+``nvidia-ctk`` (Go) or ``nvidia-container-cli`` (C) answers ``--version`` in milliseconds, and a stand-in
+that started the venv's site and the twin package (about 90 ms each, probed twice per driver check)
+made the twin's node reads dearer than a real node's. ``toolkit.py`` takes its defaults from here.
+Output formats and invented values: see ``toolkit.py``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import os
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
-from .state import read_state
-from .toolkit import DEFAULT_CONTAINER_TOOLKIT, TOOLS, toolkit_from_spec
+TOOLS = ("nvidia-ctk", "nvidia-container-cli")
+DEFAULT_CONTAINER_TOOLKIT: dict[str, Any] = {"version": "1.17.8"}
+# What toolkit.toolkit_from_spec makes of the default (1.17.8 has both commands), for states written without the key.
+DEFAULT_TOOLKIT_STATE: dict[str, Any] = {"version": "1.17.8", "tools": list(TOOLS)}
 
 EXIT_COMMAND_NOT_FOUND = 127
 
@@ -45,9 +52,20 @@ def _nvidia_container_cli(version: str, argv: list[str], out: TextIO) -> int:
     return 1
 
 
+def _read_state(state_path: str) -> dict[str, Any]:
+    # The state module's shared lock on the sibling .lock file, so a read never sees a write half done.
+    with open(state_path + ".lock", "a+", encoding="utf-8") as lock_file:
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_SH)
+        try:
+            with open(state_path, encoding="utf-8") as handle:
+                return json.load(handle)
+        finally:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+
 def run(tool: str, argv: list[str], state_path: str | None, out: TextIO, err: TextIO) -> int:
-    state = read_state(state_path) if state_path else {"container_toolkit": None}
-    toolkit = state.get("container_toolkit", toolkit_from_spec(DEFAULT_CONTAINER_TOOLKIT))
+    state = _read_state(state_path) if state_path else {"container_toolkit": None}
+    toolkit = state.get("container_toolkit", DEFAULT_TOOLKIT_STATE)
     if not toolkit or tool not in toolkit["tools"]:
         # Only reachable when the stand-in is called by its full path; PATH never offers it then.
         err.write(f"{tool}: command not found\n")
@@ -60,7 +78,7 @@ def run(tool: str, argv: list[str], state_path: str | None, out: TextIO, err: Te
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] not in TOOLS:
-        sys.stderr.write(f"usage: python -m gpufleet_twin.nvml.toolkit_cli {{{','.join(TOOLS)}}} ARGS...\n")
+        sys.stderr.write(f"usage: python -S -E toolkit_cli.py {{{','.join(TOOLS)}}} ARGS...\n")
         return 2
     return run(args[0], args[1:], os.environ.get("GPUFLEET_SIM_STATE"), sys.stdout, sys.stderr)
 

@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.gpufleet.mig.plugins.module_utils import _gpu as nvml
 from ansible_collections.gpufleet.mig.plugins.module_utils._node_info import read_node
-from ansible_collections.gpufleet.mig.plugins.module_utils._preflight import judge_node
+from ansible_collections.gpufleet.mig.plugins.module_utils._preflight import judge_node, role_variable_errors
 from ansible_collections.gpufleet.mig.plugins.module_utils._profiles import catalog_to_dict
 
 from sim_node import simulated_node
@@ -130,3 +130,18 @@ def test_a_mig_parted_file_is_read_for_the_plan(a100_read, tmp_path):
     assert node["problems"] == [] and node["plan"]["summary"] == ["GPU 0 NVIDIA A100-SXM4-40GB: MIG enabled; devices none -> 2 x 3g.20gb"]
     unknown = _judge(a100_read, mig_config="nothing-like-it", mig_config_file=str(config_file))
     assert unknown["plan"] == {} and len(unknown["problems"]) == 1 and "nothing-like-it" in unknown["problems"][0]
+
+
+DRAIN_SPECS = {"drain_timeout": {"type": "int", "default": 300, "description": "Seconds the whole drain may take."},
+               "drain_k8s_node_name": {"type": "str", "required": True},
+               "drain_gpu_pods_only": {"type": "bool", "default": True}}
+
+
+def test_only_role_variables_set_to_other_than_their_default_are_checked():
+    assert role_variable_errors(DRAIN_SPECS, {"drain_timeout": 300, "drain_gpu_pods_only": True}) == []
+    # A required input is given by the playbook later: not missing, and not checked here.
+    assert role_variable_errors(DRAIN_SPECS, {"drain_k8s_node_name": ["not", "a", "name"]}) == []
+    errors = role_variable_errors(DRAIN_SPECS, {"drain_timeout": "soon", "drain_gpu_pods_only": "maybe"})
+    assert len(errors) == 2 and all("drain_timeout" in error or "drain_gpu_pods_only" in error for error in errors)
+    assert any("soon" in error for error in errors) and not any("description" in error for error in errors)
+
