@@ -81,5 +81,7 @@ class ActionModule(ActionBase):
             gpus=args["gpus"], in_use=args["in_use"], gpu_operator_mig_manager=args["gpu_operator_mig_manager"],
             host_mig_manager=args["host_mig_manager"], labels=args["labels"])
         result.update(record)
+        # The read's own warnings and what preflight let pass are shown as the task's warnings, node by node.
+        result["warnings"] = list(gpu_info.get("warnings") or []) + list(record["warnings_found"])
         result["changed"] = False
         return result

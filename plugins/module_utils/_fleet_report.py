@@ -121,7 +121,7 @@ def node_record(host: str, facts: Any) -> Dict[str, Any]:
         "config": preflight.get("config_id"),
         "driver_version": preflight.get("driver_version"),
         "plan": list(plan.get("summary") or ()),
-        "warnings": list(preflight.get("warnings") or ()),
+        "warnings": list(preflight.get("warnings_found") or ()),
         "before": before,
         "after": after,
         "drained": bool(drain.get("drained")),
@@ -314,5 +314,5 @@ def plan_line(preflight: dict) -> str:
     description = _mapping(preflight.get("layout_source")).get("description")
     if description:
         parts.append(description)
-    parts.extend("warning: %s" % warning for warning in preflight.get("warnings") or [])
+    parts.extend("warning: %s" % warning for warning in preflight.get("warnings_found") or [])
     return " | ".join(parts)

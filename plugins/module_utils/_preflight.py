@@ -203,7 +203,8 @@ def judge_node(gpu_info: Optional[Mapping[str, Any]], *, host: str, kubernetes: 
         # Host services an interrupted run stopped and did not start again; the node phase starts them.
         "stopped_services": list(gpu_info.get("stopped_services") or []),
         "problems": problems,
-        "warnings": warnings,
+        # Not "warnings": in a task result Ansible takes that key for its own warnings (mig_preflight shows these so).
+        "warnings_found": warnings,
     }
 
 

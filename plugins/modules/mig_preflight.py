@@ -156,8 +156,10 @@ problems:
   returned: always
   type: list
   elements: str
-warnings:
-  description: What was found and let pass, such as another MIG manager set to V(ignore).
+warnings_found:
+  description:
+    - What was found and let pass, such as another MIG manager set to V(ignore), or a driver that lists no MIG
+      profiles while MIG is disabled. Also shown as the task's warnings.
   returned: always
   type: list
   elements: str

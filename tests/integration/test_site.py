@@ -135,15 +135,24 @@ def test_a_bad_layout_on_one_node_stops_the_rollout_in_preflight_before_any_node
 
 
 def test_check_mode_prints_the_fleet_plan_and_changes_nothing(sim_fleet):
-    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-balanced")]})
+    # gpu-watched carries the GPU Operator's mig-manager label and lets it pass: a warning, not a refusal.
+    watched = dict(a100_node("gpu-watched", mig_config="all-1g.5gb", preflight_gpu_operator_mig_manager="ignore"),
+                   labels={"nvidia.com/mig.config": "all-disabled"})
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-balanced"), watched]})
 
     returncode, output, results = run_site(fleet, check=True, diff=True)
 
     assert returncode == 0, output
-    plan = named(results, "Show the fleet plan")[0]["result"]["msg"]["gpu-1"]
-    assert plan == ("reconfigure: cordon and drain the node, change the GPUs | "
-                    "GPU 0 NVIDIA A100-SXM4-40GB: MIG disabled -> enabled; devices none -> 3g.20gb, 2g.10gb, 2 x 1g.5gb | "
-                    "evicts no pod | layout from the host variable mig_config")
+    plans = named(results, "Show the fleet plan")[0]["result"]["msg"]
+    assert plans["gpu-1"] == ("reconfigure: cordon and drain the node, change the GPUs | "
+                              "GPU 0 NVIDIA A100-SXM4-40GB: MIG disabled -> enabled; devices none -> 3g.20gb, 2g.10gb, 2 x 1g.5gb | "
+                              "evicts no pod | layout from the host variable mig_config")
+    operator_warning = "the GPU Operator's mig-manager drives this node (label nvidia.com/mig.config=all-disabled)"
+    assert plans["gpu-watched"].startswith("reconfigure: ") and (" | warning: " + operator_warning) in plans["gpu-watched"]
+    # Shown as the node's task warning too, and kept as plain text in its record.
+    judged = {r["host"]: r["result"] for r in named(results, "Read and judge the node, and plan its MIG layout")}
+    assert judged["gpu-1"]["warnings_found"] == [] and judged["gpu-watched"]["warnings_found"][0].startswith(operator_warning)
+    assert operator_warning in output
     # The plan comes from preflight alone: no node phase step ran, not even in check mode.
     assert not [r for r in results if r["action"] in ("gpufleet.mig.k8s_node", "gpufleet.mig.mig_mode", "gpufleet.mig.mig_layout",
                                                       "gpufleet.mig.host_services", "gpufleet.mig.mig_node_validate")]
@@ -153,7 +162,7 @@ def test_check_mode_prints_the_fleet_plan_and_changes_nothing(sim_fleet):
     assert status["gpus"][0]["mig"] == {"current": "disabled", "pending": "disabled", "supported": True}
     assert devices(status) == []
     api = core_api(fleet)
-    assert node_view(api, "gpu-1") == (False, {})
+    assert node_view(api, "gpu-1") == (False, {}) and node_view(api, "gpu-watched") == (False, {})
     assert api.list_namespaced_pod("nvidia-device-plugin").items == []
     assert not (fleet.workdir / "report").exists()
 

@@ -74,7 +74,7 @@ def test_gpus_that_plan_alike_share_one_entry():
 
 def _preflight(**overrides):
     record = {"kubernetes": True, "converged": False, "mig_converged": False, "skipped": False, "problems": [],
-              "warnings": [], "stopped_services": [],
+              "warnings_found": [], "stopped_services": [],
               "plan": {"summary": ["GPU 0 NVIDIA A100: MIG disabled -> enabled; devices none -> 7 x 1g.5gb"]},
               "evictions": {"evict": [{"namespace": "ml", "name": "train-0"}], "refuse": [], "terminating": []},
               "layout_source": {"description": "layout from the host variable mig_config"}}
@@ -92,7 +92,7 @@ def test_the_plan_line_names_the_change_the_evictions_and_the_layout_source():
 def test_the_plan_line_says_what_a_drain_would_refuse_and_what_an_interrupted_run_left_stopped():
     line = plan_line(_preflight(
         evictions={"evict": [], "refuse": [{"namespace": "ml", "name": "scratch", "reason": "pod has emptyDir volumes"}]},
-        stopped_services=["nvidia-dcgm.service"], warnings=["GPU 0 has processes"]))
+        stopped_services=["nvidia-dcgm.service"], warnings_found=["GPU 0 has processes"]))
     assert " | evicts no pod | a drain would refuse ml/scratch: pod has emptyDir volumes | " in line
     assert " | starts the host services an interrupted run stopped: nvidia-dcgm.service | " in line
     assert line.endswith(" | warning: GPU 0 has processes")

@@ -20,7 +20,7 @@ def _gpu(index=0, mode="disabled", pending=None, devices=()):
 def _preflight(converged=False, **extra):
     record = {"k8s_node_name": "gpu-1", "strategy": "mixed", "config_id": "all-balanced", "driver_version": "550.54.15",
               "converged": converged, "mig_converged": converged, "gpus_before": [_gpu()],
-              "plan": {"summary": ["GPU 0 NVIDIA A100-SXM4-40GB: MIG disabled -> enabled"]}, "warnings": []}
+              "plan": {"summary": ["GPU 0 NVIDIA A100-SXM4-40GB: MIG disabled -> enabled"]}, "warnings_found": []}
     record.update(extra)
     return record
 

@@ -41,7 +41,7 @@ def _judge(read, **overrides):
 def test_a_node_with_work_to_do_gets_its_plan_and_what_a_drain_would_evict(a100_read):
     evict = [{"namespace": "ml", "name": "train-0"}]
     node = _judge(a100_read, cluster=_cluster(drain={"evict": evict, "refuse": [], "terminating": []}))
-    assert node["problems"] == [] and node["warnings"] == []
+    assert node["problems"] == [] and node["warnings_found"] == []
     assert not node["converged"] and not node["mig_converged"]
     assert node["plan"]["summary"] == ["GPU 0 NVIDIA A100-SXM4-40GB: MIG enabled; devices none -> 7 x 1g.5gb"]
     assert node["evictions"]["evict"] == evict
@@ -102,7 +102,7 @@ def test_other_mig_managers_refuse_the_node_or_warn(a100_read):
     assert refused["problems"][0].startswith(
         "the GPU Operator's mig-manager drives this node (label nvidia.com/mig.config=all-disabled)")
     warned = _judge(a100_read, cluster=operated, gpu_operator_mig_manager="ignore")
-    assert warned["problems"] == [] and warned["warnings"][0].startswith("the GPU Operator's mig-manager")
+    assert warned["problems"] == [] and warned["warnings_found"][0].startswith("the GPU Operator's mig-manager")
 
     with_unit = dict(a100_read, host_paths_present=["/etc/systemd/system/nvidia-mig-manager.service"])
     assert _judge(with_unit)["problems"] == [
