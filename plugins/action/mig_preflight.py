@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.gpufleet.mig.plugins.module_utils._policy import POLICY_DEFAULTS, node_document, resolve_policy
+from ansible_collections.gpufleet.mig.plugins.module_utils._policy import POLICY_DEFAULTS, resolve_node_policy
 from ansible_collections.gpufleet.mig.plugins.module_utils._preflight import (
     FINDING_FAIL, FINDING_IGNORE, judge_node, role_variable_errors)
 
@@ -66,9 +66,9 @@ class ActionModule(ActionBase):
         if args["policies"]:
             node_labels = (((cluster or {}).get("nodes") or {}).get(k8s_node_name) or {}).get("labels") or {}
             read = gpu_info if gpu_info.get("gpus") is not None else {}
-            layout_source = resolve_policy(args["policies"], node_document(read, node_labels if kubernetes else {}, host),
-                                           default=args["policy_default"], host_config=args["mig_config"],
-                                           host_layout=args["mig_layout"])
+            layout_source = resolve_node_policy(args["policies"], read, labels=node_labels if kubernetes else {},
+                                                inventory_hostname=host, default=args["policy_default"],
+                                                host_config=args["mig_config"], host_layout=args["mig_layout"])
             if layout_source.get("problem"):
                 policy_problems.append(layout_source["problem"])
 

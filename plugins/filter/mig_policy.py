@@ -5,13 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.gpufleet.mig.plugins.module_utils._policy import fleet_problem, node_document, resolve_policy
-
-
-def _mig_policy_resolve(policies, gpu_info, labels=None, inventory_hostname=None, default="fail",
-                        host_config=None, host_layout=None):
-    document = node_document(gpu_info, labels=labels, inventory_hostname=inventory_hostname)
-    return resolve_policy(policies, document, default=default, host_config=host_config, host_layout=host_layout)
+from ansible_collections.gpufleet.mig.plugins.module_utils._policy import fleet_problem, resolve_node_policy
 
 
 def _mig_policy_fleet_problem(policies, resolutions):
@@ -21,6 +15,6 @@ def _mig_policy_fleet_problem(policies, resolutions):
 class FilterModule(object):
     def filters(self):
         return {
-            "mig_policy_resolve": _mig_policy_resolve,
+            "mig_policy_resolve": resolve_node_policy,
             "mig_policy_fleet_problem": _mig_policy_fleet_problem,
         }

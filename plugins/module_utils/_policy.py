@@ -100,6 +100,14 @@ def node_document(gpu_info: Dict[str, Any], labels: Optional[Dict[str, str]] = N
     return document
 
 
+def resolve_node_policy(policies: Optional[List[Dict[str, Any]]], gpu_info: Dict[str, Any], labels: Optional[Dict[str, str]] = None,
+                        inventory_hostname: Optional[str] = None, default: str = "fail", host_config: Optional[str] = None,
+                        host_layout: Any = None) -> Dict[str, Any]:
+    """``resolve_policy`` on the node's document (``node_document``): what the filter and the preflight action call."""
+    document = node_document(gpu_info, labels=labels, inventory_hostname=inventory_hostname)
+    return resolve_policy(policies, document, default=default, host_config=host_config, host_layout=host_layout)
+
+
 def resolve_policy(policies: Optional[List[Dict[str, Any]]], document: Dict[str, Any], default: str = "fail", host_config: Optional[str] = None,
                    host_layout: Any = None) -> Dict[str, Any]:
     """Where the node's desired layout comes from, as a dict:
