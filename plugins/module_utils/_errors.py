@@ -86,3 +86,35 @@ class NvmlCallError(MigError):
     def failure_keys(self) -> Dict[str, Any]:
         """The result keys a failed NVML call adds, the same in every node module."""
         return {"nvml_call": self.call, "nvml_code": self.code, "nvml_text": self.text, "gpu_index": self.gpu_index}
+
+
+HTTP_NOT_FOUND = 404
+HTTP_TOO_MANY_REQUESTS = 429  # the Eviction API's answer while a PodDisruptionBudget forbids the disruption
+
+
+class KubeApiError(MigError):
+    """A Kubernetes API call failed, or no client could be configured.
+
+    ``status`` is the HTTP status (``None`` for connection/configuration failures), ``reason`` the Status
+    ``reason`` (``NotFound``, ``TooManyRequests``...), ``api_message`` the server's own message and
+    ``action`` what was attempted (``evict pod gpu/train-0``).
+    """
+
+    def __init__(self, action: str, status: Optional[int] = None, reason: Optional[str] = None, api_message: Optional[str] = None) -> None:
+        self.action = action
+        self.status = status
+        self.reason = reason
+        self.api_message = api_message
+        if status is None:
+            text = "Cannot %s: %s" % (action, api_message)
+        else:
+            text = "Cannot %s: the API server answered %s %s: %s" % (action, status, reason or "", api_message or "")
+        super(KubeApiError, self).__init__(text.rstrip(": "))
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == HTTP_NOT_FOUND
+
+    @property
+    def too_many_requests(self) -> bool:
+        return self.status == HTTP_TOO_MANY_REQUESTS

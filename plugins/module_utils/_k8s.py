@@ -22,11 +22,13 @@ from __future__ import annotations
 import json
 import os
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import quote
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError
+# KubeApiError lives with the other domain errors, so modules that never reach the API need not import this seam.
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import KubeApiError
 
 try:
     from kubernetes import client as k8s_client
@@ -68,9 +70,7 @@ AUTH_ENVIRONMENT = {
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 
-HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
-HTTP_TOO_MANY_REQUESTS = 429  # the Eviction API's answer while a PodDisruptionBudget forbids the disruption
 
 _PATCH_STRATEGIC = "application/strategic-merge-patch+json"
 
@@ -113,34 +113,6 @@ def request_timeout_pair(request_timeout: Optional[Dict[str, Any]] = None) -> Tu
             api_message="request_timeout.connect and request_timeout.read must be positive numbers of seconds (k8s_request_timeout)",
         )
     return connect, read
-
-
-class KubeApiError(MigError):
-    """A Kubernetes API call failed, or no client could be configured.
-
-    ``status`` is the HTTP status (``None`` for connection/configuration failures), ``reason`` the Status
-    ``reason`` (``NotFound``, ``TooManyRequests``...), ``api_message`` the server's own message and
-    ``action`` what was attempted (``evict pod gpu/train-0``).
-    """
-
-    def __init__(self, action: str, status: Optional[int] = None, reason: Optional[str] = None, api_message: Optional[str] = None) -> None:
-        self.action = action
-        self.status = status
-        self.reason = reason
-        self.api_message = api_message
-        if status is None:
-            text = "Cannot %s: %s" % (action, api_message)
-        else:
-            text = "Cannot %s: the API server answered %s %s: %s" % (action, status, reason or "", api_message or "")
-        super(KubeApiError, self).__init__(text.rstrip(": "))
-
-    @property
-    def not_found(self) -> bool:
-        return self.status == HTTP_NOT_FOUND
-
-    @property
-    def too_many_requests(self) -> bool:
-        return self.status == HTTP_TOO_MANY_REQUESTS
 
 
 def _api_error(action: str, error: Exception) -> KubeApiError:
@@ -234,6 +206,19 @@ def build_api_client(kubeconfig: Any = None, context: Optional[str] = None, host
     return k8s_client.ApiClient(configuration)
 
 
+def _quoted(segment: str) -> str:
+    return quote(str(segment), safe="")
+
+
+def _pod_path(namespace: str, name: str) -> str:
+    return "/api/v1/namespaces/%s/pods/%s" % (_quoted(namespace), _quoted(name))
+
+
+def _lease_path(namespace: str, name: Optional[str] = None) -> str:
+    path = "/apis/coordination.k8s.io/v1/namespaces/%s/leases" % _quoted(namespace)
+    return path if name is None else "%s/%s" % (path, _quoted(name))
+
+
 def _decode(response: Any) -> Any:
     data = response.data
     if isinstance(data, bytes):
@@ -246,8 +231,6 @@ class KubeClient:
 
     def __init__(self, api_client: Any, request_timeout: Optional[Dict[str, Any]] = None) -> None:
         self.api_client = api_client
-        self.core = k8s_client.CoreV1Api(api_client)
-        self.coordination = k8s_client.CoordinationV1Api(api_client)
         self.request_timeout = request_timeout_pair(request_timeout)
 
     @classmethod
@@ -274,42 +257,59 @@ class KubeClient:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    def _call(self, action: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        kwargs["_preload_content"] = False
-        kwargs["_request_timeout"] = self.request_timeout
+    def _request(self, action: str, method: str, path: str, query: Optional[Dict[str, Any]] = None,
+                 body: Any = None, content_type: str = "application/json") -> Any:
+        """One API request through the client's configuration (server, TLS, token, exec credentials), bounded by
+        the request timeout; a non-2xx answer raises KubeApiError.
+
+        The typed API classes (``CoreV1Api``...) are not used: since the client's models became pydantic classes
+        (kubernetes 35), loading them costs about a second of CPU per process, on every module that reaches the
+        API, while the calls here send and read plain JSON.
+        """
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        query_params = [(key, value) for key, value in (query or {}).items() if value is not None]
         try:
-            return _decode(method(*args, **kwargs))
+            request = self.api_client.param_serialize(method=method, resource_path=path, query_params=query_params,
+                                                      header_params=headers, body=body, auth_settings=["BearerToken"])
+            response = self.api_client.call_api(*request, _request_timeout=self.request_timeout)
+            response.read()
+            if not 200 <= response.status <= 299:
+                raise ApiException(http_resp=response)
         except ApiException as error:
             raise _api_error(action, error)
         except (TransportError, OSError, ValueError) as error:
             raise KubeApiError(action, api_message=_transport_text(error))
+        return response
+
+    def _call(self, action: str, method: str, path: str, query: Optional[Dict[str, Any]] = None, body: Any = None,
+              content_type: str = "application/json") -> Any:
+        """``_request``, its answer decoded from JSON."""
+        return _decode(self._request(action, method, path, query, body, content_type))
 
     # Nodes -------------------------------------------------------------------------------------------
 
     def get_node(self, name: str) -> Dict[str, Any]:
-        return self._call("read node %s" % name, self.core.read_node, name)
+        return self._call("read node %s" % name, "GET", "/api/v1/nodes/%s" % _quoted(name))
 
     def list_nodes(self, label_selector: Optional[str] = None) -> List[Dict[str, Any]]:
-        kwargs = {"label_selector": label_selector} if label_selector else {}
-        return self._call("list nodes", self.core.list_node, **kwargs).get("items") or []
+        return self._call("list nodes", "GET", "/api/v1/nodes", {"labelSelector": label_selector or None}).get("items") or []
 
     def patch_node(self, name: str, patch: Dict[str, Any]) -> Dict[str, Any]:
         """Strategic merge patch of a node; a ``None`` label/annotation value removes that key."""
-        return self._call("patch node %s" % name, self.core.patch_node, name, patch)
+        return self._call("patch node %s" % name, "PATCH", "/api/v1/nodes/%s" % _quoted(name), body=patch,
+                          content_type=_PATCH_STRATEGIC)
 
     # Pods --------------------------------------------------------------------------------------------
 
     def list_pods(self, namespace: Optional[str] = None, label_selector: Optional[str] = None,
                   field_selector: Optional[str] = None) -> List[Dict[str, Any]]:
-        kwargs = {}
-        if label_selector:
-            kwargs["label_selector"] = label_selector
-        if field_selector:
-            kwargs["field_selector"] = field_selector
+        query = {"labelSelector": label_selector or None, "fieldSelector": field_selector or None}
         if namespace:
-            result = self._call("list pods in namespace %s" % namespace, self.core.list_namespaced_pod, namespace, **kwargs)
+            result = self._call("list pods in namespace %s" % namespace, "GET", "/api/v1/namespaces/%s/pods" % _quoted(namespace), query)
         else:
-            result = self._call("list pods", self.core.list_pod_for_all_namespaces, **kwargs)
+            result = self._call("list pods", "GET", "/api/v1/pods", query)
         return result.get("items") or []
 
     def pods_on_node(self, node_name: str, label_selector: Optional[str] = None) -> List[Dict[str, Any]]:
@@ -319,20 +319,20 @@ class KubeClient:
     def get_pod(self, namespace: str, name: str) -> Optional[Dict[str, Any]]:
         """The pod, or ``None`` when it does not exist."""
         try:
-            return self._call("read pod %s/%s" % (namespace, name), self.core.read_namespaced_pod, name, namespace)
+            return self._call("read pod %s/%s" % (namespace, name), "GET", _pod_path(namespace, name))
         except KubeApiError as error:
             if error.not_found:
                 return None
             raise
 
     def create_pod(self, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
-        return self._call("create pod in namespace %s" % namespace, self.core.create_namespaced_pod, namespace, body)
+        return self._call("create pod in namespace %s" % namespace, "POST", "/api/v1/namespaces/%s/pods" % _quoted(namespace), body=body)
 
     def delete_pod(self, namespace: str, name: str, grace_period_seconds: Optional[int] = None) -> bool:
         """Delete without eviction (bypasses PodDisruptionBudgets); ``False`` when the pod was already gone."""
-        kwargs = {} if grace_period_seconds is None else {"grace_period_seconds": grace_period_seconds}
         try:
-            self._call("delete pod %s/%s" % (namespace, name), self.core.delete_namespaced_pod, name, namespace, **kwargs)
+            self._call("delete pod %s/%s" % (namespace, name), "DELETE", _pod_path(namespace, name),
+                       {"gracePeriodSeconds": grace_period_seconds})
         except KubeApiError as error:
             if error.not_found:
                 return False
@@ -344,9 +344,9 @@ class KubeClient:
         body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
         if grace_period_seconds is not None:
             body["deleteOptions"] = {"gracePeriodSeconds": grace_period_seconds}
-        kwargs = {"dry_run": "All"} if dry_run else {}
         try:
-            self._call("evict pod %s/%s" % (namespace, name), self.core.create_namespaced_pod_eviction, name, namespace, body, **kwargs)
+            self._call("evict pod %s/%s" % (namespace, name), "POST", _pod_path(namespace, name) + "/eviction",
+                       {"dryRun": "All" if dry_run else None}, body=body)
         except KubeApiError as error:
             if error.not_found:
                 return False
@@ -354,18 +354,8 @@ class KubeClient:
         return True
 
     def read_pod_log(self, namespace: str, name: str, container: Optional[str] = None, tail_lines: Optional[int] = None) -> str:
-        kwargs = {}
-        if container:
-            kwargs["container"] = container
-        if tail_lines is not None:
-            kwargs["tail_lines"] = tail_lines
-        action = "read the log of pod %s/%s" % (namespace, name)
-        try:
-            response = self.core.read_namespaced_pod_log(name, namespace, _preload_content=False, _request_timeout=self.request_timeout, **kwargs)
-        except ApiException as error:
-            raise _api_error(action, error)
-        except (TransportError, OSError, ValueError) as error:
-            raise KubeApiError(action, api_message=_transport_text(error))
+        response = self._request("read the log of pod %s/%s" % (namespace, name), "GET", _pod_path(namespace, name) + "/log",
+                                 {"container": container or None, "tailLines": tail_lines})
         data = response.data
         return data.decode("utf-8", "replace") if isinstance(data, bytes) else (data or "")
 
@@ -373,7 +363,7 @@ class KubeClient:
 
     def get_namespace(self, name: str) -> Optional[Dict[str, Any]]:
         try:
-            return self._call("read namespace %s" % name, self.core.read_namespace, name)
+            return self._call("read namespace %s" % name, "GET", "/api/v1/namespaces/%s" % _quoted(name))
         except KubeApiError as error:
             if error.not_found:
                 return None
@@ -384,15 +374,15 @@ class KubeClient:
     def get_lease(self, namespace: str, name: str) -> Optional[Dict[str, Any]]:
         """The Lease, or ``None`` when it does not exist."""
         try:
-            return self._call("read lease %s/%s" % (namespace, name), self.coordination.read_namespaced_lease, name, namespace)
+            return self._call("read lease %s/%s" % (namespace, name), "GET", _lease_path(namespace, name))
         except KubeApiError as error:
             if error.not_found:
                 return None
             raise
 
     def create_lease(self, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
-        return self._call("create lease %s/%s" % (namespace, body["metadata"]["name"]), self.coordination.create_namespaced_lease, namespace, body)
+        return self._call("create lease %s/%s" % (namespace, body["metadata"]["name"]), "POST", _lease_path(namespace), body=body)
 
     def replace_lease(self, namespace: str, name: str, body: Dict[str, Any]) -> Dict[str, Any]:
         """PUT the lease; the body's ``metadata.resourceVersion`` makes a concurrent write answer 409."""
-        return self._call("replace lease %s/%s" % (namespace, name), self.coordination.replace_namespaced_lease, name, namespace, body)
+        return self._call("replace lease %s/%s" % (namespace, name), "PUT", _lease_path(namespace, name), body=body)

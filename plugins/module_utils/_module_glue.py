@@ -14,16 +14,15 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Ty
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, NvmlCallError, TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
-    KubeApiError,
-    KubeClient,
-)
+from ansible_collections.gpufleet.mig.plugins.module_utils._errors import KubeApiError, MigError, NvmlCallError, TaskError
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from ansible.module_utils.basic import AnsibleModule
+
+    from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeClient
+
+# The API seam (and with it the kubernetes client, about 0.2 s to import) is imported by the functions that reach
+# the API: a node module such as gpu_info, which every read and plan runs on every node, never loads it.
 
 ClientResult = TypeVar("ClientResult")
 # ``run(argv) -> (rc, stdout, stderr)``: how module_utils run a host command (see ``command_runner``).
@@ -67,6 +66,8 @@ def exit_with(module: AnsibleModule, result: Dict[str, Any]) -> None:
 
 def require_kubernetes(module: AnsibleModule) -> None:
     """Fail the task at once when the kubernetes Python library is missing on the host that runs the module."""
+    from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR
+
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
 
@@ -76,6 +77,8 @@ def with_kube_client(module: AnsibleModule, task: Callable[[KubeClient], ClientR
 
     The kubernetes library must be there (``require_kubernetes``); a domain error ends the task (``fail_with``).
     """
+    from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeClient
+
     require_kubernetes(module)
     try:
         with KubeClient.from_params(module.params) as client:

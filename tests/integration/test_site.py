@@ -73,6 +73,10 @@ def core_api(fleet):
     return kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(str(fleet.workdir / "kubeconfig")))
 
 
+def coordination_api(fleet):
+    return kubernetes.client.CoordinationV1Api(kubernetes.config.new_client_from_config(str(fleet.workdir / "kubeconfig")))
+
+
 def node_view(api, name):
     node = api.read_node(name)
     labels = {key: value for key, value in (node.metadata.labels or {}).items() if key.startswith("gpufleet.mig/")}
@@ -213,12 +217,28 @@ def test_a_converged_fleet_rerun_evicts_nothing_and_changes_nothing(sim_fleet):
     # The node phase skipped the converged node whole: no batch, no lease renewal, no host-services step.
     assert not [r for r in results if r["action"] in ("gpufleet.mig.host_services", "gpufleet.mig.mig_node_validate")
                 or r["task"].endswith("Renew the rollout lease for this batch")]
+    # Nothing to change, so no rollout lease is taken or given back, and the release is compared once and left alone.
+    assert not [r for r in results if r["action"] == "gpufleet.mig.k8s_lease" and r["status"] != "skipped"]
+    compared = [r for r in results if r["action"] == "gpufleet.mig.helm_release" and r["status"] != "skipped"]
+    assert [r["result"]["changed"] for r in compared] == [False]
     pod = api.read_namespaced_pod("train-0", "default")
     assert (pod.metadata.uid, pod.status.phase) == (uid, "Running")
     assert node_view(api, "gpu-1")[0] is False
     report = json.loads((fleet.workdir / "report" / "latest" / "fleet-report.json").read_text())
     assert [(node["host"], node["result"], node["evicted_pods"]) for node in report["nodes"]] == [("gpu-1", "unchanged", [])]
     assert "| gpu-1 | unchanged | GPU 0 NVIDIA A100-SXM4-40GB: MIG enabled; 7 x 1g.5gb |" in (fleet.workdir / "report" / "latest" / "fleet-report.md").read_text()
+
+    # Only the release differs: the run takes the rollout lease, upgrades the release and gives the lease back.
+    returncode, output, results = run_site(fleet, device_plugin_values={"podAnnotations": {"example.com/rehearsal": "1"}})
+
+    assert returncode == 0, output
+    leases = [(r["task"].split(" : ")[-1], r["result"].get("action")) for r in results
+              if r["action"] == "gpufleet.mig.k8s_lease" and r["status"] != "skipped"]
+    assert [action for _task, action in leases] in (["create", "release"], ["acquire", "release"])
+    assert [r["result"]["changed"] for r in results if r["action"] == "gpufleet.mig.helm_release" and r["status"] != "skipped"] == [True, True]
+    assert coordination_api(fleet).read_namespaced_lease("gpufleet-mig-rollout", "kube-system").spec.holder_identity is None
+    pod = api.read_namespaced_pod("train-0", "default")
+    assert (pod.metadata.uid, pod.status.phase) == (uid, "Running")
 
 
 def test_a_percentage_mig_serial_batches_only_the_nodes_with_work(sim_fleet):

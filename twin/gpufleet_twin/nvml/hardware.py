@@ -47,9 +47,18 @@ def _value_for_branch(table: dict[int, Any], branch: int) -> Any:
     return table[chosen]
 
 
+# Every simulated NVML process loads these tables once; libyaml's loader (when PyYAML has it) parses them about ten
+# times faster than the pure-Python one, which cost a tenth of a second per module run.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+
+
 @functools.lru_cache(maxsize=None)
 def _driver_table() -> dict[str, Any]:
-    return yaml.safe_load((DATA_DIR / "drivers.yaml").read_text(encoding="utf-8"))
+    return _load_yaml(DATA_DIR / "drivers.yaml")
 
 
 @dataclass(frozen=True)
@@ -276,7 +285,7 @@ def _model_files() -> dict[str, dict[str, Any]]:
     for path in sorted(DATA_DIR.glob("*.yaml")):
         if path.name == "drivers.yaml":
             continue
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _load_yaml(path)
         for name in [raw["model"], *raw.get("aliases", [])]:
             models[name.lower()] = raw
     return models

@@ -39,15 +39,15 @@ def _read(state_path: Path) -> dict[str, Any]:
     return json.loads(_read_text(state_path)[0])
 
 
-# The last text of each state file this process parsed, with its canonical form and parsed value. A simulated NVML
-# call whose file still has that text skips parsing and re-encoding it (the text is read every time: comparing it is
+# The last text of each state file this process parsed, with its parsed value. A simulated NVML call whose file still
+# has that text skips parsing it (the text is read every time: comparing it is
 # cheap, and file times are too coarse to tell two quick writes apart). A real NVML call costs microseconds; without
 # this the twin spent about a millisecond a call on an 8-GPU node with MIG devices.
-_PARSED: dict[Path, tuple[str, str, dict[str, Any]]] = {}
+_PARSED: dict[Path, tuple[str, dict[str, Any]]] = {}
 
 
-def _read_text(state_path: Path) -> tuple[str, str, dict[str, Any]]:
-    """The file's text, its canonical JSON (sorted keys, compact) and the parsed state (not to be changed)."""
+def _read_text(state_path: Path) -> tuple[str, dict[str, Any]]:
+    """The file's text and the parsed state (not to be changed)."""
     try:
         text = state_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -58,7 +58,7 @@ def _read_text(state_path: Path) -> tuple[str, str, dict[str, Any]]:
     state = json.loads(text)
     if state.get("schema") != SCHEMA_VERSION:
         raise ValueError(f"{state_path}: unsupported state schema {state.get('schema')!r}")
-    parsed = (text, json.dumps(state, sort_keys=True), state)
+    parsed = (text, state)
     _PARSED[state_path] = parsed
     return parsed
 
@@ -85,14 +85,24 @@ def locked_state(state_path: Path | str) -> Iterator[dict[str, Any]]:
     """
     state_path = Path(state_path)
     with _flock(state_path, fcntl.LOCK_EX):
-        text, canonical, original = _read_text(state_path)
+        text, original = _read_text(state_path)
         # A fresh copy for the caller to change; the cached parse stays as read.
         state = json.loads(text)
         yield state
-        if json.dumps(state, sort_keys=True) != canonical:
+        # Comparing the parsed values costs a fraction of re-encoding the state, which every read-only call paid.
+        if state != original:
             write_state_atomically(state_path, state)
         if state.get("processes") != original.get("processes"):
             sync_proc(state_path, state.get("processes") or [])
+
+
+@contextmanager
+def shared_state(state_path: Path | str) -> Iterator[dict[str, Any]]:
+    """The node state for a read that changes nothing, under a shared lock: the process's cached parse itself, not a
+    copy, so the caller must not change it (a simulated NVML getter; ``locked_state`` is for everything else)."""
+    state_path = Path(state_path)
+    with _flock(state_path, fcntl.LOCK_SH):
+        yield _read_text(state_path)[1]
 
 
 def read_state(state_path: Path | str) -> dict[str, Any]:
