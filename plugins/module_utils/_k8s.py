@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 import os
 import traceback
-from urllib.parse import quote
 from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import quote
 
 from ansible.module_utils.basic import env_fallback
 

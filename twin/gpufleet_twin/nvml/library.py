@@ -916,6 +916,6 @@ SYMBOLS = tuple(sorted(_HANDLERS))
 
 
 # The getters read the node and change nothing, so a call takes a shared lock on the cached state instead of copying,
-# comparing and perhaps rewriting it (a sixth of a read's time on an 8-GPU node). tests/twin/nvml/test_library.py
-# checks that each leaves the state as it was.
+# comparing and perhaps rewriting it (a sixth of a read's time on an 8-GPU node).
+# tests/twin/nvml/test_nvml_sim_state.py checks that each leaves the state as it was.
 READ_ONLY_SYMBOLS = frozenset(symbol for symbol in _HANDLERS if re.match(r"nvml(System|Device|GpuInstance|ComputeInstance)(Get|Is)", symbol))

@@ -40,8 +40,8 @@ def _read(state_path: Path) -> dict[str, Any]:
 
 
 # The last text of each state file this process parsed, with its parsed value. A simulated NVML call whose file still
-# has that text skips parsing it (the text is read every time: comparing it is
-# cheap, and file times are too coarse to tell two quick writes apart). A real NVML call costs microseconds; without
+# has that text skips parsing it (the text is read every time: comparing it is cheap, and file times are too coarse
+# to tell two quick writes apart). A real NVML call costs microseconds; without
 # this the twin spent about a millisecond a call on an 8-GPU node with MIG devices.
 _PARSED: dict[Path, tuple[str, dict[str, Any]]] = {}
 
