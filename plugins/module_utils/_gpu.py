@@ -79,6 +79,11 @@ _MIG_DISABLE = 0
 _SKIPPED_PROFILE_CODES = (NVML_ERROR_NOT_SUPPORTED, NVML_ERROR_INVALID_ARGUMENT)
 
 _session_depth = [0]  # module-level counter of nested NvmlSession blocks
+# The MIG profile catalogs read in the outermost NvmlSession, by (name, memory, MIG mode): a node's GPUs are mostly
+# one model on one driver, whose profiles and placements are the same, so a read of an 8-GPU node reads one catalog
+# instead of eight (or sixteen: a MIG-enabled GPU's instances are named from its catalog too). The MIG mode is part
+# of the key because drivers before R550 list no profiles while MIG is off. Dropped when the session ends.
+_session_catalogs: Dict[Tuple[Any, ...], Any] = {}
 
 
 def _text(value: Any) -> Any:
@@ -121,12 +126,14 @@ class NvmlSession(object):
         _require_pynvml()
         if _session_depth[0] == 0:
             _call(pynvml.nvmlInit)
+            _session_catalogs.clear()
         _session_depth[0] += 1
         return self
 
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc_value: Optional[BaseException], tb: Any) -> bool:
         _session_depth[0] -= 1
         if _session_depth[0] == 0:
+            _session_catalogs.clear()
             try:
                 pynvml.nvmlShutdown()
             except pynvml.NVMLError as error:
@@ -265,6 +272,9 @@ def read_catalog(handle_or_index: Any) -> GpuCatalog:
     handle = gpu_handle(handle_or_index) if index is not None else handle_or_index
     name = _text(_call(pynvml.nvmlDeviceGetName, handle, gpu_index=index))
     total_bytes = _call(pynvml.nvmlDeviceGetMemoryInfo, handle, gpu_index=index).total
+    key = (name, total_bytes, _mig_mode(handle, index))
+    if _session_depth[0] and key in _session_catalogs:
+        return _session_catalogs[key]
     reader = _ProfileInfoReader(index)
     records = []
     seen = set()
@@ -291,7 +301,10 @@ def read_catalog(handle_or_index: Any) -> GpuCatalog:
             "placements": _possible_placements(handle, info.id, index),
             "reported_name": reported,
         })
-    return build_catalog(name, total_bytes, records)
+    catalog = build_catalog(name, total_bytes, records)
+    if _session_depth[0]:
+        _session_catalogs[key] = catalog
+    return catalog
 
 
 def _compute_profile_info(gpu_instance: Any, ci_profile_index: int, gpu_index: int) -> Any:

@@ -45,6 +45,28 @@ def test_catalog_read_through_nvml_equals_the_reference_table(node):
     assert catalog.by_id(20).name == "1g.5gb+me"
 
 
+def test_a_session_reads_one_catalog_per_gpu_model_and_mig_mode(node, monkeypatch):
+    """Identical GPUs share one read of their MIG profiles within a session; another model, another MIG mode (drivers
+    before R550 list no profiles while MIG is off) or another session reads again."""
+    node(driver_version="535.104.05", gpus=[{"model": "A100-SXM4-40GB", "count": 3, "mig_mode": "enabled"},
+                                            {"model": "A100-SXM4-40GB", "count": 1, "mig_mode": "disabled"},
+                                            {"model": "H100-SXM5-80GB", "count": 1, "mig_mode": "enabled"}])
+    built = []
+    real_build = gpu.build_catalog
+    monkeypatch.setattr(gpu, "build_catalog", lambda name, *args: built.append(name) or real_build(name, *args))
+    with gpu.NvmlSession():
+        catalogs = [gpu.read_catalog(index) for index in range(5)]
+        facts = gpu.read_node_facts()
+    assert built == ["NVIDIA A100-SXM4-40GB", "NVIDIA A100-SXM4-40GB", "NVIDIA H100 80GB HBM3"]
+    assert catalogs[0] is catalogs[1] is catalogs[2] and catalogs[0] != catalogs[4]
+    assert catalogs[3].profiles == () and catalogs[0].profiles
+    # The shared catalog is the one each GPU would have read on its own.
+    with gpu.NvmlSession():
+        alone = gpu.read_catalog(2)
+    assert alone == catalogs[2] and alone is not catalogs[2]
+    assert [g["mig_mode"]["current"] for g in facts["gpus"]] == ["enabled"] * 3 + ["disabled", "enabled"]
+
+
 def test_r450_catalog_falls_back_to_v1_calls_and_still_names_profiles(node):
     # 450.80.02 exports neither the V profile-info call (R510) nor PossiblePlacements_v2 (R470).
     node(driver_version="450.80.02")
