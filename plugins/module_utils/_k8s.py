@@ -70,8 +70,6 @@ AUTH_ENVIRONMENT = {
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 
-HTTP_CONFLICT = 409
-
 _PATCH_STRATEGIC = "application/strategic-merge-patch+json"
 
 

@@ -117,8 +117,10 @@ def main():
     try:
         result = write_report(params["report"], params["dir"], params["name"], point_latest=params["latest"],
                               check_mode=module.check_mode)
-    except (MigError, OSError) as error:
-        fail_with(module, error if isinstance(error, MigError) else MigError("Cannot write the fleet report: %s" % error))
+    except MigError as error:
+        fail_with(module, error)
+    except OSError as error:
+        module.fail_json(msg="Cannot write the fleet report: %s" % error)
     exit_with(module, result)
 
 
