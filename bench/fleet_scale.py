@@ -12,10 +12,13 @@ Per size N it prints the wall time of:
   re-run   `ansible-playbook site.yml` on the converged fleet (must change nothing)
 and the ratios the scale issue sets targets for: plan / read and re-run / read' (target 1.5 or less), the per-node
 cost of each and how it grows against the smallest size, and for the rollout its wall time over the twin clocks
-it has to wait for (kubelet heartbeat, GFD pass and device-plugin restart, once per batch).
+it has to wait for: each node waits for its device plugin to restart, kubelet to report the new capacity and GFD to
+relabel it. These are summed over the nodes; the nodes of one batch wait for them at the same time, so a rollout whose
+time is its waits has a wall / waits of 1 / width (plus its own work), and it falls as batches widen. The wall time
+over the waits of one node per batch (what the batches wait for one after another) is printed too.
 
 Then, on fresh fleets of the --widths-at size, the rollout alone at each batch width in --widths (mig_serial and
-mig_max_unavailable both set to it): its wall time against the waits of its batches, which should fall as batches widen.
+mig_max_unavailable both set to it): the same ratios, which show whether widening the batches buys time.
 
 Run: nice .venv/bin/python bench/fleet_scale.py [--nodes 8,32,128] [--serial 25%] [--widths 2,4,8 --widths-at 16]
      [--forks 10] [--skip-rollout]
@@ -42,10 +45,10 @@ VENV_BIN = Path(sys.executable).parent
 MODELS = ("A100-SXM4-40GB", "H100-SXM5-80GB", "A30-24GB")
 # The fast clocks of demo/fleet.yml.
 TIMING = {"heartbeat": 0.5, "gfd_sleep_interval": 1, "crash_backoff": 1, "crash_backoff_max": 2, "tick": 0.2}
-# What one batch must wait for on the twin, whatever the rollout does: the device plugin coming back (an agent tick),
+# What one node must wait for on the twin, whatever the rollout does: the device plugin coming back (an agent tick),
 # kubelet reporting the new capacity (a heartbeat), GFD relabelling (its sleep interval) and the validation pods
 # starting (an agent tick). The fleets here run no workload pods, so there is no drain grace to wait for.
-BATCH_WAIT_S = TIMING["tick"] + TIMING["heartbeat"] + TIMING["gfd_sleep_interval"] + TIMING["tick"]
+NODE_WAIT_S = TIMING["tick"] + TIMING["heartbeat"] + TIMING["gfd_sleep_interval"] + TIMING["tick"]
 
 
 def fleet_spec(size: int) -> dict:
@@ -146,9 +149,9 @@ def report(rows: list[dict]) -> None:
     print(f"{'nodes':>6} {'up':>7} {'read':>7} {'plan':>7} {'plan/read':>9} {'rollout':>8} {'batches':>7} "
           f"{'wall/waits':>10} {'read_cfg':>8} {'re-run':>7} {'re-run/read_cfg':>15} {'changed':>7}")
     for row in rows:
-        waits = row.get("batches", 0) * BATCH_WAIT_S
         print(f"{row['nodes']:>6} {row['up']:>7.1f} {row['read']:>7.1f} {row['plan']:>7.1f} {row['plan'] / row['read']:>9.2f} "
-              + (f"{row['rollout']:>8.1f} {row['batches']:>7} {row['rollout'] / waits:>10.1f} {row['read_configured']:>8.1f} "
+              + (f"{row['rollout']:>8.1f} {row['batches']:>7} {row['rollout'] / (row['nodes'] * NODE_WAIT_S):>10.2f} "
+                 f"{row['read_configured']:>8.1f} "
                  f"{row['rerun']:>7.1f} {row['rerun'] / row['read_configured']:>15.2f} {row['rerun_changed']:>7}"
                  if "rollout" in row else ""))
     print()
@@ -164,12 +167,14 @@ def report(rows: list[dict]) -> None:
 
 def report_widths(rows: list[dict]) -> None:
     print()
-    print(f"rollout of {rows[0]['nodes']} nodes by batch width (waits: {BATCH_WAIT_S:.1f} s of twin clocks per batch)")
-    print(f"{'width':>6} {'batches':>7} {'rollout':>8} {'waits':>6} {'wall/waits':>10} {'per batch':>9}")
+    print(f"rollout of {rows[0]['nodes']} nodes by batch width (waits: {NODE_WAIT_S:.1f} s of twin clocks per node)")
+    print(f"{'width':>6} {'batches':>7} {'rollout':>8} {'waits':>6} {'wall/waits':>10} {'batch waits':>11} "
+          f"{'wall/batch waits':>16} {'per batch':>9}")
     for row in rows:
-        waits = row["batches"] * BATCH_WAIT_S
-        print(f"{row['width']:>6} {row['batches']:>7} {row['rollout']:>8.1f} {waits:>6.1f} {row['rollout'] / waits:>10.1f} "
-              f"{row['rollout'] / row['batches']:>9.1f}")
+        waits = row["nodes"] * NODE_WAIT_S
+        batch_waits = row["batches"] * NODE_WAIT_S
+        print(f"{row['width']:>6} {row['batches']:>7} {row['rollout']:>8.1f} {waits:>6.1f} {row['rollout'] / waits:>10.2f} "
+              f"{batch_waits:>11.1f} {row['rollout'] / batch_waits:>16.1f} {row['rollout'] / row['batches']:>9.1f}")
     print(json.dumps(rows))
 
 

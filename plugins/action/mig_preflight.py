@@ -6,6 +6,7 @@ with gpu_info and judges it on the control host, so a fleet plan costs one task 
 
 from __future__ import annotations
 
+from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.gpufleet.mig.plugins.module_utils._policy import POLICY_DEFAULTS, resolve_node_policy
@@ -42,15 +43,26 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         host = task_vars.get("inventory_hostname")
-        # The fleet's cluster read and the role specs are read as the variables hold them, not templated into the
-        # task's arguments: each is the same for every node, and templating it per node made a fleet plan cost
-        # nodes x fleet.
-        cluster = task_vars.get(args["cluster_var"]) if args["cluster_var"] else None
-        role_specs = task_vars.get(args["role_specs_var"]) if args["role_specs_var"] else None
+        # The role specs are read as the variable holds them, not templated into the task's arguments: they are the
+        # same for every node, and templating them per node made a fleet plan cost nodes x fleet.
+        role_specs_var = self._task.args.get("role_specs_var")
+        role_specs = task_vars.get(role_specs_var) if isinstance(role_specs_var, str) else None
         role_variables = dict((name, self._templar.template(task_vars[name])) for name in role_specs or ()
                               if name in task_vars)
+        role_errors = role_variable_errors(role_specs or {}, role_variables)
+        try:
+            _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        except AnsibleActionFail:
+            # This task's arguments come from role variables (the preflight role's own, whose argument check the
+            # playbook leaves to this task): name the variable the user set, not the argument it fed.
+            if not role_errors:
+                raise
+            result.update(failed=True, changed=False,
+                          msg="Preflight refused %s: invalid variables: %s" % (host, "; ".join(role_errors)))
+            return result
+        # Like the role specs, the fleet's cluster read is the same for every node.
+        cluster = task_vars.get(args["cluster_var"]) if args["cluster_var"] else None
 
         read_args = dict(args["read"], profile_catalog=True, gpus=args["gpus"])
         try:
@@ -76,7 +88,7 @@ class ActionModule(ActionBase):
             gpu_info, host=host, kubernetes=kubernetes, k8s_node_name=k8s_node_name, strategy=args["strategy"],
             cluster=cluster if isinstance(cluster, dict) else {}, layout_source=layout_source,
             policies=bool(args["policies"]), policy_problems=policy_problems,
-            role_variable_errors=role_variable_errors(role_specs or {}, role_variables),
+            role_variable_errors=role_errors,
             mig_config=args["mig_config"], mig_config_file=args["mig_config_file"], mig_layout=args["mig_layout"],
             gpus=args["gpus"], in_use=args["in_use"], gpu_operator_mig_manager=args["gpu_operator_mig_manager"],
             host_mig_manager=args["host_mig_manager"], labels=args["labels"])

@@ -52,10 +52,12 @@ def test_bad_policies_are_refused_in_preflight_and_nothing_is_touched(sim_fleet)
     returncode, output, results = run_site(fleet, mig_policies=[{"match": "gpus[?name == 'x'", "mig_config": "all-1g.5gb"}])
 
     assert returncode != 0, output
-    refused = {r["host"]: r["result"]["msg"] for r in named(results, "Refuse the rollout when the node has a problem")
-               if r["status"] == "failed"}
-    assert sorted(refused) == ["gpu-1", "gpu-2"]
-    assert "mig_policies[0] (match: gpus[?name == 'x'): not a valid JMESPath expression" in refused["gpu-1"]
+    [verdict] = named(results, "Refuse the rollout when a node has a problem")
+    refusals = verdict["result"]["msg"].split(" || ")
+    # The list gives no node a layout (said once for the play), and every node is refused for the bad expression.
+    assert [refusal.split(":")[0] for refusal in refusals] == [
+        "Preflight refused the rollout", "Preflight refused gpu-1", "Preflight refused gpu-2"], refusals
+    assert "mig_policies[0] (match: gpus[?name == 'x'): not a valid JMESPath expression" in refusals[1]
     assert not [r for r in results if r["action"] in ("gpufleet.mig.helm_release", "gpufleet.mig.mig_mode", "gpufleet.mig.mig_layout")]
     api = core_api(fleet)
     for name in ("gpu-1", "gpu-2"):
@@ -68,13 +70,13 @@ def test_policies_matching_no_node_are_refused_unless_skip_leaves_the_nodes_alon
 
     returncode, output, results = run_site(fleet, check=True, mig_policies=h100_only)
     assert returncode != 0, output
-    message = [r for r in named(results, "Refuse the rollout when the node has a problem") if r["status"] == "failed"][0]["result"]["msg"]
+    message = [r for r in named(results, "Refuse the rollout when a node has a problem") if r["status"] == "failed"][0]["result"]["msg"]
     assert "none of the 1 mig_policies matches this node" in message
     assert "mig_policies give no node a layout: none of [0] gpus[?contains(name, 'H100')] matches" in message
 
     returncode, output, results = run_site(fleet, check=True, mig_policies=h100_only, mig_policy_default="skip")
     assert returncode != 0, output  # still no node gets a layout: the list is refused
-    message = [r for r in named(results, "Refuse the rollout when the node has a problem") if r["status"] == "failed"][0]["result"]["msg"]
+    message = [r for r in named(results, "Refuse the rollout when a node has a problem") if r["status"] == "failed"][0]["result"]["msg"]
     assert "none of the 1 mig_policies matches" not in message and "mig_policies give no node a layout" in message
 
 

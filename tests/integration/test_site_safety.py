@@ -182,7 +182,7 @@ def test_a_host_process_on_an_instance_the_plan_destroys_is_refused_in_preflight
     returncode, output, results = run_site(fleet)
 
     assert returncode != 0, output
-    refused = [r for r in named(results, "Refuse the rollout when the node has a problem") if r["status"] == "failed"]
+    refused = [r for r in named(results, "Refuse the rollout when a node has a problem") if r["status"] == "failed"]
     assert ("the layout destroys GPU instance 0 (7g.40gb at 0:8: 7g.40gb), but a process runs there outside any Kubernetes "
             "pod, which draining the node does not end: pid 4242 (python3) on GPU instance 0 (cgroup "
             "/user.slice/user-0.slice/session-1.scope); stop it and re-run, set mig_in_use=skip to leave this GPU as it is, "
@@ -244,5 +244,26 @@ def test_a_bad_variable_is_refused_before_anything_is_touched_naming_it_without_
     assert refused and named_in_message in refused[0]["result"]["msg"], output
     assert "argument_spec" not in output and "preflight_" not in refused[0]["result"]["msg"]
     assert refused[0]["result"]["msg"].count("argument '") <= 1, "only the bad variable is named"
+    assert not [r for r in results if r["action"] in ("gpufleet.mig.k8s_node", "gpufleet.mig.helm_release", "gpufleet.mig.mig_layout")]
+    assert node_view(core_api(fleet), "gpu-1") == (False, {})
+
+
+@pytest.mark.parametrize("variables, named_in_message", [
+    # Feeds an argument of preflight's own task, whose check would name that argument: the variable is named instead.
+    ({"preflight_host_mig_manager": "sometimes"},
+     "Preflight refused gpu-1: invalid variables: value of preflight_host_mig_manager must be one of: fail, ignore, got: sometimes"),
+    # Used by the role's tasks before its one task per node runs: refused as the node's problem, plan shown.
+    ({"preflight_check_driver": "maybe"},
+     "Preflight refused gpu-1: invalid variables: argument 'preflight_check_driver' is of type str and we were unable to convert to bool"),
+])
+def test_a_bad_preflight_variable_is_refused_naming_it_though_the_role_check_is_off(sim_fleet, variables, named_in_message):
+    fleet = sim_fleet({"cluster": FAST_CLUSTER, "nodes": [a100_node("gpu-1", mig_config="all-1g.5gb")]})
+
+    returncode, output, results = run_site(fleet, **variables)
+
+    assert returncode != 0, output
+    refused = [r for r in results if r["status"] == "failed"]
+    assert refused and named_in_message in refused[0]["result"]["msg"], output
+    assert "argument_spec" not in output and refused[0]["result"]["msg"].count("preflight_") == 1
     assert not [r for r in results if r["action"] in ("gpufleet.mig.k8s_node", "gpufleet.mig.helm_release", "gpufleet.mig.mig_layout")]
     assert node_view(core_api(fleet), "gpu-1") == (False, {})
