@@ -108,6 +108,8 @@ options:
         such role variable the node defines with another value than its default is checked against its option, so
         a bad value refuses the node before anything changes. Required options are left out, the playbook gives
         them later.
+      - "When a role variable among them feeds one of this task's own options and that option's check fails, the task
+        fails naming the role variable (C(Preflight refused <host>: invalid variables: ...)) instead of the option."
     type: str
   labels:
     description: The node label keys the rollout writes, by role (C(state), C(config), C(strategy), C(gpu_clients), C(cordoned_by)).
