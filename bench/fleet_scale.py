@@ -131,6 +131,10 @@ def measure(size: int, serial: str, forks: int, skip_rollout: bool, keep: bool, 
             row["read_configured"], _ = timed(read, env, workdir / "read-configured.log")
             row["rerun"], rerun_out = timed(site + pacing, env, workdir / "rerun.log")
             row["rerun_changed"] = recap_changed(rerun_out)
+    except SystemExit:
+        # What this size measured before the failing step is still a result.
+        print(f"  measured before the failure: {row}", flush=True)
+        raise
     finally:
         subprocess.run([sim, "down", "--workdir", str(workdir / "twin")], env=env, capture_output=True, check=False)
         if not keep:
