@@ -10,7 +10,7 @@ class ModuleDocFragment:
 
     Named as kubernetes.core names them, with the same C(K8S_AUTH_*) environment variables, so a play that
     already drives kubernetes.core modules needs no new variables. The spec lives in
-    C(plugins/module_utils/_k8s.py) (C(k8s_auth_argument_spec)).
+    C(plugins/module_utils/_k8s_auth.py) (C(k8s_auth_argument_spec)).
     """
 
     DOCUMENTATION = r"""

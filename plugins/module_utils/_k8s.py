@@ -3,9 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The Kubernetes API seam: the only file of the collection that imports the ``kubernetes`` client.
 
-* ``k8s_auth_argument_spec()`` is the argument spec of the shared auth options (doc fragment
-  ``gpufleet.mig.k8s_auth``), named as kubernetes.core names them, with the same ``K8S_AUTH_*``
-  environment fallbacks.
+* The shared auth options (doc fragment ``gpufleet.mig.k8s_auth``) are specified in ``_k8s_auth.py``, named as
+  kubernetes.core names them, with the same ``K8S_AUTH_*`` environment fallbacks; that file imports no client.
 * ``build_api_client(...)`` / ``KubeClient.from_params(module.params)`` turn those options into a client.
 * ``KubeClient`` wraps the few calls the modules make and speaks plain API JSON (camelCase dicts, exactly
   what the server sent), so the pure logic in ``_drain.py`` and friends never sees client model classes.
@@ -25,10 +24,10 @@ import traceback
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
-from ansible.module_utils.basic import env_fallback
-
 # KubeApiError lives with the other domain errors, so modules that never reach the API need not import this seam.
 from ansible_collections.gpufleet.mig.plugins.module_utils._errors import KubeApiError
+# The auth options live without the client, for modules that reach the API only on some runs.
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s_auth import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
 
 try:
     from kubernetes import client as k8s_client
@@ -54,48 +53,7 @@ except ImportError:  # pragma: no cover - depends on the host that runs the modu
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = traceback.format_exc()
 
-# Environment variables kubernetes.core reads for the same options (doc fragment k8s_auth_options).
-AUTH_ENVIRONMENT = {
-    "kubeconfig": "K8S_AUTH_KUBECONFIG",
-    "context": "K8S_AUTH_CONTEXT",
-    "host": "K8S_AUTH_HOST",
-    "api_key": "K8S_AUTH_API_KEY",
-    "validate_certs": "K8S_AUTH_VERIFY_SSL",
-    "ca_cert": "K8S_AUTH_SSL_CA_CERT",
-}
-
-
-# Every request is bounded: a stalled or black-holed API server fails the call instead of hanging the task.
-# The read bound is per socket read, so it also bounds a response that stops half way.
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 60.0
-
 _PATCH_STRATEGIC = "application/strategic-merge-patch+json"
-
-
-def k8s_auth_argument_spec() -> Dict[str, Dict[str, Any]]:
-    """Argument spec of the shared auth options; a fresh dict on every call, so callers may extend it."""
-    return {
-        "kubeconfig": {"type": "raw", "fallback": (env_fallback, [AUTH_ENVIRONMENT["kubeconfig"]])},
-        "context": {"type": "str", "fallback": (env_fallback, [AUTH_ENVIRONMENT["context"]])},
-        "host": {"type": "str", "fallback": (env_fallback, [AUTH_ENVIRONMENT["host"]])},
-        "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, [AUTH_ENVIRONMENT["api_key"]])},
-        "validate_certs": {
-            "type": "bool",
-            "default": True,
-            "aliases": ["verify_ssl"],
-            "fallback": (env_fallback, [AUTH_ENVIRONMENT["validate_certs"]]),
-        },
-        "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"], "fallback": (env_fallback, [AUTH_ENVIRONMENT["ca_cert"]])},
-        "request_timeout": {
-            "type": "dict",
-            "default": {"connect": DEFAULT_CONNECT_TIMEOUT, "read": DEFAULT_READ_TIMEOUT},
-            "options": {
-                "connect": {"type": "float", "default": DEFAULT_CONNECT_TIMEOUT},
-                "read": {"type": "float", "default": DEFAULT_READ_TIMEOUT},
-            },
-        },
-    }
 
 
 def request_timeout_pair(request_timeout: Optional[Dict[str, Any]] = None) -> Tuple[float, float]:

@@ -364,7 +364,7 @@ from ansible_collections.gpufleet.mig.plugins.module_utils._helm import (
 from ansible_collections.gpufleet.mig.plugins.module_utils._helm_release import (
     DEFAULT_TIMEOUT, STATES, lease_lock, run_helm_release)
 from ansible_collections.gpufleet.mig.plugins.module_utils._helm_values import VALUE_TYPES
-from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import k8s_auth_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s_auth import k8s_auth_argument_spec
 from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import command_runner, fail_with, with_kube_client
 
 

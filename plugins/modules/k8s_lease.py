@@ -183,7 +183,7 @@ api_status:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import k8s_auth_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s_auth import k8s_auth_argument_spec
 from ansible_collections.gpufleet.mig.plugins.module_utils._lease import hold_lease, release_lease
 from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import require_kubernetes, with_kube_client
 

@@ -299,7 +299,7 @@ api_status:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import k8s_auth_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s_auth import k8s_auth_argument_spec
 from ansible_collections.gpufleet.mig.plugins.module_utils._k8s_node import DEFAULT_TIMEOUT, STATES, run_k8s_node
 from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import exit_with, with_kube_client
 from ansible_collections.gpufleet.mig.plugins.module_utils._option_names import checked_option_names, option_names_argument_spec

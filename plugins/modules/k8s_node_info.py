@@ -184,7 +184,7 @@ api_status:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import k8s_auth_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s_auth import k8s_auth_argument_spec
 from ansible_collections.gpufleet.mig.plugins.module_utils._k8s_node import (
     DEFAULT_TIMEOUT,
     WAIT_CONDITIONS,

@@ -160,7 +160,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpufleet.mig.plugins.module_utils._demand import STRATEGIES, gpu_nodes, gpu_pods, propose, render
 from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError
-from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import k8s_auth_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s_auth import k8s_auth_argument_spec
 from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import fail_with, require_kubernetes, with_kube_client
 
 

@@ -325,7 +325,8 @@ pods:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpufleet.mig.plugins.module_utils._errors import MigError, StrategyError, TaskError
-from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeApiError, KubeClient, k8s_auth_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeApiError, KubeClient
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s_auth import k8s_auth_argument_spec
 from ansible_collections.gpufleet.mig.plugins.module_utils._mig_strategy import STRATEGIES
 from ansible_collections.gpufleet.mig.plugins.module_utils._module_glue import require_kubernetes
 from ansible_collections.gpufleet.mig.plugins.module_utils._option_names import checked_option_names, option_name, option_names_argument_spec

@@ -8,7 +8,8 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from gpufleet_twin.kube import ApiServer
 
-from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeApiError, KubeClient, build_api_client, k8s_auth_argument_spec
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s import KubeApiError, KubeClient, build_api_client
+from ansible_collections.gpufleet.mig.plugins.module_utils._k8s_auth import k8s_auth_argument_spec
 
 
 @pytest.fixture
