@@ -71,6 +71,9 @@ def fleet_spec(size: int) -> dict:
 
 def environment(workdir: Path, forks: int) -> dict:
     env = dict(os.environ)
+    # As on a host that caches bytecode (Python's default): with PYTHONDONTWRITEBYTECODE set and no cache yet, every
+    # process compiles the twin and the collection's controller-side code again (about 20% more CPU for a read).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(
         ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
         ANSIBLE_FORKS=str(forks),

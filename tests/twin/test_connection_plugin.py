@@ -48,3 +48,23 @@ def test_other_power_commands_never_reach_the_controller(connection, command):
     with pytest.raises(AnsibleConnectionFailure, match="refuses"):
         conn.exec_command(command)
     assert nvml.node_status(state)["boot_count"] == 0
+
+
+def test_a_command_on_a_node_does_not_load_the_simulator(tmp_path: Path) -> None:
+    """Ansible forks a worker per host and task, and the connection runs each command in the node's environment:
+    that must cost what a connection costs, not the simulator's import (about 0.05 s of CPU per host and task)."""
+    import subprocess
+    import sys
+
+    state = tmp_path / "n1" / "state.json"
+    nvml.create_node_state(state, {"name": "n1", "driver_version": "550.54.15", "gpus": [{"model": "A30-24GB"}]})
+    probe = (
+        "import sys; from gpufleet_twin import nvml; nvml.node_env(%r); nvml.read_state(%r); "
+        "print(sorted(m for m in ('gpufleet_twin.nvml.core', 'gpufleet_twin.nvml.hardware', 'gpufleet_twin.nvml.library', 'yaml') if m in sys.modules))"
+        % (str(state), str(state))
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert loaded.strip() == "[]"
+    # The names the package offers from the simulator still resolve, on first use.
+    assert nvml.NodeSpecError.__module__ == "gpufleet_twin.nvml.spec"
+    assert "A30-24GB" in nvml.known_models()

@@ -14,27 +14,49 @@ In a subprocess (Ansible modules, nvidia-smi): run it with ``node_env(state_path
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .core import MIG_ENABLE, Node
-from .errors import NvmlCallError
-from .hardware import known_models
-from .library import FakeNvmlLibrary, resolve_call_symbols
-from .spec import (
-    NodeSpecError,
-    add_fault_to_state,
-    add_process_to_state,
-    build_node_state,
-    hold_gpu_in_state,
-)
+# Light on purpose: the twin's connection plugin runs every command of a simulated node through ``node_env``, in a
+# fresh Ansible worker process per host and task. The simulator itself (core, hardware tables, library: about
+# 0.3 s of CPU to import) loads on first use of a name that needs it, through ``__getattr__`` below or inside the
+# functions here.
 from .procfs import pod_cgroup, proc_root
 from .state import create_state_file, locked_state, read_state
 from .toolkit import path_dirs as toolkit_path_dirs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .core import Node
+    from .errors import NvmlCallError
+    from .hardware import known_models
+    from .library import FakeNvmlLibrary, resolve_call_symbols
+    from .spec import NodeSpecError
+
+# Names this package offers from the simulator's modules, imported when first asked for.
+_LAZY_NAMES = {
+    "MIG_ENABLE": ".core",
+    "Node": ".core",
+    "NvmlCallError": ".errors",
+    "known_models": ".hardware",
+    "FakeNvmlLibrary": ".library",
+    "resolve_call_symbols": ".library",
+    "NodeSpecError": ".spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY_NAMES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "FakeNvmlLibrary",
@@ -76,6 +98,8 @@ _previous_libraries: list[Any] = []
 def install(state_path: str | Path) -> FakeNvmlLibrary:
     """Point the imported pynvml at a fake libnvidia-ml for the node at ``state_path``."""
     import pynvml
+
+    from .library import FakeNvmlLibrary
 
     library = FakeNvmlLibrary(state_path)
     _previous_libraries.append(pynvml.nvmlLib)
@@ -130,6 +154,8 @@ def node_env(state_path: str | Path) -> dict[str, str]:
 # ------------------------------------------------------------------ node state
 def create_node_state(path: str | Path, node_spec: dict[str, Any]) -> dict[str, Any]:
     """Write a fresh state file for ``node_spec`` (see ``spec.py``); returns node_status."""
+    from .spec import build_node_state
+
     create_state_file(path, build_node_state(node_spec))
     return node_status(path)
 
@@ -138,6 +164,8 @@ def inject_fault(
     path: str | Path, call: str, error: str | int, times: int | None = 1, gpu: int | None = None
 ) -> dict[str, Any]:
     """Make ``call`` (pynvml name or C symbol) fail with ``error`` ``times`` times (None: always)."""
+    from .spec import add_fault_to_state
+
     with locked_state(path) as state:
         return dict(add_fault_to_state(state, call, error, times, gpu))
 
@@ -157,11 +185,15 @@ def add_process(
     ci: int | None = None,
     cgroup: str | None = None,
 ) -> dict[str, Any]:
+    from .spec import add_process_to_state
+
     with locked_state(path) as state:
         return dict(add_process_to_state(state, gpu, pid, name, used_memory_mib, gi, ci, cgroup))
 
 
 def remove_process(path: str | Path, pid: int) -> None:
+    from .spec import NodeSpecError
+
     with locked_state(path) as state:
         remaining = [p for p in state["processes"] if p["pid"] != pid]
         if len(remaining) == len(state["processes"]):
@@ -171,6 +203,8 @@ def remove_process(path: str | Path, pid: int) -> None:
 
 def hold_gpu(path: str | Path, gpu: int, client_name: str) -> None:
     """Mark a non-compute client (nvidia-persistenced, dcgm, ...) holding the GPU open."""
+    from .spec import hold_gpu_in_state
+
     with locked_state(path) as state:
         hold_gpu_in_state(state, gpu, client_name)
 
@@ -183,12 +217,16 @@ def release_gpu(path: str | Path, gpu: int, client_name: str | None = None) -> N
 
 
 def reboot(path: str | Path) -> None:
+    from .core import Node
+
     with locked_state(path) as state:
         Node(state).reboot()
 
 
 def reset_gpu(path: str | Path, gpu: int) -> None:
     """What ``nvidia-smi -r -i <gpu>`` does; raises NvmlCallError (IN_USE, NOT_SUPPORTED)."""
+    from .core import Node
+
     with locked_state(path) as state:
         Node(state).reset_gpu(gpu)
 
@@ -199,6 +237,8 @@ def node_status(path: str | Path) -> dict[str, Any]:
 
 
 def describe_node(state: dict[str, Any]) -> dict[str, Any]:
+    from .core import MIG_ENABLE, Node
+
     node = Node(state)
     driver = node.driver
     status: dict[str, Any] = {
