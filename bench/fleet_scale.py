@@ -20,10 +20,13 @@ time is its waits has a wall / waits of 1 / width (plus its own work), and it fa
 over the waits of one node per batch (what the batches wait for one after another) is printed too.
 
 Then, on fresh fleets of the --widths-at size, the rollout alone at each batch width in --widths (mig_serial and
-mig_max_unavailable both set to it): the same ratios, which show whether widening the batches buys time.
+mig_max_unavailable both set to it): the same ratios, which show whether widening the batches buys time. In these
+runs every node also runs a workload pod (a single-replica Deployment pinned to it) whose eviction takes
+--workload-grace seconds (its termination grace, held by the twin's pod_termination clock), and the drain evicts
+every pod (drain_gpu_pods_only=false): the wait a drain has on a real node, which batches overlap.
 
 Run: nice .venv/bin/python bench/fleet_scale.py [--nodes 8,32,128] [--serial 25%] [--widths 2,4,8 --widths-at 16]
-     [--forks 10] [--skip-rollout]
+     [--workload-grace 10] [--forks 10] [--skip-rollout]
 Absolute times depend on the machine and on what else runs on it; the ratios are the result.
 """
 from __future__ import annotations
@@ -51,12 +54,12 @@ MODELS = ("A100-SXM4-40GB", "H100-SXM5-80GB", "A30-24GB")
 # heartbeats and GFD passes kept the twin's cluster process at a full core with the fleet idle.
 TIMING = {"heartbeat": 10, "gfd_sleep_interval": 60, "crash_backoff": 1, "crash_backoff_max": 2, "tick": 0.2}
 # What one node must wait for on the twin, whatever the rollout does: the device plugin coming back, GFD's first pass
-# in its new pod and the validation pods starting (an agent tick each). The fleets here run no workload pods, so
-# there is no drain grace to wait for.
+# in its new pod and the validation pods starting (an agent tick each). The fleets of the size runs run no workload
+# pods, so they have no drain grace to wait for; the rollout-only runs add --workload-grace to each node's waits.
 NODE_WAIT_S = 3 * TIMING["tick"]
 
 
-def fleet_spec(size: int) -> dict:
+def fleet_spec(size: int, pod_termination: float = 0.0) -> dict:
     nodes = []
     for index in range(size):
         model = MODELS[index % len(MODELS)]
@@ -66,7 +69,54 @@ def fleet_spec(size: int) -> dict:
             "gpus": [{"model": model, "count": 8, "mig_mode": "disabled"}],
             "hostvars": {"mig_config": "all-balanced"},
         })
-    return {"cluster": {"timing": TIMING}, "nodes": nodes}
+    return {"cluster": {"timing": dict(TIMING, pod_termination=pod_termination)}, "nodes": nodes}
+
+
+def workload_manifest(size: int, grace: float) -> str:
+    """One single-replica Deployment per node, pinned to it by hostname: the pod a drain must evict and wait for.
+
+    Its termination grace is what the twin's pod_termination holds an evicted pod Terminating for; the replacement
+    the ReplicaSet makes waits, Pending, until the node is uncordoned, as on a real cluster.
+    """
+    documents = []
+    for index in range(size):
+        name = f"gpu-{index:04d}"
+        labels = {"app": "bench-workload", "node": name}
+        documents.append({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": f"workload-{name}", "namespace": "default"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "nodeSelector": {"kubernetes.io/hostname": name},
+                        "terminationGracePeriodSeconds": int(grace),
+                        "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "infinity"]}],
+                    },
+                },
+            },
+        })
+    return yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def start_workloads(workdir: Path, env: dict, size: int, grace: float) -> None:
+    manifest = workdir / "workloads.yml"
+    manifest.write_text(workload_manifest(size, grace))
+    kubectl = [str(REPO_ROOT / ".tools" / "bin" / "kubectl"), "--kubeconfig", str(workdir / "twin" / "kubeconfig")]
+    subprocess.run(kubectl + ["apply", "-f", str(manifest)], env=env, capture_output=True, check=True, timeout=300)
+    deadline = time.monotonic() + 300
+    while True:
+        listed = subprocess.run(kubectl + ["get", "pods", "-n", "default", "-l", "app=bench-workload", "-o", "json"],
+                                env=env, capture_output=True, check=True, text=True, timeout=60)
+        running = sum((pod.get("status") or {}).get("phase") == "Running" for pod in json.loads(listed.stdout)["items"])
+        if running == size:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {running} of {size} workload pods run after 300 s")
+        time.sleep(1)
 
 
 def environment(workdir: Path, forks: int) -> dict:
@@ -104,10 +154,11 @@ def recap_changed(stdout: str) -> int:
     return sum(int(n) for n in re.findall(r"changed=(\d+)", stdout))
 
 
-def measure(size: int, serial: str, forks: int, skip_rollout: bool, keep: bool, only_rollout: bool = False) -> dict:
+def measure(size: int, serial: str, forks: int, skip_rollout: bool, keep: bool, only_rollout: bool = False,
+            workload_grace: float = 0.0) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"fleet-scale-{size}-"))
     env = environment(workdir, forks)
-    (workdir / "fleet.yml").write_text(yaml.safe_dump(fleet_spec(size), sort_keys=False))
+    (workdir / "fleet.yml").write_text(yaml.safe_dump(fleet_spec(size, workload_grace), sort_keys=False))
     sim = str(VENV_BIN / "gpufleet-sim")
     row: dict = {"nodes": size}
     try:
@@ -121,9 +172,12 @@ def measure(size: int, serial: str, forks: int, skip_rollout: bool, keep: bool, 
                 "-e", f"mig_report_dir={workdir / 'report'}", "-e", json.dumps(chart)]
         if only_rollout:
             width = batch_size(serial, size)
-            row["rollout"], _ = timed(site + ["-e", f"mig_serial={serial}", "-e", f"mig_max_unavailable={width}"], env,
-                                      workdir / "rollout.log")
-            row["width"], row["batches"] = width, -(-size // width)
+            pacing = ["-e", f"mig_serial={serial}", "-e", f"mig_max_unavailable={width}"]
+            if workload_grace:
+                start_workloads(workdir, env, size, workload_grace)
+                pacing += ["-e", "drain_gpu_pods_only=false"]  # the workload pods request no GPU
+            row["rollout"], _ = timed(site + pacing, env, workdir / "rollout.log")
+            row["width"], row["batches"], row["grace"] = width, -(-size // width), workload_grace
             return row
         row["read"], _ = timed(read, env, workdir / "read.log")
         row["plan"], plan_out = timed(site + ["--check", "--diff"], env, workdir / "plan.log")
@@ -207,13 +261,15 @@ def report(rows: list[dict]) -> None:
 
 
 def report_widths(rows: list[dict]) -> None:
+    node_wait = NODE_WAIT_S + rows[0]["grace"]
     print()
-    print(f"rollout of {rows[0]['nodes']} nodes by batch width (waits: {NODE_WAIT_S:.1f} s of twin clocks per node)")
+    print(f"rollout of {rows[0]['nodes']} nodes by batch width (waits: {node_wait:.1f} s of twin clocks per node: "
+          f"{rows[0]['grace']:.0f} s for the evicted workload pod, {NODE_WAIT_S:.1f} s of agent ticks)")
     print(f"{'width':>6} {'batches':>7} {'rollout':>8} {'waits':>6} {'wall/waits':>10} {'batch waits':>11} "
           f"{'wall/batch waits':>16} {'per batch':>9}")
     for row in rows:
-        waits = row["nodes"] * NODE_WAIT_S
-        batch_waits = row["batches"] * NODE_WAIT_S
+        waits = row["nodes"] * node_wait
+        batch_waits = row["batches"] * node_wait
         print(f"{row['width']:>6} {row['batches']:>7} {row['rollout']:>8.1f} {waits:>6.1f} {row['rollout'] / waits:>10.2f} "
               f"{batch_waits:>11.1f} {row['rollout'] / batch_waits:>16.1f} {row['rollout'] / row['batches']:>9.1f}")
     print(json.dumps(rows))
@@ -227,6 +283,9 @@ def main() -> None:
     parser.add_argument("--skip-rollout", action="store_true", help="measure only the read and the plan")
     parser.add_argument("--widths", default="", help="comma-separated batch widths for the rollout-only runs")
     parser.add_argument("--widths-at", type=int, default=16, help="fleet size of the rollout-only runs")
+    parser.add_argument("--workload-grace", type=float, default=10.0,
+                        help="in the rollout-only runs, every node runs a workload pod that takes this many seconds to "
+                             "go when the drain evicts it (0: no workload pods)")
     parser.add_argument("--keep", action="store_true", help="keep the twin work directories")
     args = parser.parse_args()
     rows = []
@@ -239,7 +298,8 @@ def main() -> None:
     width_rows = []
     for width in (int(n) for n in args.widths.split(",") if n):
         print(f"rollout of {args.widths_at} nodes, batches of {width} ...", flush=True)
-        width_rows.append(measure(args.widths_at, str(width), args.forks, False, args.keep, only_rollout=True))
+        width_rows.append(measure(args.widths_at, str(width), args.forks, False, args.keep, only_rollout=True,
+                                  workload_grace=args.workload_grace))
         print(f"  {width_rows[-1]}", flush=True)
     if width_rows:
         report_widths(width_rows)

@@ -122,3 +122,47 @@ def test_server_stops_itself_when_its_workdir_is_deleted(fleet_up):
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(pid)
+
+
+def test_pod_termination_keeps_an_evicted_pod_terminating_for_the_lesser_of_it_and_its_grace(fleet_up):
+    """What a drain waits for on a real node: the evicted pod's process ending, up to its grace period."""
+    workdir = fleet_up({"cluster": {"timing": {"tick": 0.05, "pod_termination": 1.5}}, "nodes": FLEET["nodes"][:1]})
+    api = k8s_client.CoreV1Api(k8s_config.new_client_from_config(config_file=str(workdir / "kubeconfig")))
+    tolerate = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+    def running_pod(name: str, grace: int) -> None:
+        api.create_namespaced_pod("default", {
+            "metadata": {"name": name},
+            "spec": {"nodeName": "gpu-a", "terminationGracePeriodSeconds": grace, "tolerations": tolerate,
+                     "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "infinity"]}]},
+        })
+        deadline = time.monotonic() + 10
+        while api.read_namespaced_pod(name, "default").status.phase != "Running":
+            assert time.monotonic() < deadline, f"{name} did not start in 10 s"
+            time.sleep(0.05)
+
+    def seconds_to_go(name: str) -> float:
+        started = time.monotonic()
+        api.delete_namespaced_pod(name, "default")
+        assert api.read_namespaced_pod(name, "default").metadata.deletion_timestamp is not None
+        while any(pod.metadata.name == name for pod in api.list_namespaced_pod("default").items):
+            assert time.monotonic() - started < 10, f"{name} was still there after 10 s"
+            time.sleep(0.05)
+        return time.monotonic() - started
+
+    running_pod("graceful", grace=30)
+    assert 1.4 <= seconds_to_go("graceful") < 5
+    running_pod("quick", grace=0)
+    with pytest.raises(k8s_client.ApiException):  # a zero grace period ends the pod at once
+        api.delete_namespaced_pod("quick", "default")
+        api.read_namespaced_pod("quick", "default")
+
+
+def test_pod_termination_may_be_zero_but_not_negative() -> None:
+    from gpufleet_twin.agents.config import AgentTiming
+
+    assert AgentTiming.from_mapping({"pod_termination": 0}).pod_termination == 0
+    with pytest.raises(ValueError, match="pod_termination must be >= 0"):
+        AgentTiming.from_mapping({"pod_termination": -1})
+    with pytest.raises(ValueError, match="heartbeat must be > 0"):
+        AgentTiming.from_mapping({"heartbeat": 0})

@@ -12,6 +12,10 @@ DEFAULT_NODE_CAPACITY = {"cpu": "64", "memory": "512Gi", "pods": "110"}
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 
 
+# Clocks where 0 means "at once" rather than a busy loop.
+_MAY_BE_ZERO = frozenset({"pod_termination"})
+
+
 @dataclass(frozen=True)
 class AgentTiming:
     """Clocks of the emulated kubelet, device plugin and GFD, in seconds.
@@ -23,6 +27,10 @@ class AgentTiming:
     - ``crash_backoff`` / ``crash_backoff_max``: kubelet's restart back-off for a crashed container:
       doubles from the first to the cap (10 s, 5 min).
     - ``tick``: how often the agents look at their clocks and at the node's NVML state (reboots).
+    - ``pod_termination``: how long a running pod that is deleted or evicted stays Terminating before it is gone:
+      the lesser of this and its grace period (``terminationGracePeriodSeconds``, 30 s unless set). 0, the
+      default, ends it at once, as for a workload that exits on SIGTERM; a real one takes what its process takes,
+      up to the grace period, which the twin cannot know.
     """
 
     heartbeat: float = 10.0
@@ -31,6 +39,7 @@ class AgentTiming:
     crash_backoff: float = 10.0
     crash_backoff_max: float = 300.0
     tick: float = 0.5
+    pod_termination: float = 0.0
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any] | None) -> AgentTiming:
@@ -42,8 +51,9 @@ class AgentTiming:
         values = {}
         for key, value in raw.items():
             number = float(value)
-            if number <= 0:
-                raise ValueError(f"agent timing {key} must be > 0, not {value!r}")
+            if number < 0 or (number == 0 and key not in _MAY_BE_ZERO):
+                bound = ">= 0" if key in _MAY_BE_ZERO else "> 0"
+                raise ValueError(f"agent timing {key} must be {bound}, not {value!r}")
             values[key] = number
         return cls(**values)
 

@@ -31,7 +31,8 @@ def build_cluster(
     Nothing ticks the agents' clocks here: ``FleetAgents`` runs an ``AgentClock``; tests may call
     ``controller.tick(cluster)`` themselves with a fake ``clock``."""
     controller = AgentController(NodeAgent(spec, timing, clock) for spec in nodes)
-    cluster = Cluster(controllers=[*workload_controllers(), controller, NfdMaster(), DisruptionController()])
+    cluster = Cluster(controllers=[*workload_controllers(), controller, NfdMaster(), DisruptionController()],
+                      pod_termination_seconds=timing.pod_termination)
     controller.subscribe(cluster)
     for agent in controller.agents.values():
         agent.register(cluster)
