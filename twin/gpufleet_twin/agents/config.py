@@ -51,9 +51,9 @@ class AgentTiming:
         values = {}
         for key, value in raw.items():
             number = float(value)
-            if number < 0 or (number == 0 and key not in _MAY_BE_ZERO):
-                bound = ">= 0" if key in _MAY_BE_ZERO else "> 0"
-                raise ValueError(f"agent timing {key} must be {bound}, not {value!r}")
+            may_be_zero = key in _MAY_BE_ZERO
+            if number < 0 or (number == 0 and not may_be_zero):
+                raise ValueError(f"agent timing {key} must be {'>= 0' if may_be_zero else '> 0'}, not {value!r}")
             values[key] = number
         return cls(**values)
 
